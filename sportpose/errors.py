@@ -1,0 +1,41 @@
+"""Errors a user can act on: each names the file, the key or field, and what was expected."""
+
+from __future__ import annotations
+
+
+class SpecError(ValueError):
+    """A bad value in an experiment spec or a config dataclass.
+
+    Config dataclasses raise it from ``__post_init__`` with the field name as ``key``; the spec loader
+    prefixes the dotted path of the section and adds the file, so the user sees
+    ``experiments/demo.yaml: data.window: must be odd, got 4``.
+    """
+
+    def __init__(self, key: str, message: str, file: str | None = None):
+        self.key = key
+        self.message = message
+        self.file = file
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = f"{self.file}: " if self.file else ""
+        return f"{where}{self.key}: {self.message}"
+
+    def within(self, prefix: str | None = None, file: str | None = None) -> "SpecError":
+        """The same error seen from an enclosing section (``prefix``) or file."""
+        key = f"{prefix}.{self.key}" if prefix else self.key
+        return SpecError(key, self.message, file or self.file)
+
+
+class DataError(ValueError):
+    """A bad input file: names the file, the field, and what was expected."""
+
+    def __init__(self, path: str, field: str, message: str):
+        self.path = str(path)
+        self.field = field
+        self.message = message
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        field = f" {self.field}:" if self.field else ""
+        return f"{self.path}:{field} {self.message}"
