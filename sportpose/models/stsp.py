@@ -1,0 +1,688 @@
+"""STSP-Net: 3D pose from monocular video through EPE -> GSR -> TMP (SPEC §5).
+
+Liu et al., "STSP-Net: A Spatial-Temporal Skeletal Perception Network for Robust 3D Pose Estimation in
+Children's Sports" (JISEM 2025). Three modules, each a block below:
+
+- **EPE** (efficient pose extraction): HRNet features ``F_t`` at stride 4, scaled by the motion-saliency
+  weights ``W_t = 1 + γ·exp(λ·Ŝ_t)`` from the optical flow into frame t, a 1x1 heatmap head and a soft-argmax.
+- **GSR** (graph-based skeletal representation): per frame, one node per joint with its normalised 2D
+  position and the enhanced feature sampled there; masked graph attention over the H36M skeleton (edges plus
+  self-loops); ``Φ_3D`` regresses root-relative 3D joints.
+- **TMP** (temporal motion perception): for each frame t >= τ, the τ previous GSR poses are encoded (linear +
+  learned temporal position encoding) into keys and values; the current frame's node features query them
+  (multi-head cross-attention); ``P̂_t = P_3D^t + Φ_pred([h'_t; A_t])``.
+
+Decisions where the paper and SPEC are silent (also in the issue note):
+
+- **Frame alignment.** A tube holds T consecutive crops; the *current* frame is the last one (t = T−1) and
+  frames T−1−τ … T−2 are its τ past poses. Every frame gets heatmaps, 2D keypoints and a GSR pose, and
+  every target in the batch is per frame, aligned by index.
+- **Flow of frame 0.** ``flow[:, k]`` goes from frame k to k+1, so frame t >= 1 uses the flow into it,
+  ``flow[:, t−1]``. Frame 0 has no incoming flow; it uses the flow out of it, ``flow[:, 0]``: the same
+  moving regions one frame later, a better proxy than no enhancement (which would give frame 0 a different
+  feature scale from the others).
+- **Saliency normalisation.** ``Ŝ_t = S_t / max(max S_t, saliency_floor)``, after average-pooling the flow
+  magnitude to the feature map: in [0, 1], 0 where nothing moves, finite for any flow; the floor (1 px by
+  default) keeps a frame with only sub-pixel flow noise from being stretched to full saliency.
+- **Units.** GSR and TMP regress metres (``POSE_UNIT_MM`` = 1000) so that targets are O(1); outputs are mm.
+  The 3D losses are computed in metres (radians for the angle hinge) so that weights of 1 balance
+  them against the heatmap MSE; ``L_smooth`` is computed on keypoints in normalised crop coordinates
+  ([-1, 1]) so that α means the same at every crop size. Diagnostics ``mpjpe_mm`` / ``mpjpe_gsr_mm`` are mm.
+- **TMP for frames < τ.** Frames without τ predecessors in the tube keep their GSR pose in ``joints_3d``;
+  ``L_seq`` is the MPJPE over the refined frames t >= τ, while ``L_vel`` and ``L_acc`` run over the whole
+  output trajectory ``joints_3d`` (GSR frames then TMP frames), so that with T = τ+1 the refined frame is
+  still tied to its predecessors.
+- **Root.** Every 3D pose is made root-relative by subtracting its predicted root joint.
+- **Φ_3D** reads the flattened node features of all joints (a joint's root-relative position depends on
+  joints farther than L graph hops away); ``Φ_pred`` is per joint (the TMP query already carries the pose
+  history), with a small initialisation so that TMP starts close to the GSR pose.
+- **Lifting input.** With ``keypoints_2d`` (B, T, J, 2) in normalised crop coordinates and no images
+  (Human3.6M), EPE is skipped and the learned per-joint embedding stands in for the sampled image feature.
+  The embedding is always added to the node features (it tells the shared-weight GAT which joint a node
+  is), so it receives a gradient with either input.
+- **Stage 2 ("lift").** EPE runs under ``no_grad``: it is frozen in that stage. The training stage should
+  also put ``model.epe`` in eval mode there so that its BatchNorm statistics stay frozen.
+- ``use_gsr=False`` replaces the GAT by an MLP over the flattened node features that returns node
+  features of the same shape (hidden width 4·``gat_hidden``); ``Φ_3D`` and TMP are unchanged.
+
+Size: paper scale (HRNet-W32, τ=5, GAT 2×256, TMP 256) has 30,215,047 parameters: EPE 28,536,113 (backbone
+28,535,552, the paper's "28.5M" pose_hrnet_w32 with its 1x1 head), GSR 1,269,075 (1,114,368 of them in
+``Φ_3D``'s first layer), TMP 409,859; a 6-frame 256×256 tube costs 61.2 GMACs (122.4 GFLOPs by
+``torch.utils.flop_counter``, convolutions and matmuls), all but 0.1% in the backbone. Demo scale
+(``hrnet_w18_small`` width 16, GAT 2×64, TMP 64): 1,573,159 parameters, 1.15 GMACs for a 6-frame 96×96 tube.
+The paper reports neither parameters nor FLOPs (it only claims "real-time efficiency").
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sportpose.errors import SpecError
+from sportpose.models import losses
+from sportpose.models.backbones import build_backbone, load_pretrained
+from sportpose.models.heatmaps import heatmap_mse, heatmap_to_crop, normalize_images
+from sportpose.models.skeleton import H36M
+
+STSP_BACKBONES = ("hrnet_w32", "hrnet_w18", "hrnet_w18_small")
+POSE_UNIT_MM = 1000.0  # GSR and TMP regress metres; outputs are mm
+TASKS = ("epe", "lift", "full")
+
+# Reference bone lengths (mm) of an adult, per H36M edge: SynthCourt's adult template
+# (sportpose.pipelines.data.synth.ADULT_MM; a test keeps the two in step). Hip and shoulder bones are the
+# hypotenuses of their lateral offset and drop.
+ADULT_BONE_LENGTHS_MM = (
+    math.hypot(120.0, 30.0), 425.0, 415.0,  # root-r_hip, r_hip-r_knee, r_knee-r_foot
+    math.hypot(120.0, 30.0), 425.0, 415.0,  # left leg
+    225.0, 245.0, 115.0, 110.0,  # root-spine, spine-thorax, thorax-neck_base, neck_base-head
+    math.hypot(165.0, 25.0), 285.0, 255.0,  # thorax-l_shoulder, upper arm, forearm
+    math.hypot(165.0, 25.0), 285.0, 255.0,  # right arm
+)
+
+_WEIGHTS = ("gamma", "alpha_smooth", "beta1_skel", "beta2_angle", "gamma1_vel", "gamma2_acc", "omega1", "omega2")
+
+
+@dataclass(frozen=True)
+class STSPConfig:
+    kind: Literal["stsp"] = "stsp"
+    backbone: str = "hrnet_w32"  # hrnet_w32 (paper) | hrnet_w18 | hrnet_w18_small (CPU demo)
+    width: int | None = None  # HRNet width override (demo: 16); None keeps the variant's own (32 / 18)
+    pretrained: str | None = None  # local pose_hrnet-layout state dict for the backbone; nothing is downloaded
+    window: int = 6  # T: frames per tube (the data side's window); must be >= tau + 1
+    tau: int = 5  # TMP window: number of past poses (paper: 5, Table 4)
+    gat_layers: int = 2  # paper: 2 (Table 5)
+    gat_hidden: int = 256  # paper: 256 units per layer
+    gat_heads: int = 1  # heads are concatenated: gat_hidden must be a multiple
+    tmp_dim: int = 256  # d': width of the encoded past poses and of the cross-attention
+    tmp_heads: int = 4  # tmp_dim must be a multiple
+    gamma: float = 1.0  # W = 1 + gamma * exp(lam * S_hat)
+    lam: float = 1.0  # 0..20: S_hat is in [0, 1], so W spans 1 + gamma .. 1 + gamma * e^lam
+    saliency_floor: float = 1.0  # px: S_hat = S / max(max S, floor); sub-pixel flow noise is not motion
+    beta: float = 1.0  # soft-argmax sharpness, softmax(beta * H); MSE heatmaps peak at 1, so ~10+ is sharp
+    alpha_smooth: float = 0.1  # L_smooth weight in L_EPE
+    beta1_skel: float = 0.1  # L_skel weight in L_GSR
+    beta2_angle: float = 0.1  # L_angle weight in L_GSR
+    gamma1_vel: float = 1.0  # L_vel weight in L_TMP
+    gamma2_acc: float = 0.1  # L_acc weight in L_TMP
+    omega1: float = 1.0  # L_GSR weight in the total
+    omega2: float = 1.0  # L_TMP weight in the total
+    use_motion: bool = True  # False: W_t = 1 (no flow needed)
+    use_gsr: bool = True  # False: an MLP over the node features in place of the GAT (Table 3 ablation)
+    use_tmp: bool = True  # False: joints_3d = joints_3d_gsr and no L_TMP
+    lift_input: Literal["images", "keypoints_2d"] = "images"  # what stage "lift" reads: tubes, or 2D only (H36M)
+    bone_lengths: tuple[float, ...] | None = None  # l_ij per H36M edge (mm); None -> ADULT_BONE_LENGTHS_MM
+
+    def __post_init__(self):
+        if self.backbone not in STSP_BACKBONES:
+            raise SpecError("backbone", f"expected one of {', '.join(STSP_BACKBONES)}, got {self.backbone!r}")
+        if self.width is not None and self.width < 8:
+            raise SpecError("width", f"must be at least 8 (or null for the variant's own), got {self.width}")
+        if self.tau < 1:
+            raise SpecError("tau", f"must be at least 1 past pose, got {self.tau}")
+        if self.tau >= self.window:
+            raise SpecError("tau", f"must be less than window = {self.window} (a tube holds the tau past poses and "
+                                   f"the current frame), got {self.tau}")
+        if self.gat_layers < 1:
+            raise SpecError("gat_layers", f"must be at least 1, got {self.gat_layers}")
+        for name, dim, heads in (("gat", self.gat_hidden, self.gat_heads), ("tmp", self.tmp_dim, self.tmp_heads)):
+            if heads < 1:
+                raise SpecError(f"{name}_heads", f"must be at least 1, got {heads}")
+            if dim < 1 or dim % heads:
+                key = "gat_hidden" if name == "gat" else "tmp_dim"
+                raise SpecError(key, f"must be a positive multiple of {name}_heads = {heads}, got {dim}")
+        for name in _WEIGHTS:
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise SpecError(name, f"must be a finite weight >= 0, got {value}")
+        if not 0.0 <= self.lam <= 20.0:
+            raise SpecError("lam", f"must be in [0, 20] (W spans 1 + gamma .. 1 + gamma * e^lam), got {self.lam}")
+        if not math.isfinite(self.beta) or self.beta <= 0:
+            raise SpecError("beta", f"must be a finite sharpness > 0, got {self.beta}")
+        if not math.isfinite(self.saliency_floor) or self.saliency_floor < 0:
+            raise SpecError("saliency_floor", f"must be >= 0 px, got {self.saliency_floor}")
+        if self.lift_input not in ("images", "keypoints_2d"):
+            raise SpecError("lift_input", f"expected 'images' or 'keypoints_2d', got {self.lift_input!r}")
+        if self.bone_lengths is not None:
+            if len(self.bone_lengths) != len(H36M.edges):
+                raise SpecError("bone_lengths", f"expected {len(H36M.edges)} lengths (one per h36m edge, in the "
+                                                f"order of skeleton.H36M.edges), got {len(self.bone_lengths)}")
+            if not all(math.isfinite(v) and v > 0 for v in self.bone_lengths):
+                raise SpecError("bone_lengths", f"must be positive lengths in mm, got {self.bone_lengths}")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# EPE
+# ----------------------------------------------------------------------------------------------------------
+
+def motion_weights(
+    flow: torch.Tensor, size: tuple[int, int], gamma: float, lam: float, floor: float = 1.0
+) -> torch.Tensor:
+    """Motion-saliency weights ``W = 1 + γ·exp(λ·Ŝ)`` (paper eqs. 3-4, with SPEC's per-frame normalisation).
+
+    Args:
+        flow: (N, H, W, 2) optical flow in crop pixels, channels last as the data pipeline stores it.
+        size: (h, w) of the feature map the weights multiply.
+        gamma, lam: γ and λ.
+        floor: px; ``Ŝ = S / max(max S, floor)`` so that sub-pixel noise is not stretched to full saliency.
+
+    Returns:
+        (N, 1, h, w) weights in [1 + γ, 1 + γ·e^λ], finite for any finite flow.
+    """
+    s = torch.linalg.vector_norm(flow.float(), dim=-1).unsqueeze(1)  # (N, 1, H, W) px
+    s = F.adaptive_avg_pool2d(s, size)  # (N, 1, h, w)
+    s_max = s.amax(dim=(2, 3), keepdim=True).clamp_min(max(floor, 1e-6))  # (N, 1, 1, 1)
+    return 1.0 + gamma * torch.exp(lam * (s / s_max))  # (N, 1, h, w)
+
+
+def soft_argmax(heatmaps: torch.Tensor, beta: float) -> torch.Tensor:
+    """Integral keypoints ``p = Σ (x, y)·softmax(β·H)`` (paper eq. 7).
+
+    Args:
+        heatmaps: (..., h, w).
+        beta: sharpness β; heatmaps trained with MSE against unit-peak Gaussians need β around 10 or more
+            for the expectation to sit on the peak instead of being pulled to the map centre.
+
+    Returns:
+        (..., 2) x, y in heatmap pixels (pixel centres at integers).
+    """
+    *lead, h, w = heatmaps.shape
+    prob = torch.softmax(beta * heatmaps.reshape(*lead, h * w).float(), dim=-1).reshape(*lead, h, w)
+    xs = torch.arange(w, device=heatmaps.device, dtype=prob.dtype)
+    ys = torch.arange(h, device=heatmaps.device, dtype=prob.dtype)
+    x = (prob.sum(-2) * xs).sum(-1)  # (...)
+    y = (prob.sum(-1) * ys).sum(-1)
+    return torch.stack([x, y], dim=-1)  # (..., 2)
+
+
+def crop_to_normalized(points: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Crop pixels (centres at integers) to [-1, 1] over the crop's extent, ``grid_sample``'s
+    ``align_corners=False`` convention: ``x_n = (2x + 1) / W − 1``.
+
+    Args:
+        points: (..., 2) x, y crop pixels.
+        size: crop (H, W).
+    """
+    scale = points.new_tensor([size[1], size[0]])
+    return (2.0 * points + 1.0) / scale - 1.0  # (..., 2)
+
+
+class EPE(nn.Module):
+    """Efficient pose extraction: HRNet -> motion enhancement -> 1x1 heatmap head -> soft-argmax.
+
+    Args:
+        backbone: an HRNet returning (N, C, H/4, W/4), with ``out_channels`` C.
+        num_joints: J heatmaps.
+        gamma, lam, saliency_floor: the motion weights (:func:`motion_weights`).
+        beta: soft-argmax sharpness.
+        use_motion: False: ``W_t = 1``.
+    """
+
+    def __init__(self, backbone: nn.Module, num_joints: int, gamma: float, lam: float, saliency_floor: float,
+                 beta: float, use_motion: bool):
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Conv2d(backbone.out_channels, num_joints, 1)
+        nn.init.normal_(self.head.weight, std=0.001)
+        nn.init.zeros_(self.head.bias)
+        self.gamma, self.lam, self.saliency_floor = gamma, lam, saliency_floor
+        self.beta, self.use_motion = beta, use_motion
+        self.stride = backbone.stride
+
+    def forward(self, tube: torch.Tensor, flow: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """
+        Args:
+            tube: (B, T, H, W, 3) uint8 crops.
+            flow: (B, T−1, H, W, 2) float flow, ``flow[:, k]`` from frame k to k+1; unused without motion.
+
+        Returns:
+            ``heatmaps`` (B, T, J, H/4, W/4), ``keypoints_2d`` (B, T, J, 2) crop pixels,
+            ``features`` (B·T, C, H/4, W/4) the enhanced F*_t, ``motion_weights`` (B, T, 1, H/4, W/4).
+        """
+        b, t, h, w, _ = tube.shape
+        x = normalize_images(tube.reshape(b * t, h, w, 3))  # (B·T, 3, H, W)
+        feats = self.backbone(x)  # (B·T, C, H/4, W/4)
+        size = tuple(feats.shape[-2:])
+        if self.use_motion:
+            if flow is None:
+                raise KeyError("STSP-Net with use_motion needs 'flow' (B, T-1, H, W, 2) beside 'tube'")
+            if flow.shape[:2] != (b, t - 1):
+                raise ValueError(f"flow must be (B, T-1, H, W, 2) = ({b}, {t - 1}, ...), got {tuple(flow.shape)}")
+            flow_in = torch.cat([flow[:, :1], flow], dim=1)  # (B, T, H', W', 2): frame 0 uses its outgoing flow
+            weights = motion_weights(flow_in.flatten(0, 1), size, self.gamma, self.lam, self.saliency_floor)
+            feats = feats * weights  # (B·T, C, H/4, W/4)
+        else:
+            weights = feats.new_ones(b * t, 1, *size)
+        heatmaps = self.head(feats)  # (B·T, J, H/4, W/4)
+        coords = heatmap_to_crop(soft_argmax(heatmaps, self.beta), self.stride)  # (B·T, J, 2) crop px
+        return {
+            "heatmaps": heatmaps.reshape(b, t, *heatmaps.shape[1:]),  # (B, T, J, H/4, W/4)
+            "keypoints_2d": coords.reshape(b, t, -1, 2),  # (B, T, J, 2)
+            "features": feats,  # (B·T, C, H/4, W/4)
+            "motion_weights": weights.reshape(b, t, 1, *size),  # (B, T, 1, H/4, W/4)
+        }
+
+
+# ----------------------------------------------------------------------------------------------------------
+# GSR
+# ----------------------------------------------------------------------------------------------------------
+
+class GraphAttention(nn.Module):
+    """One dense masked graph-attention layer (Veličković et al. 2018; paper eqs. 11-12).
+
+    ``e_ij = LeakyReLU(aᵀ[W h_i ‖ W h_j])`` for j a neighbour of i (or i itself), ``α = softmax_j(e)``,
+    exactly 0 for non-neighbours; ``h'_i = ELU(Σ_j α_ij W h_j)``. Heads are concatenated.
+
+    Args:
+        in_dim, out_dim: node feature widths; ``out_dim`` is split over the heads.
+        heads: attention heads.
+        adjacency: (J, J) bool array, True where j is a neighbour of i, self-loops included.
+        negative_slope: LeakyReLU slope (0.2, as GAT).
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, heads: int, adjacency: np.ndarray, negative_slope: float = 0.2):
+        super().__init__()
+        if out_dim % heads:
+            raise ValueError(f"out_dim {out_dim} must be a multiple of heads {heads}")
+        adjacency = np.asarray(adjacency, dtype=bool)
+        if not adjacency.diagonal().all():
+            raise ValueError("adjacency must include self-loops (every softmax row needs one entry)")
+        self.heads, self.head_dim, self.negative_slope = heads, out_dim // heads, negative_slope
+        self.proj = nn.Linear(in_dim, out_dim, bias=False)  # W
+        self.att_src = nn.Parameter(torch.empty(heads, self.head_dim))  # the half of a that reads W h_i
+        self.att_dst = nn.Parameter(torch.empty(heads, self.head_dim))  # the half of a that reads W h_j
+        self.register_buffer("adjacency", torch.tensor(adjacency), persistent=False)  # (J, J) bool
+        gain = nn.init.calculate_gain("relu")
+        nn.init.xavier_uniform_(self.proj.weight, gain=gain)
+        nn.init.xavier_uniform_(self.att_src, gain=gain)
+        nn.init.xavier_uniform_(self.att_dst, gain=gain)
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """
+        Args:
+            h: (N, J, in_dim) node features.
+
+        Returns:
+            (N, J, out_dim) new node features and (N, heads, J, J) attention, rows summing to 1.
+        """
+        n, j, _ = h.shape
+        wh = self.proj(h).reshape(n, j, self.heads, self.head_dim).transpose(1, 2)  # (N, heads, J, hd)
+        e_src = (wh * self.att_src[:, None]).sum(-1)  # (N, heads, J)
+        e_dst = (wh * self.att_dst[:, None]).sum(-1)  # (N, heads, J)
+        e = F.leaky_relu(e_src[..., :, None] + e_dst[..., None, :], self.negative_slope)  # (N, heads, J, J)
+        e = e.masked_fill(~self.adjacency, float("-inf"))
+        alpha = torch.softmax(e, dim=-1)  # (N, heads, J, J), exp(-inf) = 0 off the graph
+        out = (alpha @ wh).transpose(1, 2).reshape(n, j, self.heads * self.head_dim)  # (N, J, out_dim)
+        return F.elu(out), alpha
+
+
+class NodeMLP(nn.Module):
+    """The ablation's regressor in place of the GAT: an MLP over all node features at once (no graph).
+
+    Args:
+        num_joints: J.
+        dim: node feature width d (input and output).
+        hidden: hidden width.
+        layers: hidden layers.
+    """
+
+    def __init__(self, num_joints: int, dim: int, hidden: int, layers: int):
+        super().__init__()
+        widths = [num_joints * dim] + [hidden] * layers
+        blocks: list[nn.Module] = []
+        for a, b in zip(widths[:-1], widths[1:]):
+            blocks += [nn.Linear(a, b), nn.ReLU(inplace=True)]
+        blocks.append(nn.Linear(hidden, num_joints * dim))
+        self.mlp = nn.Sequential(*blocks)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """(N, J, d) -> (N, J, d)."""
+        n, j, d = h.shape
+        return F.elu(self.mlp(h.reshape(n, j * d))).reshape(n, j, d)  # (N, J, d)
+
+
+class GSR(nn.Module):
+    """Graph-based skeletal representation: node features -> L GAT layers -> ``Φ_3D`` -> root-relative 3D.
+
+    Args:
+        num_joints: J.
+        feat_dim: channels C of the image feature sampled at each joint.
+        hidden: d, node feature width in every layer.
+        layers: L graph-attention layers (or hidden layers of the MLP ablation).
+        heads: attention heads per layer.
+        adjacency: (J, J) bool array, the skeleton with self-loops.
+        root: index of the root joint.
+        use_gat: False: :class:`NodeMLP` in place of the GAT.
+    """
+
+    def __init__(self, num_joints: int, feat_dim: int, hidden: int, layers: int, heads: int,
+                 adjacency: np.ndarray, root: int, use_gat: bool):
+        super().__init__()
+        self.root = root
+        # Per-joint identity; with 2D-only input it stands in for the sampled image feature.
+        self.joint_embed = nn.Parameter(torch.randn(num_joints, feat_dim) * 0.02)
+        self.embed = nn.Linear(2 + feat_dim, hidden)
+        if use_gat:
+            self.gat = nn.ModuleList(GraphAttention(hidden, hidden, heads, adjacency) for _ in range(layers))
+        else:
+            self.mlp = NodeMLP(num_joints, hidden, 4 * hidden, layers)
+        self.regress = nn.Sequential(  # Φ_3D over all joints' features
+            nn.Linear(num_joints * hidden, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, num_joints * 3)
+        )
+        # Sampled HRNet features are O(1)-O(10) in size: shrink the output layer so that the first poses are
+        # centimetres, not metres, from the root (the skeleton and angle losses then start in range).
+        with torch.no_grad():
+            self.regress[-1].weight.mul_(0.05)
+            self.regress[-1].bias.zero_()
+
+    def forward(
+        self, points: torch.Tensor, feats: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """
+        Args:
+            points: (N, J, 2) keypoints in normalised crop coordinates [-1, 1].
+            feats: (N, J, C) image features sampled at the keypoints, or None for 2D-only input.
+
+        Returns:
+            pose (N, J, 3) root-relative, in metres; node features h' (N, J, d); attention
+            (N, L, heads, J, J), or None for the MLP ablation.
+        """
+        n, j, _ = points.shape
+        feats = self.joint_embed.expand(n, -1, -1) if feats is None else feats + self.joint_embed  # (N, J, C)
+        h = self.embed(torch.cat([points, feats], dim=-1))  # (N, J, d)
+        attention = None
+        if hasattr(self, "gat"):
+            maps = []
+            for layer in self.gat:
+                h, alpha = layer(h)
+                maps.append(alpha)
+            attention = torch.stack(maps, dim=1)  # (N, L, heads, J, J)
+        else:
+            h = self.mlp(h)
+        pose = self.regress(h.reshape(n, -1)).reshape(n, j, 3)  # (N, J, 3) m
+        return pose - pose[:, self.root : self.root + 1], h, attention
+
+
+# ----------------------------------------------------------------------------------------------------------
+# TMP
+# ----------------------------------------------------------------------------------------------------------
+
+class TMP(nn.Module):
+    """Temporal motion perception: cross-attention from the current frame's joints to the τ past poses.
+
+    Args:
+        num_joints: J.
+        node_dim: d, width of the GSR node features that make the queries.
+        dim: d', width of the encoded past poses and of the attention.
+        heads: attention heads (d' split over them).
+        tau: number of past poses.
+        root: index of the root joint (the correction keeps the pose root-relative).
+    """
+
+    def __init__(self, num_joints: int, node_dim: int, dim: int, heads: int, tau: int, root: int):
+        super().__init__()
+        self.heads, self.head_dim, self.tau, self.root = heads, dim // heads, tau, root
+        self.encode = nn.Linear(num_joints * 3, dim)  # Φ_enc: one past pose -> one token
+        self.position = nn.Parameter(torch.randn(tau, dim) * 0.02)  # learned, index 0 = frame t − τ
+        self.query = nn.Linear(node_dim, dim)  # W_Q
+        self.key = nn.Linear(dim, dim)  # W_K
+        self.value = nn.Linear(dim, dim)  # W_V
+        self.out = nn.Linear(dim, dim)
+        self.predict = nn.Sequential(nn.Linear(node_dim + dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, 3))
+        # Small, not zero: TMP starts near the GSR pose and every layer still gets a gradient at step one.
+        nn.init.normal_(self.predict[-1].weight, std=1e-3)
+        nn.init.zeros_(self.predict[-1].bias)
+
+    def forward(
+        self, history: torch.Tensor, pose: torch.Tensor, nodes: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """
+        Args:
+            history: (N, τ, J, 3) GSR poses of frames t − τ … t − 1, metres.
+            pose: (N, J, 3) GSR pose of frame t, metres.
+            nodes: (N, J, d) GSR node features h'_t of frame t.
+
+        Returns:
+            refined pose (N, J, 3) metres, root-relative; attention (N, heads, J, τ).
+        """
+        n, tau, j, _ = history.shape
+        z = self.encode(history.reshape(n, tau, j * 3)) + self.position  # (N, τ, d')
+        q = self.query(nodes).reshape(n, j, self.heads, self.head_dim).transpose(1, 2)  # (N, heads, J, dk)
+        k = self.key(z).reshape(n, tau, self.heads, self.head_dim).transpose(1, 2)  # (N, heads, τ, dk)
+        v = self.value(z).reshape(n, tau, self.heads, self.head_dim).transpose(1, 2)  # (N, heads, τ, dk)
+        att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(self.head_dim), dim=-1)  # (N, heads, J, τ)
+        a = self.out((att @ v).transpose(1, 2).reshape(n, j, -1))  # (N, J, d')
+        delta = self.predict(torch.cat([nodes, a], dim=-1))  # (N, J, 3) m
+        return pose + delta - delta[:, self.root : self.root + 1], att
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The model
+# ----------------------------------------------------------------------------------------------------------
+
+class STSPNet(nn.Module):
+    """STSP-Net over person tubes (or 2D keypoint sequences for lifting-only data).
+
+    Tasks (the training stages of SPEC §5): ``"epe"`` pre-trains EPE on 2D heatmaps; ``"lift"`` trains GSR
+    and TMP with EPE frozen; ``"full"`` fine-tunes everything. ``forward``, ``loss`` and ``input_names`` take
+    the task; ``trainable_prefixes(task)`` names the parameters the stage trains, each of which gets a
+    gradient in that task (DDP with ``find_unused_parameters=False``).
+    """
+
+    TASKS = TASKS
+
+    def __init__(self, config: STSPConfig, num_joints: int = 17):
+        super().__init__()
+        if num_joints != H36M.num_joints:
+            raise ValueError(f"STSP-Net works on the h36m joint set (17 joints), got num_joints={num_joints}")
+        self.config = config
+        kwargs = {} if config.width is None else {"width": config.width}
+        backbone = build_backbone(config.backbone, **kwargs)
+        if config.pretrained:
+            load_pretrained(backbone, config.pretrained)
+        self.epe = EPE(backbone, num_joints, config.gamma, config.lam, config.saliency_floor, config.beta,
+                       config.use_motion)
+        self.gsr = GSR(num_joints, backbone.out_channels, config.gat_hidden, config.gat_layers, config.gat_heads,
+                       H36M.adjacency(self_loops=True), H36M.root, use_gat=config.use_gsr)
+        if config.use_tmp:
+            self.tmp = TMP(num_joints, config.gat_hidden, config.tmp_dim, config.tmp_heads, config.tau, H36M.root)
+        self.edges = H36M.edges
+        lengths = config.bone_lengths or ADULT_BONE_LENGTHS_MM
+        self.register_buffer("bone_lengths", torch.tensor(lengths) / POSE_UNIT_MM, persistent=False)  # (E,) m
+        limits = H36M.angle_limits
+        self.register_buffer("angle_triples", torch.tensor([a.joints for a in limits]), persistent=False)  # (A, 3)
+        self.register_buffer("angle_min_deg", torch.tensor([a.min_deg for a in limits]), persistent=False)  # (A,)
+        self.register_buffer("angle_max_deg", torch.tensor([a.max_deg for a in limits]), persistent=False)  # (A,)
+
+    # -- facts the data side and the stages need --------------------------------------------------------
+
+    def input_names(self, task: str = "full") -> tuple[str, ...]:
+        """The input columns ``forward`` reads in ``task``."""
+        _check_task(task)
+        if task == "lift" and self.config.lift_input == "keypoints_2d":
+            return ("keypoints_2d",)
+        return ("tube", "flow") if self.config.use_motion else ("tube",)
+
+    def trainable_prefixes(self, task: str) -> tuple[str, ...]:
+        """Top-level module names whose parameters the stage of ``task`` trains."""
+        _check_task(task)
+        lifting = ("gsr", "tmp") if self.config.use_tmp else ("gsr",)
+        return {"epe": ("epe",), "lift": lifting, "full": ("epe",) + lifting}[task]
+
+    # -- forward --------------------------------------------------------------------------------------------
+
+    def forward(self, inputs: dict[str, torch.Tensor], task: str = "full") -> dict[str, torch.Tensor]:
+        """
+        Args:
+            inputs: ``tube`` (B, T, H, W, 3) uint8 and ``flow`` (B, T−1, H, W, 2) float32 crop pixels (flow
+                only with ``use_motion``); or, in task "lift" only, ``keypoints_2d`` (B, T, J, 2) normalised
+                crop coordinates in [-1, 1]. The current frame is the last, T − 1; T >= τ + 1 outside "epe".
+            task: "epe" (EPE only), "lift" or "full".
+
+        Returns:
+            ``keypoints_2d_norm`` (B, T, J, 2) the 2D input of GSR, in [-1, 1]; with images also
+            ``heatmaps`` (B, T, J, H/4, W/4), ``keypoints_2d`` (B, T, J, 2) soft-argmax in crop pixels and
+            ``motion_weights`` (B, T, 1, H/4, W/4). Outside "epe": ``joints_3d_gsr`` (B, T, J, 3) mm,
+            ``joints_3d`` (B, T, J, 3) mm (TMP-refined for t >= τ, the GSR pose before), with the GAT
+            ``attention`` (B, T, L, heads, J, J) and the TMP ``attention_tmp`` (B, T − τ, heads, J, τ) where
+            those modules exist.
+
+        Raises:
+            KeyError: neither ``tube`` nor ``keypoints_2d`` (or ``flow`` missing with ``use_motion``).
+            ValueError: an unknown task, 2D-only input outside "lift", or fewer than τ + 1 frames.
+        """
+        _check_task(task)
+        out: dict[str, torch.Tensor] = {}
+        if "tube" in inputs:
+            tube = inputs["tube"]
+            b, t, h, w, _ = tube.shape
+            with torch.set_grad_enabled(torch.is_grad_enabled() and task != "lift"):  # EPE is frozen in "lift"
+                epe = self.epe(tube, inputs.get("flow"))
+            points = crop_to_normalized(epe["keypoints_2d"], (h, w))  # (B, T, J, 2)
+            out.update(heatmaps=epe["heatmaps"], keypoints_2d=epe["keypoints_2d"], keypoints_2d_norm=points,
+                       motion_weights=epe["motion_weights"])
+        elif "keypoints_2d" in inputs:
+            if task != "lift":
+                raise ValueError(f"task {task!r} needs images ('tube'); 2D keypoints alone only serve task 'lift'")
+            points = inputs["keypoints_2d"].float()
+            b, t = points.shape[:2]
+            out["keypoints_2d_norm"] = points  # (B, T, J, 2)
+        else:
+            raise KeyError(f"STSP-Net needs 'tube' (+ 'flow') or 'keypoints_2d'; got {sorted(inputs)}")
+        if task == "epe":
+            return out
+
+        tau = self.config.tau
+        if t < tau + 1:
+            raise ValueError(f"STSP-Net with tau={tau} needs at least {tau + 1} frames, got {t}")
+        j = points.shape[2]
+        feats = None
+        if "tube" in inputs:
+            grid = points.reshape(b * t, j, 1, 2)  # (B·T, J, 1, 2)
+            sampled = F.grid_sample(epe["features"], grid, mode="bilinear", align_corners=False)  # (B·T, C, J, 1)
+            feats = sampled.squeeze(-1).transpose(1, 2)  # (B·T, J, C)
+        pose, nodes, attention = self.gsr(points.reshape(b * t, j, 2), feats)  # (B·T, J, 3) m, (B·T, J, d)
+        pose = pose.reshape(b, t, j, 3)  # (B, T, J, 3) m
+        out["joints_3d_gsr"] = pose * POSE_UNIT_MM  # (B, T, J, 3) mm
+        if attention is not None:
+            out["attention"] = attention.reshape(b, t, *attention.shape[1:])  # (B, T, L, heads, J, J)
+
+        if not self.config.use_tmp:
+            out["joints_3d"] = out["joints_3d_gsr"]
+            return out
+        nodes = nodes.reshape(b, t, j, -1)  # (B, T, J, d)
+        n = t - tau  # frames with a full history: t = τ … T−1
+        history = pose.unfold(1, tau, 1)[:, :n]  # (B, n, J, 3, τ): window k holds frames k … k+τ−1
+        history = history.permute(0, 1, 4, 2, 3).reshape(b * n, tau, j, 3)  # (B·n, τ, J, 3)
+        refined, att = self.tmp(history, pose[:, tau:].reshape(b * n, j, 3), nodes[:, tau:].reshape(b * n, j, -1))
+        joints = torch.cat([pose[:, :tau], refined.reshape(b, n, j, 3)], dim=1)  # (B, T, J, 3) m
+        out["joints_3d"] = joints * POSE_UNIT_MM  # (B, T, J, 3) mm
+        out["attention_tmp"] = att.reshape(b, n, *att.shape[1:])  # (B, T−τ, heads, J, τ)
+        return out
+
+    # -- loss -----------------------------------------------------------------------------------------------
+
+    def loss(
+        self, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], task: str = "full"
+    ) -> dict[str, torch.Tensor]:
+        """``L = L_EPE + ω₁ L_GSR + ω₂ L_TMP``, restricted to the task's modules.
+
+        Args:
+            outputs: ``forward(..., task)``.
+            batch: ``heatmaps`` (B, T, J, H/4, W/4) and ``target_weight`` (B, T, J) for "epe"/"full";
+                ``joints_3d`` (B, T, J, 3) root-relative mm for "lift"/"full"; optionally ``bone_lengths``
+                (B, E) mm, per-sample reference lengths (e.g. of the sample's body-scale group) in place of
+                the config's.
+            task: "epe", "lift" or "full".
+
+        Returns:
+            ``loss`` (optimised) and its terms: ``loss_epe``, ``loss_heatmap``, ``loss_smooth`` (normalised
+            crop units²), ``loss_gsr``, ``loss_mpjpe`` (m), ``loss_skel`` (m), ``loss_angle`` (rad),
+            ``loss_tmp``, ``loss_seq`` (m), ``loss_vel`` (m²/frame²), ``loss_acc`` (m²/frame⁴), as the task has
+            them; and the detached diagnostics ``mpjpe_gsr_mm`` / ``mpjpe_mm``.
+        """
+        _check_task(task)
+        cfg = self.config
+        terms: dict[str, torch.Tensor] = {}
+        total = None
+        if task in ("epe", "full"):
+            pred = outputs["heatmaps"].flatten(0, 1)  # (B·T, J, H/4, W/4)
+            target = batch["heatmaps"].flatten(0, 1).to(pred)  # (B·T, J, H/4, W/4)
+            hm = heatmap_mse(pred, target, batch["target_weight"].flatten(0, 1).to(pred))
+            smooth = losses.trajectory_smoothness_loss(outputs["keypoints_2d_norm"])  # normalised crop units²
+            terms.update(loss_heatmap=hm, loss_smooth=smooth, loss_epe=hm + cfg.alpha_smooth * smooth)
+            total = terms["loss_epe"]
+        if task in ("lift", "full"):
+            gt = batch["joints_3d"].to(outputs["joints_3d"]) / POSE_UNIT_MM  # (B, T, J, 3) m
+            gsr = outputs["joints_3d_gsr"] / POSE_UNIT_MM
+            reference = self.bone_lengths
+            if "bone_lengths" in batch:
+                reference = batch["bone_lengths"].to(gsr).reshape(gsr.shape[0], 1, -1) / POSE_UNIT_MM  # (B, 1, E)
+            mpjpe = losses.mpjpe_loss(gsr, gt)
+            skel = losses.bone_length_loss(gsr, self.edges, reference)
+            angle = losses.angle_limit_loss(gsr, self.angle_triples, self.angle_min_deg, self.angle_max_deg)
+            terms.update(loss_mpjpe=mpjpe, loss_skel=skel, loss_angle=angle,
+                         loss_gsr=mpjpe + cfg.beta1_skel * skel + cfg.beta2_angle * angle)
+            lifting = cfg.omega1 * terms["loss_gsr"]
+            terms["mpjpe_gsr_mm"] = (mpjpe * POSE_UNIT_MM).detach()
+            if cfg.use_tmp:
+                joints = outputs["joints_3d"] / POSE_UNIT_MM  # (B, T, J, 3) m
+                seq = losses.mpjpe_loss(joints[:, cfg.tau :], gt[:, cfg.tau :])
+                vel = losses.velocity_loss(joints, gt)
+                acc = losses.acceleration_loss(joints)
+                terms.update(loss_seq=seq, loss_vel=vel, loss_acc=acc,
+                             loss_tmp=seq + cfg.gamma1_vel * vel + cfg.gamma2_acc * acc)
+                lifting = lifting + cfg.omega2 * terms["loss_tmp"]
+                terms["mpjpe_mm"] = (losses.mpjpe_loss(joints, gt) * POSE_UNIT_MM).detach()
+            else:
+                terms["mpjpe_mm"] = terms["mpjpe_gsr_mm"]
+            total = lifting if total is None else total + lifting
+        terms["loss"] = total
+        return terms
+
+
+def _check_task(task: str) -> None:
+    if task not in TASKS:
+        raise ValueError(f"unknown STSP-Net task {task!r}; expected one of {', '.join(TASKS)}")
+
+
+def complexity_inputs(
+    config: STSPConfig, batch: int = 1, size: tuple[int, int] = (256, 256)
+) -> dict[str, torch.Tensor]:
+    """A valid input dict for ``STSPNet(config)(inputs, task="full")``, for complexity and latency benches.
+
+    Args:
+        config: the model's config (its ``window`` sets T, ``use_motion`` whether flow is included).
+        batch: B.
+        size: crop (H, W).
+
+    Returns:
+        ``tube`` (B, T, H, W, 3) uint8 and, with ``use_motion``, ``flow`` (B, T−1, H, W, 2) float32 px;
+        seeded random content.
+    """
+    g = torch.Generator().manual_seed(0)
+    h, w = size
+    t = config.window
+    inputs = {"tube": torch.randint(0, 256, (batch, t, h, w, 3), generator=g, dtype=torch.uint8)}
+    if config.use_motion:
+        inputs["flow"] = 2.0 * torch.randn(batch, t - 1, h, w, 2, generator=g)  # (B, T−1, H, W, 2) px
+    return inputs
+
+
+__all__ = [
+    "ADULT_BONE_LENGTHS_MM",
+    "EPE",
+    "GSR",
+    "TMP",
+    "GraphAttention",
+    "STSPConfig",
+    "STSPNet",
+    "complexity_inputs",
+    "motion_weights",
+    "soft_argmax",
+]

@@ -1,0 +1,331 @@
+"""STSP-Net: EPE (motion weights, soft-argmax), GSR (masked GAT, skeleton priors), TMP, tasks and ablations.
+
+Tiny sizes throughout: 64x64 crops, ``hrnet_w18_small`` at width 16, small GSR/TMP widths.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from sportpose.errors import SpecError
+from sportpose.models.skeleton import H36M
+from sportpose.models.stsp import (
+    ADULT_BONE_LENGTHS_MM,
+    GraphAttention,
+    STSPConfig,
+    STSPNet,
+    complexity_inputs,
+    motion_weights,
+    soft_argmax,
+)
+
+J = 17
+SIZE = 64
+
+
+def tiny(**kw) -> STSPConfig:
+    base = dict(backbone="hrnet_w18_small", width=16, window=6, tau=5, gat_hidden=32, tmp_dim=32, tmp_heads=4)
+    base.update(kw)
+    return STSPConfig(**base)
+
+
+def make_batch(config: STSPConfig, b: int = 1, t: int | None = None, images: bool = True) -> dict[str, torch.Tensor]:
+    """Inputs and targets as the data pipeline delivers them."""
+    g = torch.Generator().manual_seed(1)
+    t = t or config.window
+    joints = torch.randn(b, t, J, 3, generator=g) * 200.0
+    joints -= joints[:, :, :1].clone()  # root-relative mm
+    batch = {
+        "heatmaps": torch.rand(b, t, J, SIZE // 4, SIZE // 4, generator=g),
+        "target_weight": torch.ones(b, t, J),
+        "keypoints": torch.cat([torch.rand(b, t, J, 2, generator=g) * SIZE, torch.ones(b, t, J, 1)], dim=-1),
+        "joints_3d": joints,
+    }
+    if images:
+        batch["tube"] = torch.randint(0, 256, (b, t, SIZE, SIZE, 3), generator=g, dtype=torch.uint8)
+        batch["flow"] = torch.randn(b, t - 1, SIZE, SIZE, 2, generator=g) * 3.0
+    else:
+        batch["keypoints_2d"] = torch.rand(b, t, J, 2, generator=g) * 2.0 - 1.0
+    return batch
+
+
+def set_trainable(model: STSPNet, task: str) -> None:
+    """What a training stage does: only the task's modules train."""
+    prefixes = model.trainable_prefixes(task)
+    for name, p in model.named_parameters():
+        p.requires_grad_(name.split(".")[0] in prefixes)
+
+
+def assert_every_trainable_parameter_has_a_gradient(model: STSPNet, task: str) -> None:
+    prefixes = model.trainable_prefixes(task)
+    missing, zero = [], []
+    for name, p in model.named_parameters():
+        if name.split(".")[0] in prefixes:
+            if p.grad is None:
+                missing.append(name)
+            else:
+                assert torch.isfinite(p.grad).all(), name
+                if not p.grad.any():
+                    zero.append(name)
+        else:
+            assert p.grad is None, f"{name} is outside {prefixes} but got a gradient"
+    assert not missing, f"no gradient in task {task!r}: {missing}"
+    assert not zero, f"all-zero gradient in task {task!r}: {zero}"
+
+
+# -- EPE ---------------------------------------------------------------------------------------------------
+
+def test_soft_argmax_recovers_a_planted_peak():
+    h, w = 20, 24
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    peaks = torch.tensor([[7.3, 9.6], [15.8, 4.2], [11.5, 11.5]])  # x, y
+    maps = torch.stack([torch.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * 2.0**2)) for x, y in peaks])  # (3, h, w)
+    coords = soft_argmax(maps[None], beta=10.0)[0]  # (3, 2)
+    assert (coords - peaks).abs().max() < 0.05
+    # a blunt beta is pulled towards the centre: the reason the sharpness is configurable
+    assert (soft_argmax(maps[None], beta=1.0)[0] - peaks).abs().max() > 0.5
+
+
+@pytest.mark.parametrize("magnitude", [0.0, 1e-3, 1.0, 1e4])
+def test_motion_weights_are_finite_and_bounded(magnitude):
+    gamma, lam = 1.0, 3.0
+    flow = torch.zeros(2, 32, 32, 2)
+    flow[:, 8:16, 8:16, 0] = magnitude  # a moving patch
+    weights = motion_weights(flow, (8, 8), gamma, lam, floor=1.0)  # (2, 1, 8, 8)
+    assert weights.shape == (2, 1, 8, 8) and torch.isfinite(weights).all()
+    assert weights.min() >= 1.0 + gamma - 1e-6 and weights.max() <= 1.0 + gamma * np.exp(lam) + 1e-4
+    if magnitude >= 1.0:  # the moving patch gets the largest weight; the static background 1 + gamma
+        assert weights[0, 0, 2:4, 2:4].min() == pytest.approx(1.0 + gamma * np.exp(lam), rel=1e-5)
+        assert weights[0, 0, 6, 6] == pytest.approx(1.0 + gamma)
+    else:  # no motion, or only sub-pixel noise below the floor: close to 1 + gamma everywhere
+        assert weights.max() <= 1.0 + gamma * np.exp(lam * 1e-3) + 1e-6
+
+
+def test_model_is_finite_for_huge_and_zero_flow():
+    model = STSPNet(tiny()).eval()
+    for value in (1e4, 0.0):
+        batch = make_batch(model.config)
+        batch["flow"] = torch.full_like(batch["flow"], value)
+        with torch.no_grad():
+            out = model(batch)
+        for key, tensor in out.items():
+            assert torch.isfinite(tensor).all(), (value, key)
+
+
+def test_frame_zero_uses_its_outgoing_flow():
+    model = STSPNet(tiny()).eval()
+    batch = make_batch(model.config)
+    batch["flow"][:, 1:] = 0.0  # only flow 0 (frame 0 -> 1) moves
+    with torch.no_grad():
+        w = model(batch, task="epe")["motion_weights"]  # (B, T, 1, h, w)
+    assert torch.equal(w[:, 0], w[:, 1])  # frame 1's incoming flow is frame 0's outgoing one
+    assert not torch.equal(w[:, 1], w[:, 2])
+    assert torch.allclose(w[:, 2:], torch.full_like(w[:, 2:], 1.0 + model.config.gamma))
+
+
+# -- GSR ---------------------------------------------------------------------------------------------------
+
+def test_gat_attends_only_along_skeleton_edges_and_self_loops():
+    adjacency = torch.from_numpy(H36M.adjacency(self_loops=True))
+    layer = GraphAttention(8, 12, heads=3, adjacency=adjacency.numpy())
+    _, alpha = layer(torch.randn(4, J, 8))  # (4, 3, J, J)
+    assert (alpha[..., ~adjacency] == 0).all()  # exactly zero off the graph
+    assert (alpha[..., adjacency] > 0).all()
+    torch.testing.assert_close(alpha.sum(-1), torch.ones(4, 3, J))
+
+    model = STSPNet(tiny(gat_heads=2)).eval()
+    with torch.no_grad():
+        att = model(make_batch(model.config))["attention"]  # (B, T, L, heads, J, J)
+    assert att.shape == (1, 6, 2, 2, J, J)
+    assert (att[..., ~adjacency] == 0).all()
+    torch.testing.assert_close(att.sum(-1), torch.ones(att.shape[:-1]))
+
+
+def test_adult_template_matches_synthcourt_and_satisfies_the_priors():
+    from sportpose.pipelines.data import synth
+
+    lengths = synth.body_lengths(np.ones(1))
+    dofs = np.zeros((1, 1, len(synth.DOFS)))
+    points = synth.forward_kinematics(dofs, lengths, yaw=np.zeros((1, 1)), root_xy=np.zeros((1, 1, 2)))
+    pose = torch.from_numpy(points[0, 0, : H36M.num_joints]).float()  # (J, 3) mm, standing adult
+    bones = torch.stack([(pose[a] - pose[b]).norm() for a, b in H36M.edges])
+    np.testing.assert_allclose(bones.numpy(), ADULT_BONE_LENGTHS_MM, rtol=1e-5)
+
+    model = STSPNet(tiny())
+    gt = (pose - pose[0]).expand(1, 6, J, 3)
+    terms = model.loss({"joints_3d_gsr": gt, "joints_3d": gt}, {"joints_3d": gt}, task="lift")
+    assert terms["loss_skel"].item() == pytest.approx(0.0, abs=1e-6)
+    assert terms["loss_angle"].item() == 0.0
+    assert terms["loss_mpjpe"].item() == 0.0 and terms["loss"].item() == pytest.approx(0.0, abs=1e-6)
+
+
+# -- tasks -------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("task", STSPNet.TASKS)
+def test_task_outputs_loss_and_gradients(task):
+    model = STSPNet(tiny())
+    set_trainable(model, task)
+    called = []
+    for name in ("gsr", "tmp"):
+        getattr(model, name).register_forward_pre_hook(lambda *_, name=name: called.append(name))
+    batch = make_batch(model.config)
+    assert model.input_names(task) == ("tube", "flow")
+    out = model({k: batch[k] for k in model.input_names(task)}, task=task)
+
+    b, t = 1, 6
+    assert out["heatmaps"].shape == (b, t, J, SIZE // 4, SIZE // 4)
+    assert out["keypoints_2d"].shape == (b, t, J, 2)
+    assert out["keypoints_2d_norm"].abs().max() <= 1.0
+    if task == "epe":
+        assert not called and "joints_3d" not in out
+    else:
+        assert out["joints_3d_gsr"].shape == (b, t, J, 3) and out["joints_3d"].shape == (b, t, J, 3)
+        assert (out["joints_3d"][:, :, 0] == 0).all()  # root-relative
+        tau = model.config.tau
+        assert torch.equal(out["joints_3d"][:, :tau], out["joints_3d_gsr"][:, :tau])  # no history yet
+        assert not torch.equal(out["joints_3d"][:, tau:], out["joints_3d_gsr"][:, tau:])
+        assert out["attention_tmp"].shape == (b, t - tau, 4, J, tau)
+
+    terms = model.loss(out, batch, task=task)
+    assert all(torch.isfinite(v) for v in terms.values())
+    expected = {"epe": {"loss_epe"}, "lift": {"loss_gsr", "loss_tmp"}, "full": {"loss_epe", "loss_gsr", "loss_tmp"}}
+    assert expected[task] <= set(terms)
+    if task == "lift":
+        assert "loss_epe" not in terms
+    terms["loss"].backward()
+    assert_every_trainable_parameter_has_a_gradient(model, task)
+
+
+def test_lift_from_2d_keypoints_without_images():
+    model = STSPNet(tiny(lift_input="keypoints_2d"))
+    assert model.input_names("lift") == ("keypoints_2d",)
+    assert model.input_names("full") == ("tube", "flow")
+    set_trainable(model, "lift")
+    batch = make_batch(model.config, images=False)
+    out = model({"keypoints_2d": batch["keypoints_2d"]}, task="lift")
+    assert "heatmaps" not in out and out["joints_3d"].shape == (1, 6, J, 3)
+    terms = model.loss(out, batch, task="lift")
+    terms["loss"].backward()
+    assert_every_trainable_parameter_has_a_gradient(model, "lift")
+    with pytest.raises(ValueError, match="needs images"):
+        model({"keypoints_2d": batch["keypoints_2d"]}, task="full")
+
+
+@pytest.mark.parametrize("tau, frames", [(1, 2), (9, 12)])
+def test_tmp_windows(tau, frames):
+    model = STSPNet(tiny(tau=tau, window=frames))
+    batch = make_batch(model.config, images=False)
+    out = model({"keypoints_2d": batch["keypoints_2d"]}, task="lift")
+    assert out["joints_3d"].shape == (1, frames, J, 3)
+    assert out["attention_tmp"].shape == (1, frames - tau, 4, J, tau)
+    assert torch.equal(out["joints_3d"][:, :tau], out["joints_3d_gsr"][:, :tau])
+    terms = model.loss(out, batch, task="lift")
+    assert torch.isfinite(terms["loss"])
+    with pytest.raises(ValueError, match=f"at least {tau + 1} frames"):
+        model({"keypoints_2d": batch["keypoints_2d"][:, :tau]}, task="lift")
+
+
+def test_tmp_with_images_and_tau_1():
+    model = STSPNet(tiny(tau=1, window=2))
+    out = model(make_batch(model.config), task="full")
+    assert out["joints_3d"].shape == (1, 2, J, 3) and out["attention_tmp"].shape == (1, 1, 4, J, 1)
+
+
+@pytest.mark.parametrize(
+    "flags", [dict(use_motion=False), dict(use_gsr=False), dict(use_tmp=False)]
+)
+def test_ablation_flags(flags):
+    model = STSPNet(tiny(**flags))
+    batch = make_batch(model.config)
+    names = model.input_names("full")
+    assert names == (("tube",) if flags.get("use_motion") is False else ("tube", "flow"))
+    out = model({k: batch[k] for k in names}, task="full")
+    if flags.get("use_motion") is False:
+        assert (out["motion_weights"] == 1.0).all()
+    assert ("attention" in out) == flags.get("use_gsr", True)
+    terms = model.loss(out, batch, task="full")
+    if flags.get("use_tmp") is False:
+        assert model.trainable_prefixes("lift") == ("gsr",) and not hasattr(model, "tmp")
+        assert torch.equal(out["joints_3d"], out["joints_3d_gsr"]) and "loss_tmp" not in terms
+    terms["loss"].backward()
+    assert_every_trainable_parameter_has_a_gradient(model, "full")
+
+
+@pytest.mark.parametrize("task, images", [("full", True), ("lift", False)])
+def test_ddp_without_unused_parameters(task, images, tmp_path):
+    """DDP with find_unused_parameters=False fails on the second step if a trainable parameter got no grad."""
+    torch.distributed.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        model = STSPNet(tiny(lift_input="images" if images else "keypoints_2d"))
+        set_trainable(model, task)
+        ddp = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=False)
+        batch = make_batch(model.config, images=images)
+        for _ in range(2):
+            model.loss(ddp(batch, task=task), batch, task=task)["loss"].backward()
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+# -- config ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "kw, field",
+    [
+        (dict(tau=6, window=6), "tau"),
+        (dict(tau=8, window=6), "tau"),
+        (dict(tau=0), "tau"),
+        (dict(gat_layers=0), "gat_layers"),
+        (dict(backbone="resnet50"), "backbone"),
+        (dict(backbone="hrnet_w48"), "backbone"),
+        (dict(gat_hidden=30, gat_heads=4), "gat_hidden"),
+        (dict(tmp_heads=0), "tmp_heads"),
+        (dict(lam=-1.0), "lam"),
+        (dict(beta=0.0), "beta"),
+        (dict(width=4), "width"),
+        (dict(bone_lengths=(100.0,) * 3), "bone_lengths"),
+        (dict(bone_lengths=(100.0,) * 15 + (-1.0,)), "bone_lengths"),
+    ]
+    + [(dict([(name, -0.1)]), name) for name in ("gamma", "alpha_smooth", "beta1_skel", "beta2_angle",
+                                                  "gamma1_vel", "gamma2_acc", "omega1", "omega2")],
+)
+def test_bad_config_names_the_field(kw, field):
+    with pytest.raises(SpecError) as err:
+        STSPConfig(**kw)
+    assert err.value.key == field
+
+
+def test_unknown_task():
+    model = STSPNet(tiny())
+    with pytest.raises(ValueError, match="unknown STSP-Net task"):
+        model.input_names("pretrain")
+
+
+# -- scale -------------------------------------------------------------------------------------------------
+
+def count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_paper_scale_parameter_count():
+    with torch.device("meta"):
+        model = STSPNet(STSPConfig())
+    assert count(model.epe.backbone) == 28_535_552  # pose_hrnet_w32
+    assert count(model.epe.head) == 32 * J + J
+    assert count(model) == 30_215_047
+    inputs = complexity_inputs(STSPConfig(), batch=1)
+    assert inputs["tube"].shape == (1, 6, 256, 256, 3) and inputs["tube"].dtype == torch.uint8
+    assert inputs["flow"].shape == (1, 5, 256, 256, 2) and inputs["flow"].dtype == torch.float32
+
+
+def test_complexity_inputs_run_at_demo_scale():
+    config = dataclasses.replace(tiny(), gat_hidden=64, tmp_dim=64)
+    model = STSPNet(config).eval()
+    inputs = complexity_inputs(config, batch=1, size=(SIZE, SIZE))
+    assert tuple(inputs) == model.input_names("full")
+    with torch.no_grad():
+        out = model(inputs)
+    assert out["joints_3d"].shape == (1, 6, J, 3)
