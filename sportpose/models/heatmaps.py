@@ -1,0 +1,76 @@
+"""Heatmap helpers shared by the 2D models: input normalisation, the weighted MSE loss, and decoding.
+
+Decoding follows SimpleBaseline/HRNet: the argmax of each heatmap, shifted a quarter pixel towards the
+higher neighbour, with the heatmap maximum as the joint's score. Coordinates are in heatmap pixels with
+pixel centres at integer positions; a crop pixel is ``(heatmap pixel + 0.5) * stride - 0.5``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+HEATMAP_STRIDE = 4  # heatmaps are at a quarter of the input resolution
+
+# ImageNet statistics: backbones initialised from ImageNet weights expect them.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def normalize_images(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images, channels last, to normalised float, channels first.
+
+    Args:
+        images: (..., H, W, 3) uint8 (or float in 0..255).
+
+    Returns:
+        (..., 3, H, W) float32.
+    """
+    x = images.float().div_(255.0) if images.dtype == torch.uint8 else images.float() / 255.0
+    mean = x.new_tensor(IMAGENET_MEAN)
+    std = x.new_tensor(IMAGENET_STD)
+    x = (x - mean) / std  # (..., H, W, 3)
+    return x.movedim(-1, -3).contiguous()  # (..., 3, H, W)
+
+
+def heatmap_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """SimpleBaseline's loss: per-joint MSE weighted by target weights, halved, averaged over joints.
+
+    Args:
+        pred, target: (B, K, h, w).
+        weight: (B, K) target weights (0 for unlabeled joints).
+    """
+    se = (pred - target).pow(2).mean(dim=(2, 3))  # (B, K)
+    return 0.5 * (se * weight).mean()
+
+
+def decode_heatmaps(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Argmax with a quarter-pixel shift towards the higher neighbour.
+
+    Args:
+        heatmaps: (B, K, h, w).
+
+    Returns:
+        coords (B, K, 2) x, y in heatmap pixels, and scores (B, K) = heatmap maxima.
+    """
+    b, k, h, w = heatmaps.shape
+    flat = heatmaps.reshape(b, k, h * w)
+    scores, idx = flat.max(dim=-1)  # (B, K)
+    x = (idx % w).long()
+    y = torch.div(idx, w, rounding_mode="floor").long()
+    hm = heatmaps.reshape(b * k, h, w)
+    xi, yi = x.reshape(-1), y.reshape(-1)
+    rows = torch.arange(b * k, device=heatmaps.device)
+    xr, xl = (xi + 1).clamp(max=w - 1), (xi - 1).clamp(min=0)
+    yd, yu = (yi + 1).clamp(max=h - 1), (yi - 1).clamp(min=0)
+    dx = torch.sign(hm[rows, yi, xr] - hm[rows, yi, xl]) * 0.25
+    dy = torch.sign(hm[rows, yd, xi] - hm[rows, yu, xi]) * 0.25
+    # The shift applies only away from the border, where both neighbours exist.
+    dx = torch.where((xi > 0) & (xi < w - 1), dx, torch.zeros_like(dx))
+    dy = torch.where((yi > 0) & (yi < h - 1), dy, torch.zeros_like(dy))
+    coords = torch.stack([xi.float() + dx, yi.float() + dy], dim=-1).reshape(b, k, 2)  # (B, K, 2)
+    return coords, scores
+
+
+def heatmap_to_crop(coords: torch.Tensor, stride: int) -> torch.Tensor:
+    """Heatmap pixel coordinates to crop pixel coordinates (pixel centres aligned)."""
+    return (coords + 0.5) * stride - 0.5

@@ -1,0 +1,148 @@
+"""Spec loading: defaults, overrides, the resolved round trip, and every error path naming key and file."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sportpose.errors import SpecError
+from sportpose.platform.config import (
+    ExperimentSpec,
+    apply_overrides,
+    load_spec,
+    spec_from_dict,
+    spec_hash,
+    spec_to_dict,
+    stage_order,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+MINIMAL = "name: t\nmodel: {kind: simplebaseline}\n"
+
+
+def write(tmp_path, text, name="spec.yaml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def load_error(tmp_path, text, overrides=()) -> SpecError:
+    path = write(tmp_path, text)
+    with pytest.raises(SpecError) as info:
+        load_spec(path, overrides)
+    assert str(path) in str(info.value)
+    return info.value
+
+
+def test_every_spec_in_experiments_loads():
+    specs = sorted((REPO / "experiments").rglob("*.yaml"))
+    assert specs, "experiments/ holds no specs"
+    for path in specs:
+        if "sweeps" in path.parts:
+            continue  # sweep specs have their own loader
+        spec = load_spec(path)
+        assert isinstance(spec, ExperimentSpec)
+
+
+def test_minimal_spec_fills_defaults(tmp_path):
+    spec = load_spec(write(tmp_path, MINIMAL))
+    assert spec.model.backbone == "resnet18"
+    assert spec.data.input_size == (128, 128)
+    assert list(spec.train.stages) == ["main"]
+    assert spec.registered_name == "sportpose-simplebaseline"
+
+
+def test_resolved_round_trip_and_hash(tmp_path):
+    spec = load_spec(write(tmp_path, MINIMAL), ["train.stages.main.epochs=3"])
+    again = spec_from_dict(spec_to_dict(spec))
+    assert again == spec
+    assert spec_hash(again) == spec_hash(spec)
+    assert spec_hash(load_spec(write(tmp_path, MINIMAL))) != spec_hash(spec)
+
+
+def test_overrides_parse_yaml_values(tmp_path):
+    spec = load_spec(write(tmp_path, MINIMAL), ["data.input_size=[64, 96]", "train.stages.main.grad_clip=1.5",
+                                               "model.width=32", "register.name=my-model"])
+    assert spec.data.input_size == (64, 96)
+    assert spec.train.stages["main"].grad_clip == 1.5
+    assert spec.model.width == 32
+    assert spec.registered_name == "my-model"
+
+
+def test_override_through_a_value_is_an_error():
+    with pytest.raises(SpecError, match="name"):
+        apply_overrides({"name": "x"}, ["name.sub=1"], "f.yaml")
+    with pytest.raises(SpecError, match="key.path=value"):
+        apply_overrides({}, ["novalue"], "f.yaml")
+
+
+@pytest.mark.parametrize("text, key, words", [
+    (MINIMAL + "trian: {}\n", "trian", "unknown key"),
+    ("name: t\nmodel: {kind: simplebaseline, widht: 3}\n", "model.widht", "unknown key"),
+    (MINIMAL + "data: {windw: 3}\n", "data.windw", "unknown key"),
+    (MINIMAL + "train: {stages: {main: {epoch: 3}}}\n", "train.stages.main.epoch", "unknown key"),
+    (MINIMAL + "seed: one\n", "seed", "expected an integer"),
+    (MINIMAL + "seed: true\n", "seed", "expected an integer"),
+    (MINIMAL + "data: {input_size: 128}\n", "data.input_size", "expected a list"),
+    (MINIMAL + "data: {input_size: [128]}\n", "data.input_size", "list of 2"),
+    (MINIMAL + "data: {augment: {flip: 1}}\n", "data.augment.flip", "true or false"),
+    (MINIMAL + "data: {on_error: ignore}\n", "data.on_error", "expected one of"),
+    (MINIMAL + "data: {window: 4}\n", "data.window", "odd"),
+    (MINIMAL + "data: {input_size: [100, 128]}\n", "data.input_size", "multiples of 32"),
+    (MINIMAL + "data: {splits: [0.5, 0.2, 0.2]}\n", "data.splits", "summing to 1"),
+    (MINIMAL + "data: {joint_set: coco}\n", "data.joint_set", "expected one of"),
+    (MINIMAL + "data: {synth: {max_players: 9}}\n", "data.synth.max_players", ""),
+    (MINIMAL + "train: {stages: {main: {epochs: 0}}}\n", "train.stages.main.epochs", "at least 1"),
+    (MINIMAL + "train: {stages: {main: {optimizer: {lr: -1}}}}\n", "train.stages.main.optimizer.lr", "positive"),
+    (MINIMAL + "train: {stages: {main: {optimizer: {kind: lamb}}}}\n", "train.stages.main.optimizer.kind", "expected one of"),
+    (MINIMAL + "train: {stages: {b: {after: [a]}}}\n", "train.stages.b.after", "unknown stage"),
+    (MINIMAL + "train: {stages: {a: {after: [b]}, b: {after: [a]}}}\n", "train.stages.a.after", "cycle"),
+    (MINIMAL + "train: {stages: {}}\n", "train.stages", "at least one"),
+    ("model: {kind: simplebaseline}\n", "name", "required"),
+    ("name: t\n", "model", "required"),
+    ("name: t\nmodel: {kind: transformer}\n", "model.kind", "expected"),
+    ("name: 'a b'\nmodel: {kind: simplebaseline}\n", "name", "letters"),
+    ("name: t\nmodel: {kind: simplebaseline, backbone: vgg16}\n", "model.backbone", "resnet"),
+    ("- just\n- a list\n", "<root>", "mapping"),
+    ("name: [unclosed\n", "<yaml>", "not valid YAML"),
+])
+def test_bad_specs_name_the_key_and_file(tmp_path, text, key, words):
+    err = load_error(tmp_path, text)
+    assert err.key == key
+    assert words in err.message
+
+
+def test_bad_override_names_the_key(tmp_path):
+    err = load_error(tmp_path, MINIMAL, ["train.stages.main.epochs=zero"])
+    assert err.key == "train.stages.main.epochs"
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(SpecError, match="not found"):
+        load_spec(tmp_path / "nope.yaml")
+
+
+def test_stage_order_respects_dependencies(tmp_path):
+    spec = load_spec(write(tmp_path, MINIMAL + """
+train:
+  stages:
+    joint: {after: [fuse]}
+    fuse: {after: [spatial, temporal]}
+    spatial: {}
+    temporal: {}
+"""))
+    order = stage_order(spec.train.stages)
+    assert order.index("fuse") > order.index("spatial") and order.index("fuse") > order.index("temporal")
+    assert order[-1] == "joint"
+
+
+def test_cli_misspelt_key_is_one_line_without_traceback(tmp_path):
+    path = write(tmp_path, MINIMAL + "train: {stages: {main: {epohcs: 2}}}\n")
+    out = subprocess.run([sys.executable, "-m", "sportpose", "train", str(path)], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=120)
+    assert out.returncode != 0
+    lines = [l for l in out.stderr.strip().splitlines() if l.strip()]
+    assert len(lines) == 1, out.stderr
+    assert "train.stages.main.epohcs" in lines[0] and str(path) in lines[0]
+    assert "Traceback" not in out.stderr
