@@ -1,0 +1,47 @@
+"""The Ray runtime: a local Ray by default, or a cluster given by ``--address`` / ``RAY_ADDRESS``.
+
+A local Ray takes its CPUs from the machine and serves its dashboard on 127.0.0.1 only. The dashboard also
+runs the State API, which Ray Train's placement-group cleanup needs (SPEC §8).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import ray
+
+
+def init_ray(address: str | None = None, num_cpus: int | None = None, quiet: bool = True) -> str:
+    """Start or connect to Ray; returns the address in use.
+
+    Args:
+        address: a cluster address (``ray://``, ``HOST:PORT`` or ``auto``); falls back to ``RAY_ADDRESS``;
+            neither starts a local Ray.
+        num_cpus: CPUs of a local Ray (default: the machine's).
+        quiet: keep Ray Data progress bars and Ray's INFO logs off the console.
+    """
+    if ray.is_initialized():
+        return ray.get_runtime_context().gcs_address
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    env_vars = {"PYTHONWARNINGS": "ignore::DeprecationWarning"}
+    for name in ("MLFLOW_TRACKING_URI", "SPORTPOSE_RUNS"):
+        if name in os.environ:
+            env_vars[name] = os.environ[name]
+    kwargs = dict(logging_level=logging.WARNING if quiet else logging.INFO, runtime_env={"env_vars": env_vars})
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=True, dashboard_host="127.0.0.1", **kwargs)
+    if quiet:
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = not quiet
+    ctx.print_on_execution_start = not quiet
+    return ray.get_runtime_context().gcs_address
+
+
+def shutdown_ray() -> None:
+    if ray.is_initialized():
+        ray.shutdown()
