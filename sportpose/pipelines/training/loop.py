@@ -1,0 +1,153 @@
+"""The plain PyTorch training loop: optimiser, schedule, freezing, one epoch of training and validation.
+
+Nothing here knows of Ray or MLflow; :mod:`sportpose.pipelines.training.stage` wraps it for Ray Train.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+from sportpose.errors import SpecError
+
+Batch = dict[str, torch.Tensor]
+LossFn = Callable[[nn.Module, Batch], dict[str, torch.Tensor]]
+
+
+def freeze_modules(model: nn.Module, prefixes: Iterable[str]) -> list[str]:
+    """Set ``requires_grad=False`` on every parameter under the given module prefixes.
+
+    Frozen BatchNorm layers are also kept in eval mode by :func:`train_epoch` (their statistics stay put).
+
+    Returns:
+        the names of the frozen parameters.
+
+    Raises:
+        SpecError: a prefix matches no parameter (naming it and what the model has).
+    """
+    frozen = []
+    names = [n for n, _ in model.named_parameters()]
+    for prefix in prefixes:
+        hit = [n for n in names if n == prefix or n.startswith(prefix + ".")]
+        if not hit:
+            top = sorted({n.split(".")[0] for n in names})
+            raise SpecError("freeze", f"{prefix!r} matches no module of the model; top-level modules: {top}")
+        frozen += hit
+    params = dict(model.named_parameters())
+    for name in frozen:
+        params[name].requires_grad_(False)
+    return frozen
+
+
+def frozen_module_prefixes(model: nn.Module) -> list[nn.Module]:
+    """Modules all of whose parameters are frozen (kept in eval mode during training)."""
+    out = []
+    for _, module in model.named_modules():
+        params = list(module.parameters(recurse=True))
+        if params and not any(p.requires_grad for p in params):
+            out.append(module)
+    return out
+
+
+def build_optimizer(model: nn.Module, spec: Any) -> torch.optim.Optimizer:
+    """Adam / AdamW / SGD over trainable parameters, with ``module_lr`` learning rates per module prefix.
+
+    Raises:
+        SpecError: a ``module_lr`` prefix matches no trainable parameter.
+    """
+    groups: dict[str, list[nn.Parameter]] = {prefix: [] for prefix in spec.module_lr}
+    rest: list[nn.Parameter] = []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        prefix = next((m for m in spec.module_lr if name == m or name.startswith(m + ".")), None)
+        (groups[prefix] if prefix else rest).append(p)
+    for prefix, params in groups.items():
+        if not params:
+            raise SpecError(f"optimizer.module_lr.{prefix}", "matches no trainable parameter of the model")
+    param_groups = [{"params": rest, "lr": spec.lr}] if rest else []
+    param_groups += [{"params": ps, "lr": spec.module_lr[m]} for m, ps in groups.items()]
+    if not param_groups:
+        raise SpecError("freeze", "every parameter of the model is frozen: nothing to train")
+    if spec.kind == "adam":
+        return torch.optim.Adam(param_groups, lr=spec.lr, weight_decay=spec.weight_decay)
+    if spec.kind == "adamw":
+        return torch.optim.AdamW(param_groups, lr=spec.lr, weight_decay=spec.weight_decay)
+    return torch.optim.SGD(param_groups, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, spec: Any, epochs: int) -> Any:
+    """Per-epoch schedule (``none | step | cosine | plateau``) with optional linear warm-up."""
+    if spec.kind == "step":
+        main = torch.optim.lr_scheduler.StepLR(optimizer, step_size=spec.step_size, gamma=spec.gamma)
+    elif spec.kind == "cosine":
+        main = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs - spec.warmup_epochs))
+    elif spec.kind == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=spec.gamma, patience=spec.patience)
+    else:
+        main = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    if spec.warmup_epochs:
+        warm = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.1, total_iters=spec.warmup_epochs)
+        return torch.optim.lr_scheduler.SequentialLR(optimizer, [warm, main], milestones=[spec.warmup_epochs])
+    return main
+
+
+def step_scheduler(scheduler: Any, metric: float) -> None:
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        scheduler.step(metric)
+    else:
+        scheduler.step()
+
+
+def train_epoch(
+    model: nn.Module,
+    batches: Iterable[Batch],
+    optimizer: torch.optim.Optimizer,
+    loss_fn: LossFn,
+    grad_clip: float | None = None,
+    amp: bool = False,
+    frozen: list[nn.Module] | None = None,
+) -> dict[str, float]:
+    """One pass over ``batches``. Returns mean losses, the sample count, and samples per second."""
+    model.train()
+    for module in frozen or []:
+        module.eval()  # frozen BatchNorm keeps its statistics
+    totals: dict[str, float] = {}
+    n = 0
+    start = time.perf_counter()
+    for batch in batches:
+        bs = next(iter(batch.values())).shape[0]
+        ctx = torch.autocast("cuda", dtype=torch.bfloat16) if amp else contextlib.nullcontext()
+        with ctx:
+            losses = loss_fn(model, batch)
+        optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        if grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        for k, v in losses.items():
+            totals[k] = totals.get(k, 0.0) + float(v.detach()) * bs
+        n += bs
+    seconds = time.perf_counter() - start
+    out = {k: v / max(n, 1) for k, v in totals.items()}
+    out.update(samples=float(n), epoch_seconds=seconds, samples_per_s=n / seconds if seconds > 0 else 0.0)
+    return out
+
+
+@torch.no_grad()
+def validate(model: nn.Module, batches: Iterable[Batch], loss_fn: LossFn) -> dict[str, float]:
+    """Mean losses over ``batches`` in eval mode, prefixed ``val_``."""
+    model.eval()
+    totals: dict[str, float] = {}
+    n = 0
+    for batch in batches:
+        bs = next(iter(batch.values())).shape[0]
+        for k, v in loss_fn(model, batch).items():
+            totals[k] = totals.get(k, 0.0) + float(v) * bs
+        n += bs
+    return {f"val_{k}": v / max(n, 1) for k, v in totals.items()} | {"val_samples": float(n)}

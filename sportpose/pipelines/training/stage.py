@@ -1,0 +1,261 @@
+"""One training stage as one Ray Train ``TorchTrainer`` job (SPEC §6).
+
+The worker function is a thin adapter around :mod:`sportpose.pipelines.training.loop`: it rebuilds the spec
+from the plain dict it was handed, builds the model, resumes from Ray Train's latest checkpoint (after a
+worker failure or on ``--resume``) or starts from the checkpoints of the stages it depends on, then runs
+``setup -> train -> cleanup``. Every epoch, every rank reports its metrics and rank 0 attaches the checkpoint
+(model, optimiser, scheduler, epoch, RNG state, config hash); rank 0 alone logs to MLflow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray
+import ray.train
+import torch
+import torch.distributed as dist
+from ray.train.torch import TorchTrainer
+
+from sportpose.models import build_model
+from sportpose.models.skeleton import JOINT_SETS
+from sportpose.pipelines.training import loop
+
+CHECKPOINT_FILE = "checkpoint.pt"
+TRAIN_COLUMNS = ("tube", "heatmaps", "target_weight")
+
+
+@dataclass
+class StageResult:
+    """What a finished stage hands to the next one and to MLflow."""
+
+    name: str
+    checkpoint: str  # directory of the best checkpoint (by the stage metric)
+    metrics: dict[str, float]  # metrics of that checkpoint's epoch
+    history: list[dict[str, float]] = field(default_factory=list)  # every epoch's reported metrics
+    run_path: str = ""  # Ray Train's run folder
+    seconds: float = 0.0
+
+
+def checkpoint_uri(checkpoint: ray.train.Checkpoint) -> str:
+    """A checkpoint's location as a path (local storage) or a URI with its scheme (shared storage)."""
+    scheme = getattr(checkpoint.filesystem, "type_name", "local")
+    return checkpoint.path if scheme == "local" else f"{scheme}://{checkpoint.path}"
+
+
+def save_checkpoint(directory: str, state: dict[str, Any]) -> None:
+    torch.save(state, os.path.join(directory, CHECKPOINT_FILE))
+
+
+def load_checkpoint(directory: str | Path) -> dict[str, Any]:
+    """A stage checkpoint, loaded without unpickling code."""
+    return torch.load(os.path.join(directory, CHECKPOINT_FILE), map_location="cpu", weights_only=True)
+
+
+def _rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
+        "numpy_pos": int(np_state[2]),
+        "python": random.getstate(),
+    }
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0))
+    random.setstate(state["python"])
+
+
+def _to_tensors(batch: dict[str, np.ndarray], columns: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    # Ray hands out read-only views of its object store; torch wants writable memory.
+    return {c: torch.from_numpy(np.array(batch[c])) for c in columns if c in batch}
+
+
+def _allreduce_mean(values: dict[str, float], weight: float) -> dict[str, float]:
+    """Sample-weighted mean of per-rank metrics across the worker group."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return values
+    keys = sorted(values)
+    t = torch.tensor([values[k] * weight for k in keys] + [weight], dtype=torch.float64)
+    dist.all_reduce(t)
+    total = t[-1].item()
+    return {k: (t[i].item() / total if total else 0.0) for i, k in enumerate(keys)}
+
+
+def worker_loop(config: dict[str, Any]) -> None:
+    """The Ray Train worker function: setup -> train -> cleanup."""
+    from sportpose.platform.config import spec_from_dict  # the dict becomes the typed spec again, first thing
+
+    spec = spec_from_dict(config["spec"])
+    stage = spec.train.stages[config["stage"]]
+    torch.set_num_threads(stage.scaling.torch_threads)
+    ctx = ray.train.get_context()
+    rank = ctx.get_world_rank()
+
+    # setup
+    torch.manual_seed(spec.seed + rank)
+    np.random.seed(spec.seed + rank)
+    random.seed(spec.seed + rank)
+    joint_set = JOINT_SETS[spec.data.joint_set]
+    model = build_model(spec.model, joint_set.num_joints)
+    for uri in config.get("init_checkpoints", []):
+        with ray.train.Checkpoint(uri).as_directory() as d:
+            model.load_state_dict(load_checkpoint(d)["model"])
+    frozen_names = loop.freeze_modules(model, stage.freeze)
+    optimizer = loop.build_optimizer(model, stage.optimizer)
+    scheduler = loop.build_scheduler(optimizer, stage.schedule, stage.epochs)
+    start_epoch, best, since_best, history = 0, None, 0, []
+    resumed = ray.train.get_checkpoint()
+    if resumed is not None:
+        with resumed.as_directory() as d:
+            state = load_checkpoint(d)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if rank == 0:
+            _set_rng_state(state["rng"])
+        start_epoch, best, since_best = state["epoch"] + 1, state["best"], state["since_best"]
+        history = json.loads(state["history"])
+    model = ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"find_unused_parameters": False}) \
+        if ctx.get_world_size() > 1 else model
+    core = model.module if hasattr(model, "module") else model
+    frozen_modules = loop.frozen_module_prefixes(core)
+    columns = tuple(core.input_names()) + TRAIN_COLUMNS
+    train_shard = ray.train.get_dataset_shard("train")
+    val_shard = ray.train.get_dataset_shard("val")
+    tracker = _MlflowLogger(config.get("tracking_uri"), config.get("run_id")) if rank == 0 else None
+
+    def loss_fn(m: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return core.loss(m(batch), batch)
+
+    def batches(shard, shuffle: bool, epoch: int):
+        it = shard.iter_batches(
+            batch_size=stage.batch_size, batch_format="numpy", drop_last=False,
+            local_shuffle_buffer_size=4 * stage.batch_size if shuffle else None,
+            local_shuffle_seed=spec.seed * 1000 + epoch if shuffle else None,
+        )
+        for b in it:
+            yield _to_tensors(b, columns)
+
+    # train
+    amp = stage.amp == "bf16" and torch.cuda.is_available()
+    for epoch in range(start_epoch, stage.epochs):
+        t0 = time.perf_counter()
+        train_metrics = loop.train_epoch(model, batches(train_shard, True, epoch), optimizer, loss_fn,
+                                         stage.grad_clip, amp, frozen_modules)
+        n_train = train_metrics.pop("samples")
+        train_metrics = _allreduce_mean(train_metrics, n_train)
+        val_metrics = loop.validate(model, batches(val_shard, False, epoch), loss_fn) if val_shard else {}
+        n_val = val_metrics.pop("val_samples", 0.0)
+        val_metrics = _allreduce_mean(val_metrics, n_val) if val_metrics else {}
+        metrics = {"epoch": epoch, **train_metrics, **val_metrics,
+                   "lr": optimizer.param_groups[0]["lr"], "epoch_time_s": time.perf_counter() - t0}
+        metrics["samples_per_s"] = train_metrics.get("samples_per_s", 0.0) * ctx.get_world_size()
+        value = metrics.get(stage.metric, metrics.get("loss"))
+        improved = best is None or (value < best if stage.mode == "min" else value > best)
+        best, since_best = (value, 0) if improved else (best, since_best + 1)
+        loop.step_scheduler(scheduler, value)
+        history.append(metrics)
+        stop = stage.early_stopping is not None and since_best >= stage.early_stopping
+        with tempfile.TemporaryDirectory() as d:
+            checkpoint = None
+            if rank == 0:
+                save_checkpoint(d, {
+                    "model": core.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "epoch": epoch, "best": best, "since_best": since_best,
+                    "rng": _rng_state(), "config_hash": config["config_hash"], "stage": config["stage"],
+                    "frozen": frozen_names, "history": json.dumps(history),
+                })
+                checkpoint = ray.train.Checkpoint.from_directory(d)
+                print(f"[{config['stage']}] epoch {epoch + 1}/{stage.epochs} " +
+                      " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k in ("loss", "val_loss", "samples_per_s")),
+                      flush=True)
+                if tracker:
+                    tracker.log(metrics, epoch)
+            ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=f"epoch_{epoch:04d}")
+        if stop:
+            break
+    # cleanup: nothing held beyond the process
+
+
+class _MlflowLogger:
+    """Per-epoch metrics to the stage's MLflow run, from rank 0 only."""
+
+    def __init__(self, uri: str | None, run_id: str | None):
+        self.client = None
+        if uri and run_id:
+            from mlflow.tracking import MlflowClient
+
+            self.client, self.run_id = MlflowClient(uri), run_id
+
+    def log(self, metrics: dict[str, float], step: int) -> None:
+        if self.client is None:
+            return
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+
+
+def run_stage(
+    spec: Any,
+    stage_name: str,
+    datasets: dict[str, ray.data.Dataset],
+    *,
+    run_name: str,
+    tracking_uri: str | None = None,
+    run_id: str | None = None,
+    init_checkpoints: list[str] | tuple[str, ...] = (),
+) -> StageResult:
+    """Fit one stage with Ray Train and return its best checkpoint.
+
+    A second call with the same ``run_name`` and storage resumes from the latest checkpoint (Ray Train V2),
+    so a finished stage trains no further epochs.
+    """
+    from sportpose.platform.config import spec_hash, spec_to_dict
+
+    stage = spec.train.stages[stage_name]
+    storage = spec.train.storage_path
+    if "://" not in storage:
+        storage = str(Path(storage).resolve())
+    resources = {"CPU": stage.scaling.cpus_per_worker}
+    if stage.scaling.use_gpu:
+        resources["GPU"] = stage.scaling.gpus_per_worker
+    trainer = TorchTrainer(
+        worker_loop,
+        train_loop_config={
+            "spec": spec_to_dict(spec), "stage": stage_name, "config_hash": spec_hash(spec),
+            "tracking_uri": tracking_uri, "run_id": run_id, "init_checkpoints": list(init_checkpoints),
+        },
+        scaling_config=ray.train.ScalingConfig(num_workers=stage.scaling.num_workers, use_gpu=stage.scaling.use_gpu,
+                                               resources_per_worker=resources),
+        datasets=datasets,
+        run_config=ray.train.RunConfig(
+            name=run_name,
+            storage_path=storage,
+            failure_config=ray.train.FailureConfig(max_failures=stage.max_failures),
+            logging_config=ray.train.LoggingConfig(log_level="WARNING"),
+            checkpoint_config=ray.train.CheckpointConfig(
+                num_to_keep=None, checkpoint_score_attribute=stage.metric, checkpoint_score_order=stage.mode),
+        ),
+    )
+    start = time.perf_counter()
+    result = trainer.fit()
+    if result.error:
+        raise result.error
+    best = result.get_best_checkpoint(stage.metric, stage.mode) or result.checkpoint
+    metrics = next((m for c, m in result.best_checkpoints or [] if c.path == best.path), result.metrics or {})
+    with result.checkpoint.as_directory() as d:
+        history = json.loads(load_checkpoint(d)["history"])
+    return StageResult(name=stage_name, checkpoint=checkpoint_uri(best), metrics=dict(metrics), history=history,
+                       run_path=str(result.path), seconds=time.perf_counter() - start)
