@@ -21,6 +21,9 @@ class SpecError(ValueError):
         where = f"{self.file}: " if self.file else ""
         return f"{where}{self.key}: {self.message}"
 
+    def __reduce__(self):  # survives pickling (Ray hands task exceptions back to the driver)
+        return (SpecError, (self.key, self.message, self.file))
+
     def within(self, prefix: str | None = None, file: str | None = None) -> "SpecError":
         """The same error seen from an enclosing section (``prefix``) or file."""
         key = f"{prefix}.{self.key}" if prefix else self.key
@@ -35,6 +38,9 @@ class DataError(ValueError):
         self.field = field
         self.message = message
         super().__init__(str(self))
+
+    def __reduce__(self):  # survives pickling (Ray hands task exceptions back to the driver)
+        return (type(self), (self.path, self.field, self.message))
 
     def __str__(self) -> str:
         field = f" {self.field}:" if self.field else ""

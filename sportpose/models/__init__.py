@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from torch import nn
 
+from sportpose.models.multistream import MultiStream
 from sportpose.models.simplebaseline import SimpleBaseline
+from sportpose.models.stsp import STSPNet
 
-MODELS: dict[str, type[nn.Module]] = {"simplebaseline": SimpleBaseline}
+MODELS: dict[str, type[nn.Module]] = {"simplebaseline": SimpleBaseline, "multistream": MultiStream, "stsp": STSPNet}
 
 
 def build_model(config, num_joints: int) -> nn.Module:

@@ -53,6 +53,8 @@ def deconv_stack(in_channels: int, channels: int, layers: int) -> nn.Sequential:
 class SimpleBaseline(nn.Module):
     """Heatmaps for the centre frame of a person crop."""
 
+    TASKS = ("default",)
+
     def __init__(self, config: SimpleBaselineConfig, num_joints: int):
         super().__init__()
         self.config = config
@@ -64,7 +66,7 @@ class SimpleBaseline(nn.Module):
         nn.init.normal_(self.head.weight, std=0.001)
         nn.init.zeros_(self.head.bias)
 
-    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def forward(self, inputs: dict[str, torch.Tensor], task: str = "default") -> dict[str, torch.Tensor]:
         """
         Args:
             inputs: ``image`` (B, H, W, 3) uint8, or ``tube`` (B, T, H, W, 3) uint8 whose centre frame is used.
@@ -77,10 +79,15 @@ class SimpleBaseline(nn.Module):
         c5 = self.backbone(x)[-1]  # (B, C5, H/32, W/32)
         return {"heatmaps": self.head(self.deconv(c5))}  # (B, K, H/4, W/4)
 
-    def input_names(self) -> tuple[str, ...]:
+    def input_names(self, task: str = "default") -> tuple[str, ...]:
         """The data columns ``forward`` reads (a tube of one or more frames; its centre frame is used)."""
         return ("tube",)
 
-    def loss(self, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def trainable_prefixes(self, task: str = "default") -> tuple[str, ...]:
+        """Every module trains (one task)."""
+        return ("",)
+
+    def loss(self, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], task: str = "default"
+             ) -> dict[str, torch.Tensor]:
         """Heatmap MSE weighted by the target weights."""
         return {"loss": heatmap_mse(outputs["heatmaps"], batch["heatmaps"], batch["target_weight"])}

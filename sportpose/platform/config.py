@@ -27,14 +27,17 @@ from typing import Any, Literal
 import yaml
 
 from sportpose.errors import SpecError
+from sportpose.models.multistream import MultiStreamConfig
 from sportpose.models.simplebaseline import SimpleBaselineConfig
+from sportpose.models.stsp import STSPConfig
 from sportpose.models.skeleton import JOINT_SETS
 from sportpose.pipelines.data.synth import SynthConfig
 from sportpose.platform.specfill import fill, to_dict
 
 # The model section is one of these, chosen by its `kind`.
-ModelConfig = SimpleBaselineConfig
-MODEL_CONFIGS: dict[str, type] = {"simplebaseline": SimpleBaselineConfig}
+ModelConfig = SimpleBaselineConfig | MultiStreamConfig | STSPConfig
+MODEL_CONFIGS: dict[str, type] = {"simplebaseline": SimpleBaselineConfig, "multistream": MultiStreamConfig,
+                                  "stsp": STSPConfig}
 
 
 @dataclass(frozen=True)
@@ -60,45 +63,78 @@ class AugmentSpec:
 
 @dataclass(frozen=True)
 class DataSpec:
-    """Where clips come from and how samples are cut from them (SPEC §3.3)."""
+    """Where clips come from and how samples are cut from them (SPEC §3.3).
+
+    The defaults cut MultiStream-style samples (tubes centred on the annotated frame, centre-frame targets,
+    PoseTrack joints); STSP-Net takes ``tube_anchor: end``, ``targets: all``, ``joint_set: h36m``,
+    ``points3d: true`` and ``flow: dis``.
+    """
 
     source: Literal["synthcourt", "manifest"] = "synthcourt"  # synthcourt: generated into `root` if missing
     root: str = "runs/data/synthcourt"  # folder holding manifest.json (relative paths: to the working dir)
     synth: SynthConfig = field(default_factory=SynthConfig)  # used when source is synthcourt
     splits: tuple[float, float, float] = (0.7, 0.15, 0.15)  # train/val/test fractions of videos (never frames)
-    joint_set: str = "posetrack"  # joints the 2D models predict
+    joint_set: str = "posetrack"  # posetrack: 2D from the PoseTrack JSON; h36m: 2D + visibility from the 3D npz
     input_size: tuple[int, int] = (128, 128)  # crop H, W; heatmaps are H/4 x W/4
     heatmap_sigma: float = 2.0  # Gaussian sigma in heatmap pixels
     box_scale: float = 1.25  # person box enlargement before cropping
-    window: int = 1  # T: frames per person tube (odd; 1 = single frame)
+    window: int = 1  # T: frames per person tube (odd with tube_anchor centre; 1 = single frame)
     interval: int = 1  # Δ: frame interval within a tube
-    frame_stride: int = 1  # use every n-th annotated frame as a tube centre
+    tube_anchor: Literal["centre", "end"] = "centre"  # centre: t-(T//2)Δ..t+(T//2)Δ (MultiStream); end: t-(T-1)Δ..t
+    context_len: int = 0  # L: full frames ending at t for the context stream (column `context`); 0 = none
+    context_size: tuple[int, int] = (128, 128)  # Hc, Wc of the context frames (multiples of 32)
+    targets: Literal["centre", "all"] = "centre"  # centre: targets of the annotated frame; all: of every tube frame
+    points3d: bool = False  # joints_3d: root-relative mm h36m joints from the clip's 3D file (joint_set h36m)
+    flow: Literal["none", "dis", "farneback"] = "none"  # dense optical flow between consecutive crops (column `flow`)
+    boxes: str = "gt"  # evaluation samples' boxes: gt, or a COCO-style detections file (training always uses gt)
+    det_threshold: float = 0.5  # detections scoring below this are dropped
+    frame_stride: int = 1  # use every n-th annotated frame as a tube anchor
     max_samples_per_clip: int | None = None  # cap on tubes per clip (evenly spread), None = all
-    min_visible_joints: int = 4  # tubes whose centre person shows fewer labeled joints are not used
+    min_visible_joints: int = 4  # tubes whose anchor person shows fewer labeled joints are not used
     augment: AugmentSpec = field(default_factory=AugmentSpec)
+    prepared: bool = False  # true: stream samples from Parquet shards written once (`sportpose data prepare`)
+    stream: bool = False  # true: re-cut the train split from video each epoch, fresh augmentation (needs a free CPU)
     max_skip_fraction: float = 0.05  # fail when more clips than this are unreadable
     on_error: Literal["skip", "raise"] = "skip"  # raise: the first bad clip is fatal
 
     def __post_init__(self):
-        if self.joint_set not in JOINT_SETS:
-            raise SpecError("joint_set", f"expected one of {sorted(JOINT_SETS)}, got {self.joint_set!r}")
+        cut_sets = [s for s in JOINT_SETS if s in ("posetrack", "h36m")]  # the sets the pipeline has sources for
+        if self.joint_set not in cut_sets:
+            raise SpecError("joint_set", f"expected one of {cut_sets}, got {self.joint_set!r}")
         if len(self.splits) != 3 or any(s < 0 for s in self.splits) or abs(sum(self.splits) - 1.0) > 1e-6:
             raise SpecError("splits", f"must be three non-negative fractions summing to 1, got {list(self.splits)}")
-        h, w = self.input_size
-        if h < 32 or w < 32 or h % 32 or w % 32:
-            raise SpecError("input_size", f"must be multiples of 32 (stride of C5), at least 32, got {[h, w]}")
+        for name in ("input_size", "context_size"):
+            h, w = getattr(self, name)
+            if h < 32 or w < 32 or h % 32 or w % 32:
+                raise SpecError(name, f"must be multiples of 32 (stride of C5), at least 32, got {[h, w]}")
         if self.heatmap_sigma <= 0:
             raise SpecError("heatmap_sigma", f"must be positive, got {self.heatmap_sigma}")
         if self.box_scale < 1.0:
             raise SpecError("box_scale", f"must be at least 1, got {self.box_scale}")
-        if self.window < 1 or self.window % 2 == 0:
-            raise SpecError("window", f"must be odd and positive (a centre frame), got {self.window}")
+        if self.window < 1:
+            raise SpecError("window", f"must be at least 1, got {self.window}")
+        if self.tube_anchor == "centre" and self.window % 2 == 0:
+            raise SpecError("window", f"must be odd with tube_anchor centre (a centre frame), got {self.window}")
         if self.interval < 1:
             raise SpecError("interval", f"must be at least 1, got {self.interval}")
+        if self.context_len < 0:
+            raise SpecError("context_len", f"must be 0 (no context clip) or more, got {self.context_len}")
+        if self.points3d and self.joint_set != "h36m":
+            raise SpecError("points3d", f"3D joints are h36m joints: needs joint_set h36m, got {self.joint_set!r}")
+        if self.flow != "none" and self.window < 2:
+            raise SpecError("flow", f"flow between consecutive crops needs window >= 2, got {self.window}")
+        if not self.boxes:
+            raise SpecError("boxes", "expected gt or the path of a detections file, got an empty string")
+        if not 0.0 <= self.det_threshold <= 1.0:
+            raise SpecError("det_threshold", f"must be in [0, 1], got {self.det_threshold}")
         if self.frame_stride < 1:
             raise SpecError("frame_stride", f"must be at least 1, got {self.frame_stride}")
         if self.max_samples_per_clip is not None and self.max_samples_per_clip < 1:
             raise SpecError("max_samples_per_clip", f"must be at least 1, got {self.max_samples_per_clip}")
+        if self.min_visible_joints < 0:
+            raise SpecError("min_visible_joints", f"must be non-negative, got {self.min_visible_joints}")
+        if self.prepared and self.stream:
+            raise SpecError("stream", "cutting from video each epoch and reading prepared Parquet exclude each other")
         if not 0.0 <= self.max_skip_fraction <= 1.0:
             raise SpecError("max_skip_fraction", f"must be in [0, 1], got {self.max_skip_fraction}")
 
@@ -162,12 +198,17 @@ class StageSpec:
     """One training stage: one Ray Train TorchTrainer job."""
 
     after: tuple[str, ...] = ()  # stages whose best checkpoints this one starts from
+    task: str = "default"  # what the model trains in this stage (one of the model's TASKS)
+    # Modules (prefixes) loaded from each `after` stage's best checkpoint. Unset: from each stage, the
+    # modules it trained (the model's trainable_prefixes of that stage's task); "" loads the whole model.
+    load: dict[str, tuple[str, ...]] = field(default_factory=dict)
     epochs: int = 1
     batch_size: int = 32  # per worker
     optimizer: OptimizerSpec = field(default_factory=OptimizerSpec)
     schedule: ScheduleSpec = field(default_factory=ScheduleSpec)
     scaling: ScalingSpec = field(default_factory=ScalingSpec)
     freeze: tuple[str, ...] = ()  # module prefixes kept frozen in this stage
+    freeze_layers: int | None = None  # freeze the first N backbone stages (the model's freeze_prefixes(N))
     grad_clip: float | None = None  # max gradient norm
     early_stopping: int | None = None  # patience in epochs on the stage metric
     max_failures: int = 0  # worker-group restarts from the latest checkpoint
@@ -186,12 +227,18 @@ class StageSpec:
             raise SpecError("early_stopping", f"must be at least 1, got {self.early_stopping}")
         if self.max_failures < 0:
             raise SpecError("max_failures", f"must be non-negative, got {self.max_failures}")
+        if self.freeze_layers is not None and self.freeze_layers < 0:
+            raise SpecError("freeze_layers", f"must be non-negative, got {self.freeze_layers}")
+        for source in self.load:
+            if source not in self.after:
+                raise SpecError(f"load.{source}", f"loads from a stage not listed in `after` {list(self.after)}")
 
 
 @dataclass(frozen=True)
 class TrainSpec:
     stages: dict[str, StageSpec] = field(default_factory=lambda: {"main": StageSpec()})
-    storage_path: str = "runs/ray"  # Ray Train checkpoints; a shared URI (s3://, gs://, NFS) on clusters
+    # Ray Train checkpoints; None: <runs>/ray (SPORTPOSE_RUNS or ./runs); a shared URI (s3://, gs://, NFS) on clusters
+    storage_path: str | None = None
 
     def __post_init__(self):
         if not self.stages:
@@ -252,10 +299,47 @@ class ExperimentSpec:
     def __post_init__(self):
         if not self.name or not all(c.isalnum() or c in "-_." for c in self.name):
             raise SpecError("name", f"must be non-empty letters, digits, '-', '_' or '.', got {self.name!r}")
+        _check_model_against_data(self.model, self.data)
+        from sportpose.models import MODELS
+
+        tasks = MODELS[self.model.kind].TASKS
+        for name, stage in self.train.stages.items():
+            if stage.task not in tasks:
+                raise SpecError(f"train.stages.{name}.task", f"model {self.model.kind!r} has tasks {list(tasks)}, got {stage.task!r}")
 
     @property
     def registered_name(self) -> str:
         return self.register.name or f"sportpose-{self.model.kind}"
+
+
+def _check_model_against_data(model: Any, data: DataSpec) -> None:
+    """The facts both sections state must agree: what the model consumes is what the data side cuts."""
+    def same(model_key: str, data_key: str) -> None:
+        m, d = getattr(model, model_key), getattr(data, data_key)
+        if (tuple(m) if isinstance(m, list) else m) != (tuple(d) if isinstance(d, list) else d):
+            raise SpecError(f"model.{model_key}", f"is {m!r} but data.{data_key} is {d!r}; they must match")
+
+    def need(data_key: str, value: Any, why: str) -> None:
+        if getattr(data, data_key) != value:
+            raise SpecError(f"data.{data_key}", f"must be {value!r} for {why}, got {getattr(data, data_key)!r}")
+
+    if model.kind == "multistream":
+        same("input_size", "input_size")
+        need("tube_anchor", "centre", "MultiStream (tubes centred on the annotated frame)")
+        if "temporal" in model.streams:
+            same("window", "window")
+        if "context" in model.streams:
+            same("context_len", "context_len")
+            same("context_size", "context_size")
+    elif model.kind == "stsp":
+        same("window", "window")
+        if model.lift_input == "images":
+            need("tube_anchor", "end", "STSP-Net (the current frame is the last of the tube)")
+            need("targets", "all", "STSP-Net (targets for every frame of the tube)")
+            need("joint_set", "h36m", "STSP-Net (3D on the Human3.6M skeleton)")
+            need("points3d", True, "STSP-Net (3D targets)")
+            if model.use_motion and data.flow == "none":
+                raise SpecError("data.flow", "must be dis or farneback when model.use_motion is true (motion enhancement)")
 
 
 def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentSpec:

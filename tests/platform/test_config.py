@@ -146,3 +146,16 @@ def test_cli_misspelt_key_is_one_line_without_traceback(tmp_path):
     assert len(lines) == 1, out.stderr
     assert "train.stages.main.epohcs" in lines[0] and str(path) in lines[0]
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("text, key", [
+    ("name: t\nmodel: {kind: multistream, window: 5, input_size: [64, 64]}\ndata: {window: 3, input_size: [64, 64]}\n",
+     "model.window"),
+    ("name: t\nmodel: {kind: multistream, window: 3, input_size: [96, 96]}\ndata: {window: 3, input_size: [64, 64]}\n",
+     "model.input_size"),
+    ("name: t\nmodel: {kind: multistream, window: 3, input_size: [64, 64], context_len: 4}\n"
+     "data: {window: 3, input_size: [64, 64], context_len: 2}\n", "model.context_len"),
+    ("name: t\nmodel: {kind: stsp, window: 6, tau: 5}\ndata: {window: 6, tube_anchor: end}\n", "data.targets"),
+])
+def test_model_and_data_must_agree(tmp_path, text, key):
+    assert load_error(tmp_path, text).key == key

@@ -4,6 +4,11 @@ Conventions (SPEC §3.3): a person box is enlarged ``box_scale`` times and widen
 crop's aspect ratio; the crop affine maps image pixels to crop pixels (pixel centres at integer
 coordinates); heatmaps live at stride 4 with a joint at crop position p drawn at ``(p + 0.5) / 4 - 0.5``
 (the inverse of :func:`sportpose.models.heatmaps.heatmap_to_crop`).
+
+Augmentation keeps every target exact: keypoints are mapped through the one affine the pixels were warped
+with; a flip swaps left and right joints (``JointSet.flip_permutation``) and mirrors the flow (x component
+negated); 3D joints follow the crop as a camera roll (the in-plane rotation) and a mirror (X negated, joints
+swapped), so that the 2D and 3D targets of a sample describe the same picture.
 """
 
 from __future__ import annotations
@@ -73,9 +78,55 @@ def transform_points(points: np.ndarray, m: np.ndarray) -> np.ndarray:
     return pts @ m[:, :2].T + m[:, 2]
 
 
-def warp(image: np.ndarray, m: np.ndarray, out_size: tuple[int, int]) -> np.ndarray:
-    """Crop ``image`` (H, W, 3) uint8 through the affine ``m`` to out_size (H, W); outside is black."""
-    return cv2.warpAffine(image, m, (out_size[1], out_size[0]), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
+def compose_affine(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """The (2, 3) affine applying ``inner`` first, then ``outer``."""
+    return outer[:, :2] @ np.vstack([inner, [0.0, 0.0, 1.0]])[:2] + np.hstack([np.zeros((2, 2)), outer[:, 2:]])
+
+
+def warp(image: np.ndarray, m: np.ndarray, out_size: tuple[int, int], out: np.ndarray | None = None) -> np.ndarray:
+    """Crop ``image`` (H, W, 3) uint8 through the affine ``m`` to out_size (H, W); outside is black.
+
+    Args:
+        out: a C-contiguous (H, W, 3) uint8 array to write into (saves a copy), or None.
+    """
+    return cv2.warpAffine(image, m, (out_size[1], out_size[0]), dst=out, flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+
+
+def flip_images(images: np.ndarray) -> np.ndarray:
+    """Mirror (..., H, W, C) images left-right; exactly the crop flip ``x' = W - 1 - x``."""
+    return np.ascontiguousarray(images[..., ::-1, :])
+
+
+def flip_flow(flow: np.ndarray) -> np.ndarray:
+    """Mirror a (..., H, W, 2) flow field left-right: positions mirrored, x component negated."""
+    out = np.ascontiguousarray(flow[..., ::-1, :])
+    out[..., 0] *= -1.0
+    return out
+
+
+def joints_3d_to_crop(joints: np.ndarray, rotation: float, flip: bool, flip_permutation: np.ndarray) -> np.ndarray:
+    """Root-relative camera-frame 3D joints as the augmented crop shows them.
+
+    The crop's in-plane rotation is a roll of the camera about its optical axis, applied to (X, Y) with the
+    crop affine's own rotation matrix (camera x right, y down, like image pixels); a flip mirrors X and swaps
+    left and right joints. Depth and millimetres are unchanged (scale augmentation only zooms the picture).
+
+    Args:
+        joints: (..., J, 3) mm.
+        rotation: degrees, counter-clockwise on screen (``CropTransform.rotation``).
+
+    Returns:
+        (..., J, 3) mm.
+    """
+    theta = np.deg2rad(rotation)
+    rot = np.array([[np.cos(theta), np.sin(theta)], [-np.sin(theta), np.cos(theta)]])
+    out = np.array(joints, dtype=np.float64)
+    out[..., :2] = out[..., :2] @ rot.T
+    if flip:
+        out[..., 0] *= -1.0
+        out = out[..., flip_permutation, :]
+    return out
 
 
 def gaussian_heatmaps(
@@ -84,29 +135,29 @@ def gaussian_heatmaps(
     """Gaussian targets at stride 4 and per-joint target weights.
 
     Args:
-        keypoints: (K, 2) crop pixel coordinates.
-        visible: (K,) bool: the joint is labeled (and should be learned).
+        keypoints: (..., K, 2) crop pixel coordinates.
+        visible: (..., K) bool: the joint is labeled (and should be learned).
         out_size: crop (H, W).
         sigma: Gaussian sigma in heatmap pixels.
 
     Returns:
-        heatmaps (K, H/4, W/4) float32 with peak 1, and weights (K,) float32: 1 for labeled joints whose
-        peak lies inside the heatmap, else 0.
+        heatmaps (..., K, H/4, W/4) float32 with peak 1, and weights (..., K) float32: 1 for labeled joints
+        whose peak lies inside the heatmap, else 0.
     """
     h, w = out_size[0] // HEATMAP_STRIDE, out_size[1] // HEATMAP_STRIDE
-    k = keypoints.shape[0]
-    mu = (np.asarray(keypoints, dtype=np.float64) + 0.5) / HEATMAP_STRIDE - 0.5  # (K, 2) heatmap pixels
+    lead = np.shape(keypoints)[:-1]  # (..., K)
+    mu = (np.asarray(keypoints, dtype=np.float64).reshape(-1, 2) + 0.5) / HEATMAP_STRIDE - 0.5  # (N, 2) heatmap px
     inside = (mu[:, 0] >= -0.5) & (mu[:, 0] <= w - 0.5) & (mu[:, 1] >= -0.5) & (mu[:, 1] <= h - 0.5)
-    weight = (np.asarray(visible, dtype=bool) & inside & np.isfinite(mu).all(axis=1)).astype(np.float32)
+    visible = np.asarray(visible, dtype=bool).reshape(-1)
+    weight = (visible & inside & np.isfinite(mu).all(axis=1)).astype(np.float32)  # (N,)
     xs = np.arange(w, dtype=np.float64)
     ys = np.arange(h, dtype=np.float64)
     mu = np.nan_to_num(mu)
-    gx = np.exp(-((xs[None, :] - mu[:, :1]) ** 2) / (2 * sigma**2))  # (K, w)
-    gy = np.exp(-((ys[None, :] - mu[:, 1:]) ** 2) / (2 * sigma**2))  # (K, h)
-    heatmaps = (gy[:, :, None] * gx[:, None, :]).astype(np.float32)  # (K, h, w)
+    gx = np.exp(-((xs[None, :] - mu[:, :1]) ** 2) / (2 * sigma**2))  # (N, w)
+    gy = np.exp(-((ys[None, :] - mu[:, 1:]) ** 2) / (2 * sigma**2))  # (N, h)
+    heatmaps = (gy[:, :, None] * gx[:, None, :]).astype(np.float32)  # (N, h, w)
     heatmaps *= weight[:, None, None]
-    assert heatmaps.shape == (k, h, w)
-    return heatmaps, weight
+    return heatmaps.reshape(*lead, h, w), weight.reshape(lead)  # (..., K, h, w), (..., K)
 
 
 @dataclass(frozen=True)
@@ -134,16 +185,29 @@ class Augmentation:
             saturation=float(rng.uniform(1 - jitter, 1 + jitter)),
         )
 
+    @property
+    def geometric(self) -> bool:
+        return self.flip or self.rotation != 0.0 or self.scale != 1.0
+
     def apply_colour(self, images: np.ndarray) -> np.ndarray:
-        """Colour jitter on (..., H, W, 3) uint8 images."""
+        """Colour jitter on (..., H, W, 3) uint8 images, in place where possible; returns the images.
+
+        Brightness b scales the values, contrast c pivots on each image's mean, saturation s pulls each
+        pixel towards its grey value: ``x' = c b (s x + (1 - s) grey(x)) + (1 - c) b mean(x)``, one 3x4
+        colour matrix per image (``cv2.transform``, rounded and saturated to uint8).
+        """
         if self.brightness == self.contrast == self.saturation == 1.0:
             return images
-        x = images.astype(np.float32) * self.brightness
-        mean = x.mean(axis=(-3, -2, -1), keepdims=True)
-        x = (x - mean) * self.contrast + mean
-        grey = x.mean(axis=-1, keepdims=True)
-        x = (x - grey) * self.saturation + grey
-        return np.clip(x, 0, 255).astype(np.uint8)
+        b, c, s = self.brightness, self.contrast, self.saturation
+        linear = c * b * (s * np.eye(3) + (1.0 - s) / 3.0 * np.ones((3, 3)))  # (3, 3)
+        if not (images.flags.c_contiguous and images.flags.writeable):
+            images = images.copy()
+        flat = images.reshape(-1, *images.shape[-3:])  # (N, H, W, 3)
+        for image in flat:
+            mean = float(np.mean(cv2.mean(image)[:3]))
+            m = np.hstack([linear, np.full((3, 1), (1.0 - c) * b * mean)])  # (3, 4)
+            cv2.transform(image, m, dst=image)
+        return images
 
 
 def flip_joints(values: np.ndarray, flip_permutation: np.ndarray) -> np.ndarray:
