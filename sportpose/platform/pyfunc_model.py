@@ -5,9 +5,10 @@ model's state dict. Loading rebuilds the network from the spec and loads the wei
 ``torch.load(weights_only=True)``, so loading a registered model never unpickles code, and the object a
 user gets back is the project's own ``nn.Module`` (``unwrap_python_model().model``), not a traced graph.
 
-``predict`` takes a dict of uint8 arrays named after the model's inputs (``image`` (B, H, W, 3) for the
-single-frame model) and returns a dict: ``keypoints`` (B, K, 2) in crop pixels, ``scores`` (B, K) and
-``heatmaps`` (B, K, H/4, W/4).
+``predict`` takes a dict of arrays named after the model's inputs (``tube`` (B, T, H, W, 3) uint8, and
+``context`` for MultiStream or ``flow`` for STSP-Net) and returns a dict: for the 2D models ``keypoints``
+(B, K, 2) in crop pixels, ``scores`` (B, K) and ``heatmaps`` (B, K, H/4, W/4); for STSP-Net ``joints_3d``
+(B, T, J, 3) in mm and ``keypoints`` (B, T, J, 2).
 """
 
 import warnings
@@ -44,7 +45,13 @@ class SportposeModel(PythonModel):
 
         inputs = {k: torch.from_numpy(np.array(v)) for k, v in dict(model_input).items()}  # writable copies
         with torch.no_grad():
-            heatmaps = self.model(inputs)["heatmaps"]  # (B, K, H/4, W/4)
+            out = self.model(inputs)
+        if "joints_3d" in out:  # STSP-Net: 3D joints (mm, root-relative) and 2D keypoints per tube frame
+            return {
+                "joints_3d": out["joints_3d"].numpy().astype(np.float32),  # (B, T, J, 3)
+                "keypoints": out["keypoints_2d"].numpy().astype(np.float32),  # (B, T, J, 2) crop pixels
+            }
+        heatmaps = out["heatmaps"]  # (B, K, H/4, W/4)
         coords, scores = decode_heatmaps(heatmaps)
         return {
             "keypoints": heatmap_to_crop(coords, 4).numpy().astype(np.float32),  # (B, K, 2)

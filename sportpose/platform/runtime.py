@@ -24,15 +24,30 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, quiet: boo
     if ray.is_initialized():
         return ray.get_runtime_context().gcs_address
     address = address or os.environ.get("RAY_ADDRESS") or None
-    env_vars = {"PYTHONWARNINGS": "ignore::DeprecationWarning"}
+    # Train's print patch would echo every worker print twice on the driver's console.
+    env_vars = {"PYTHONWARNINGS": "ignore::DeprecationWarning", "RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}
     for name in ("MLFLOW_TRACKING_URI", "SPORTPOSE_RUNS"):
         if name in os.environ:
             env_vars[name] = os.environ[name]
     kwargs = dict(logging_level=logging.WARNING if quiet else logging.INFO, runtime_env={"env_vars": env_vars})
+    # Ray Train's PlacementGroupCleaner (a detached actor) asks the State API about its controller without an
+    # address; with several Ray instances on one machine it cannot tell which is its own, dies, and the
+    # placement group of a trial that Tune stops (ASHA) leaks, so the next trial waits forever (SPEC §8). Every
+    # worker of this job is therefore told its cluster's address; a local Ray gets a GCS port chosen up front.
     if address:
+        if ":" in address and "://" not in address:
+            env_vars["RAY_ADDRESS"] = address
         ray.init(address=address, **kwargs)
     else:
-        ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=True, dashboard_host="127.0.0.1", **kwargs)
+        preset = os.environ.get("RAY_GCS_SERVER_PORT")
+        port = preset or str(_free_port())
+        env_vars["RAY_ADDRESS"] = f"{ray.util.get_node_ip_address()}:{port}"
+        os.environ["RAY_GCS_SERVER_PORT"] = port
+        try:
+            ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=True, dashboard_host="127.0.0.1", **kwargs)
+        finally:
+            if preset is None:
+                os.environ.pop("RAY_GCS_SERVER_PORT", None)
     if quiet:
         logging.getLogger("ray.data").setLevel(logging.WARNING)
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -40,6 +55,14 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, quiet: boo
     ctx.enable_progress_bars = not quiet
     ctx.print_on_execution_start = not quiet
     return ray.get_runtime_context().gcs_address
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("", 0))
+        return s.getsockname()[1]
 
 
 def shutdown_ray() -> None:

@@ -33,7 +33,7 @@ def freeze_modules(model: nn.Module, prefixes: Iterable[str]) -> list[str]:
     frozen = []
     names = [n for n, _ in model.named_parameters()]
     for prefix in prefixes:
-        hit = [n for n in names if n == prefix or n.startswith(prefix + ".")]
+        hit = [n for n in names if matches(n, prefix)]
         if not hit:
             top = sorted({n.split(".")[0] for n in names})
             raise SpecError("freeze", f"{prefix!r} matches no module of the model; top-level modules: {top}")
@@ -42,6 +42,58 @@ def freeze_modules(model: nn.Module, prefixes: Iterable[str]) -> list[str]:
     for name in frozen:
         params[name].requires_grad_(False)
     return frozen
+
+
+def matches(name: str, prefix: str) -> bool:
+    """``name`` lies under the module ``prefix`` ("" is the whole model)."""
+    return prefix == "" or name == prefix or name.startswith(prefix + ".")
+
+
+def freeze_outside(model: nn.Module, trainable: Iterable[str]) -> list[str]:
+    """Freeze every parameter not under one of the ``trainable`` prefixes; returns the names frozen."""
+    trainable = tuple(trainable)
+    frozen = []
+    for name, p in model.named_parameters():
+        if not any(matches(name, t) for t in trainable):
+            p.requires_grad_(False)
+            frozen.append(name)
+    return frozen
+
+
+def load_modules(model: nn.Module, state: dict[str, torch.Tensor], prefixes: Iterable[str], source: str,
+                 key: str) -> list[str]:
+    """Copy the given modules from another stage's state dict into ``model``.
+
+    Args:
+        state: the source checkpoint's model state dict.
+        prefixes: module prefixes to copy ("" copies everything).
+        source: the source stage's name (for messages).
+        key: the spec key that declared the hand-off (for messages).
+
+    Returns:
+        the state-dict keys loaded.
+
+    Raises:
+        SpecError: a module the model has is missing from the checkpoint, or shapes differ; names both.
+    """
+    own = model.state_dict()
+    loaded = []
+    for prefix in prefixes:
+        wanted = [k for k in own if matches(k, prefix)]
+        if not wanted:
+            raise SpecError(key, f"module {prefix!r} does not exist in the model being trained")
+        missing = [k for k in wanted if k not in state]
+        if missing:
+            raise SpecError(key, f"module {prefix!r}: stage {source!r}'s checkpoint lacks {missing[0]!r}"
+                                 f"{f' and {len(missing) - 1} more' if len(missing) > 1 else ''}")
+        for k in wanted:
+            if tuple(state[k].shape) != tuple(own[k].shape):
+                raise SpecError(key, f"module {prefix!r}: {k} has shape {tuple(state[k].shape)} in stage "
+                                     f"{source!r}'s checkpoint but {tuple(own[k].shape)} in this stage's model")
+            own[k] = state[k]
+            loaded.append(k)
+    model.load_state_dict(own)
+    return loaded
 
 
 def frozen_module_prefixes(model: nn.Module) -> list[nn.Module]:

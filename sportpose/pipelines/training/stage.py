@@ -10,6 +10,7 @@ worker failure or on ``--resume``) or starts from the checkpoints of the stages 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import tempfile
@@ -25,12 +26,15 @@ import torch
 import torch.distributed as dist
 from ray.train.torch import TorchTrainer
 
+from sportpose.errors import SpecError
 from sportpose.models import build_model
 from sportpose.models.skeleton import JOINT_SETS
 from sportpose.pipelines.training import loop
+from sportpose.platform.tracking import runs_dir
 
 CHECKPOINT_FILE = "checkpoint.pt"
-TRAIN_COLUMNS = ("tube", "heatmaps", "target_weight")
+# Columns a loss may read; models name their inputs with input_names(task). Only these are turned into tensors.
+TARGET_COLUMNS = ("heatmaps", "target_weight", "keypoints", "joints_3d", "bone_lengths")
 
 
 @dataclass
@@ -92,12 +96,62 @@ def _allreduce_mean(values: dict[str, float], weight: float) -> dict[str, float]
     return {k: (t[i].item() / total if total else 0.0) for i, k in enumerate(keys)}
 
 
+def prepare_stage_model(spec: Any, stage_name: str, init: list[dict[str, Any]]) -> tuple[torch.nn.Module, list[str]]:
+    """Build the stage's model, load the modules handed on by earlier stages, and freeze what stays fixed.
+
+    Frozen: everything outside the task's ``trainable_prefixes``, the stage's ``freeze`` prefixes, and the
+    model's ``freeze_prefixes(freeze_layers)``. Runs on the driver first (to check the hand-off before a
+    job starts) and then on every worker.
+
+    Args:
+        init: ``[{"stage": name, "uri": checkpoint, "prefixes": [...]}]`` from :func:`plan_init`.
+
+    Returns:
+        the model and the names of its frozen parameters.
+
+    Raises:
+        SpecError: a module is missing from a checkpoint or mismatched (naming both), or a freeze prefix
+            matches nothing.
+    """
+    stage = spec.train.stages[stage_name]
+    model = build_model(spec.model, JOINT_SETS[spec.data.joint_set].num_joints)
+    for item in init:
+        with ray.train.Checkpoint(item["uri"]).as_directory() as d:
+            state = load_checkpoint(d)["model"]
+        loop.load_modules(model, state, item["prefixes"], item["stage"],
+                          f"train.stages.{stage_name}.load.{item['stage']}")
+    frozen = loop.freeze_outside(model, model.trainable_prefixes(stage.task))
+    try:
+        frozen += loop.freeze_modules(model, stage.freeze)
+        if stage.freeze_layers:
+            frozen += loop.freeze_modules(model, model.freeze_prefixes(stage.freeze_layers))
+    except SpecError as e:
+        raise e.within(f"train.stages.{stage_name}") from None
+    return model, sorted(set(frozen))
+
+
+def plan_init(spec: Any, stage_name: str, checkpoints: dict[str, str]) -> list[dict[str, Any]]:
+    """What a stage loads from the stages it comes after (SPEC §6): explicit ``load`` or, per source
+    stage, the modules that stage trained (``trainable_prefixes`` of its task)."""
+    stage = spec.train.stages[stage_name]
+    probe = build_model(spec.model, JOINT_SETS[spec.data.joint_set].num_joints)
+    init = []
+    for source in stage.after:
+        prefixes = stage.load.get(source)
+        if prefixes is None:
+            prefixes = probe.trainable_prefixes(spec.train.stages[source].task)
+        init.append({"stage": source, "uri": checkpoints[source], "prefixes": list(prefixes)})
+    return init
+
+
 def worker_loop(config: dict[str, Any]) -> None:
     """The Ray Train worker function: setup -> train -> cleanup."""
     from sportpose.platform.config import spec_from_dict  # the dict becomes the typed spec again, first thing
 
     spec = spec_from_dict(config["spec"])
     stage = spec.train.stages[config["stage"]]
+    if config.get("quiet", True):  # per-report INFO lines from Ray Train's internals drown the epoch lines
+        logging.getLogger("ray.train").setLevel(logging.WARNING)
     torch.set_num_threads(stage.scaling.torch_threads)
     ctx = ray.train.get_context()
     rank = ctx.get_world_rank()
@@ -106,12 +160,7 @@ def worker_loop(config: dict[str, Any]) -> None:
     torch.manual_seed(spec.seed + rank)
     np.random.seed(spec.seed + rank)
     random.seed(spec.seed + rank)
-    joint_set = JOINT_SETS[spec.data.joint_set]
-    model = build_model(spec.model, joint_set.num_joints)
-    for uri in config.get("init_checkpoints", []):
-        with ray.train.Checkpoint(uri).as_directory() as d:
-            model.load_state_dict(load_checkpoint(d)["model"])
-    frozen_names = loop.freeze_modules(model, stage.freeze)
+    model, frozen_names = prepare_stage_model(spec, config["stage"], config.get("init", []))
     optimizer = loop.build_optimizer(model, stage.optimizer)
     scheduler = loop.build_scheduler(optimizer, stage.schedule, stage.epochs)
     start_epoch, best, since_best, history = 0, None, 0, []
@@ -130,13 +179,13 @@ def worker_loop(config: dict[str, Any]) -> None:
         if ctx.get_world_size() > 1 else model
     core = model.module if hasattr(model, "module") else model
     frozen_modules = loop.frozen_module_prefixes(core)
-    columns = tuple(core.input_names()) + TRAIN_COLUMNS
+    columns = tuple(core.input_names(stage.task)) + TARGET_COLUMNS
     train_shard = ray.train.get_dataset_shard("train")
     val_shard = ray.train.get_dataset_shard("val")
     tracker = _MlflowLogger(config.get("tracking_uri"), config.get("run_id")) if rank == 0 else None
 
     def loss_fn(m: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return core.loss(m(batch), batch)
+        return core.loss(m(batch, task=stage.task), batch, task=stage.task)
 
     def batches(shard, shuffle: bool, epoch: int):
         it = shard.iter_batches(
@@ -215,7 +264,8 @@ def run_stage(
     run_name: str,
     tracking_uri: str | None = None,
     run_id: str | None = None,
-    init_checkpoints: list[str] | tuple[str, ...] = (),
+    init: list[dict[str, Any]] | None = None,
+    callbacks: list[Any] | None = None,
 ) -> StageResult:
     """Fit one stage with Ray Train and return its best checkpoint.
 
@@ -225,7 +275,7 @@ def run_stage(
     from sportpose.platform.config import spec_hash, spec_to_dict
 
     stage = spec.train.stages[stage_name]
-    storage = spec.train.storage_path
+    storage = spec.train.storage_path or str(runs_dir() / "ray")
     if "://" not in storage:
         storage = str(Path(storage).resolve())
     resources = {"CPU": stage.scaling.cpus_per_worker}
@@ -235,7 +285,7 @@ def run_stage(
         worker_loop,
         train_loop_config={
             "spec": spec_to_dict(spec), "stage": stage_name, "config_hash": spec_hash(spec),
-            "tracking_uri": tracking_uri, "run_id": run_id, "init_checkpoints": list(init_checkpoints),
+            "tracking_uri": tracking_uri, "run_id": run_id, "init": init or [],
         },
         scaling_config=ray.train.ScalingConfig(num_workers=stage.scaling.num_workers, use_gpu=stage.scaling.use_gpu,
                                                resources_per_worker=resources),
@@ -245,6 +295,7 @@ def run_stage(
             storage_path=storage,
             failure_config=ray.train.FailureConfig(max_failures=stage.max_failures),
             logging_config=ray.train.LoggingConfig(log_level="WARNING"),
+            callbacks=callbacks,  # e.g. Tune's TuneReportCallback when the stage runs inside a sweep trial
             checkpoint_config=ray.train.CheckpointConfig(
                 num_to_keep=None, checkpoint_score_attribute=stage.metric, checkpoint_score_order=stage.mode),
         ),

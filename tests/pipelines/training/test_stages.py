@@ -1,0 +1,189 @@
+"""The stage engine on a local Ray: a DAG of stages with concurrent jobs, checkpoint hand-off with frozen
+modules, MLflow lineage, resume after an interruption, refusal of changed settings, and a worker killed
+mid-epoch."""
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import ray
+import torch
+
+from sportpose.errors import SpecError
+from sportpose.pipelines.data.dataset import build_split, load_clips
+from sportpose.pipelines.training.pipeline import prepare_data, run_pipeline
+from sportpose.pipelines.training.stage import load_checkpoint, run_stage
+from sportpose.platform import tracking
+from sportpose.platform.config import load_spec
+
+pytestmark = pytest.mark.integration
+
+DAG = """
+name: dag
+seed: 2
+data:
+  root: {root}
+  synth: {{clips: 6, frames: 12, width: 192, height: 144, max_players: 2, seed: 5}}
+  splits: [0.5, 0.25, 0.25]
+  input_size: [64, 64]
+  frame_stride: 3
+model: {{kind: simplebaseline, width: 16, deconv_channels: 32}}
+register: {{enabled: false}}
+train:
+  stages:
+    a: {{epochs: 1, batch_size: 8, scaling: {{num_workers: 1}}}}
+    b: {{epochs: 1, batch_size: 8, scaling: {{num_workers: 1}}, optimizer: {{lr: 0.01}}}}
+    fuse:
+      after: [a, b]
+      load: {{a: [backbone], b: [deconv, head]}}
+      freeze: [backbone]
+      epochs: 1
+      batch_size: 8
+      scaling: {{num_workers: 2}}
+    joint: {{after: [fuse], epochs: 1, batch_size: 8, scaling: {{num_workers: 2}}, optimizer: {{lr: 0.0001}}}}
+"""
+
+
+class Interrupt(KeyboardInterrupt):
+    pass
+
+
+@pytest.fixture(scope="module")
+def dag_spec_path(runs_home, tmp_path_factory):
+    path = tmp_path_factory.mktemp("dag") / "dag.yaml"
+    path.write_text(DAG.format(root=runs_home / "data" / "dag"))
+    return path
+
+
+def _params(checkpoint: str, prefix: str) -> dict[str, torch.Tensor]:
+    state = load_checkpoint(checkpoint)["model"]
+    return {k: v for k, v in state.items() if k.startswith(prefix + ".") and "num_batches_tracked" not in k}
+
+
+def _children(parent_id: str):
+    client = tracking.client()
+    exp = client.get_run(parent_id).info.experiment_id
+    return client.search_runs([exp], f"tags.`{tracking.PARENT_TAG}` = '{parent_id}'")
+
+
+@pytest.fixture(scope="module")
+def dag_run(ray_local, dag_spec_path):
+    """Interrupted right after stage a finishes (b still running), then resumed with --resume."""
+    spec = load_spec(dag_spec_path)
+    lines = []
+
+    def interrupting_log(line: str) -> None:
+        lines.append(line)
+        if line.startswith("stage a: done"):
+            raise Interrupt("interrupted after stage a")
+
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(spec, log=interrupting_log)
+    state = (tracking.runs_dir() / "pipelines" / "dag" / "state.json").read_text()
+    first_children = {c.data.tags["sportpose.stage"]: c for c in _children(__import__("json").loads(state)["parent_run_id"])}
+    resumed_lines = []
+    result = run_pipeline(spec, resume=True, log=resumed_lines.append)
+    return spec, result, first_children, lines, resumed_lines
+
+
+def test_independent_stages_ran_concurrently(dag_run):
+    spec, result, first, lines, _ = dag_run
+    a, b = first["a"].info, first["b"].info
+    assert a.start_time < b.end_time and b.start_time < a.end_time, "stage-1 jobs a and b did not overlap"
+    assert lines.index(next(l for l in lines if l.startswith("stage b: training"))) < \
+        lines.index(next(l for l in lines if l.startswith("stage a: done")))
+
+
+def test_resume_skips_finished_stages_and_reuses_their_runs(dag_run):
+    spec, result, first, _, resumed = dag_run
+    assert any(l.startswith("stage a: finished earlier") for l in resumed)
+    assert not any(l.startswith("stage a: training") for l in resumed)
+    children = {c.data.tags["sportpose.stage"]: c for c in _children(result.parent_run_id)}
+    assert sorted(children) == ["a", "b", "fuse", "joint"]  # one child run per stage, as uninterrupted
+    assert children["a"].info.run_id == first["a"].info.run_id
+    assert all(c.info.status == "FINISHED" for c in children.values())
+    assert tracking.client().get_run(result.parent_run_id).info.status == "FINISHED"
+    for name, stage in result.stages.items():
+        assert Path(stage.checkpoint, "checkpoint.pt").exists()
+        assert len(stage.history) == spec.train.stages[name].epochs
+        assert children[name].data.tags["sportpose.checkpoint"] == stage.checkpoint
+    assert children["fuse"].data.tags["sportpose.init.a"] == f"{result.stages['a'].checkpoint} modules=backbone"
+
+
+def test_hand_off_loads_declared_modules_and_keeps_frozen_ones(dag_run):
+    _, result, _, _, _ = dag_run
+    a, b = result.stages["a"].checkpoint, result.stages["b"].checkpoint
+    fuse, joint = result.stages["fuse"].checkpoint, result.stages["joint"].checkpoint
+    backbone_a, backbone_fuse = _params(a, "backbone"), _params(fuse, "backbone")
+    assert backbone_a.keys() == backbone_fuse.keys()
+    for k in backbone_a:  # frozen in fuse: exactly stage a's weights, BatchNorm statistics included
+        assert torch.equal(backbone_a[k], backbone_fuse[k]), k
+    head_b, head_fuse = _params(b, "head"), _params(fuse, "head")
+    assert any(not torch.equal(head_b[k], head_fuse[k]) for k in head_b), "fuse did not train the head"
+    # joint trains everything from fuse's weights: the backbone moves now
+    assert any(not torch.equal(backbone_fuse[k], v) for k, v in _params(joint, "backbone").items())
+    assert load_checkpoint(fuse)["frozen"] and all(n.startswith("backbone.") for n in load_checkpoint(fuse)["frozen"])
+
+
+def test_resume_refuses_a_changed_finished_stage(dag_run, dag_spec_path):
+    spec = load_spec(dag_spec_path, ["train.stages.b.optimizer.lr=0.5"])
+    with pytest.raises(SpecError) as info:
+        run_pipeline(spec, resume=True, log=lambda _: None)
+    assert info.value.key == "train.stages.b.optimizer.lr"
+    assert "rerun-changed" in info.value.message
+
+
+def test_rerun_changed_retrains_that_stage_and_those_after_it(dag_run, dag_spec_path):
+    _, before, _, _, _ = dag_run
+    spec = load_spec(dag_spec_path, ["train.stages.joint.optimizer.lr=0.0002"])
+    lines = []
+    after = run_pipeline(spec, resume="rerun-changed", log=lines.append)
+    assert [l.split(":")[0] for l in lines if l.endswith("Ray Train workers") or "workers from" in l] == ["stage joint"]
+    for name in ("a", "b", "fuse"):
+        assert after.stages[name].checkpoint == before.stages[name].checkpoint
+    assert after.stages["joint"].checkpoint != before.stages["joint"].checkpoint
+
+
+def test_missing_module_in_hand_off_names_both(dag_run, dag_spec_path):
+    spec = load_spec(dag_spec_path, ["train.stages.fuse.load.a=[neck]"])
+    with pytest.raises(SpecError) as info:
+        run_pipeline(spec, resume="rerun-changed", log=lambda _: None)
+    assert info.value.key == "train.stages.fuse.load.a" and "'neck'" in info.value.message
+
+
+def test_killed_worker_resumes_from_latest_checkpoint(ray_local, dag_spec_path):
+    from ray.util.state import list_actors
+
+    spec = load_spec(dag_spec_path, ["train.stages.a.epochs=3", "train.stages.a.max_failures=1",
+                                     "train.stages.a.scaling.num_workers=2"])
+    root = prepare_data(spec, log=lambda _: None)
+    clips = load_clips(root, spec.data.splits, spec.seed)
+    datasets = {s: build_split(clips, spec.data, s, spec.seed)[0] for s in ("train", "val")}
+    run_name = f"killtest-{int(time.time())}"
+    address = ray.get_runtime_context().gcs_address
+    killed = []
+
+    def killer():
+        deadline = time.time() + 300
+        target = tracking.runs_dir() / "ray" / run_name / "epoch_0000"
+        while time.time() < deadline and not target.exists():
+            time.sleep(0.2)
+        time.sleep(1.0)  # into epoch 1
+        workers = list_actors(address=address, filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
+        pid = max(w.pid for w in workers)
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    result = run_stage(spec, "a", datasets, run_name=run_name)
+    thread.join(timeout=10)
+    assert killed, "no worker was killed"
+    with pytest.raises(OSError):
+        os.kill(killed[0], 0)  # that process is gone
+    assert [h["epoch"] for h in result.history] == [0, 1, 2]
+    names = sorted(p.name for p in Path(result.run_path).glob("epoch_*"))
+    assert names == ["epoch_0000", "epoch_0001", "epoch_0002"]
