@@ -56,17 +56,30 @@ def _print_summary(result) -> None:
     print()
     print(f"== {result.spec.name}: finished in {result.seconds / 60:.1f} min ==")
     if ev:
-        print(f"PCKh@{result.spec.evaluate.pckh_alpha} on held-out {ev['split']} clips ({ev['samples']} samples, "
-              f"boxes: {ev['boxes']}, flip test: {ev['flip_test']}, seed {ev['seed']}):")
-        print(f"  trained   {ev['pckh']:6.1f}")
-        print(f"  untrained {ev['pckh_untrained']:6.1f}")
-        print(f"  gain      {ev['pckh'] - ev['pckh_untrained']:+6.1f} points")
+        print(f"on held-out {ev['split']} clips ({ev['samples']} samples; boxes: {ev['boxes']}, flip test: "
+              f"{ev['flip_test']}, seed {ev['seed']}):")
+        if "mpjpe" in ev:
+            print(f"  MPJPE    {ev['mpjpe']:7.1f} mm   (mean-pose baseline {ev['mpjpe_mean_pose']:.1f} mm)")
+            print(f"  P-MPJPE  {ev['p_mpjpe']:7.1f} mm   PCK3D {ev['pck3d']:.1f}   AUC {ev['auc3d']:.1f}")
+            print(f"  TS       {ev['ts']:7.2f} mm/frame²   (same model without TMP {ev['ts_no_tmp']:.2f})")
+        else:
+            print(f"  PCKh@{result.spec.evaluate.pckh_alpha}  trained {ev['pckh']:6.1f}   untrained {ev['pckh_untrained']:6.1f}"
+                  f"   gain {ev['pckh'] - ev['pckh_untrained']:+6.1f} points")
+            if "ap" in ev:
+                groups = "  ".join(f"{k} {v:.1f}" for k, v in ev["ap_groups"].items())
+                print(f"  AP       trained {ev['ap']:6.1f}   untrained {ev['ap_untrained']:6.1f}"
+                      f"   gain {ev['ap'] - ev['ap_untrained']:+6.1f} points")
+                print(f"  AP per group: {groups}")
     if result.promotion:
         p = result.promotion
         print(f"registered: models:/{p.name}/{p.version} (alias candidate{', champion' if p.promoted else ''}: {p.reason})")
     print(f"MLflow parent run: {result.parent_run_id}")
     print(f"outputs:   {result.output_dir}")
-    print(f"MLflow UI: mlflow ui --backend-store-uri {tracking.tracking_uri()} --host 127.0.0.1 --port 5000")
+    uri = tracking.tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        print(f"MLflow UI: {uri}")
+    else:
+        print(f"MLflow UI: mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000")
 
 
 def cmd_registry(args: argparse.Namespace) -> int:
@@ -95,7 +108,10 @@ Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argpar
 
 def _train_args(p: argparse.ArgumentParser) -> None:
     _add_spec_args(p)
-    p.add_argument("--resume", action="store_true", help="skip finished stages; continue an unfinished one")
+    p.add_argument("--resume", nargs="?", const="refuse-changed", default=False, choices=["refuse-changed", "rerun-changed"],
+                   help="continue this spec's last run: skip finished stages, continue an unfinished one from its "
+                        "checkpoint; a changed setting of a finished stage is refused, or retrained with "
+                        "--resume=rerun-changed")
 
 
 def _demo_args(p: argparse.ArgumentParser) -> None:
@@ -110,16 +126,409 @@ def _registry_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alias", default="champion", help="alias to move (promote; default champion)")
 
 
+# ---- sportpose data synth|inspect|... and sportpose eval posetrack -------------------------------------------
+
+# Flags of `data synth` named like SynthConfig's fields; a flag left out keeps the field's default (the defaults
+# in the help texts are SynthConfig's: tests/platform/test_cli_data.py checks them). Importing SynthConfig here
+# would load torch for every command.
+SYNTH_FLAGS = ("clips", "frames", "width", "height", "fps", "min_players", "max_players", "views", "blur",
+               "child_fraction", "motions", "seed")
+
+
+def cmd_data_synth(args: argparse.Namespace) -> int:
+    import time
+
+    from sportpose.pipelines.data.inspect import format_summary, load_dataset, summarize
+    from sportpose.pipelines.data.synth import SynthConfig, generate
+
+    try:
+        config = SynthConfig(**{k: getattr(args, k) for k in SYNTH_FLAGS if getattr(args, k) is not None})
+    except SpecError as e:  # name the flag the user typed, not the dataclass field
+        raise SpecError(f"--{e.key.replace('_', '-')}", e.message) from None
+    if args.workers < 1:
+        raise SpecError("--workers", f"expected at least 1 process, got {args.workers}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise DataError(str(out), "--out", "is a file; expected a dataset folder")
+    manifest = out / "manifest.json"
+    before = manifest.stat().st_mtime_ns if manifest.exists() else None
+    start = time.perf_counter()
+    manifest = generate(out, config, progress=True, workers=args.workers)
+    seconds = time.perf_counter() - start
+    n = config.clips * config.frames
+    if before is not None and manifest.stat().st_mtime_ns == before:
+        print(f"SynthCourt: {out} is up to date with this config; nothing generated")
+    else:
+        print(f"SynthCourt: {config.clips} clips x {config.frames} frames ({config.width}x{config.height}, "
+              f"{config.fps:g} fps, seed {config.seed}) in {seconds:.1f} s ({n / max(seconds, 1e-9):.0f} frames/s)")
+    print(format_summary(summarize(load_dataset(manifest))))
+    print(f"manifest: {manifest}")
+    return 0
+
+
+def _data_synth_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="dataset folder (created; left as is when already up to date)")
+    p.add_argument("--clips", type=int, help="number of clips (default 8)")
+    p.add_argument("--frames", type=int, help="frames per clip, at most 9999 (default 48)")
+    p.add_argument("--width", type=int, help="frame width in pixels, even (default 320)")
+    p.add_argument("--height", type=int, help="frame height in pixels, even (default 240)")
+    p.add_argument("--fps", type=float, help="frame rate (default 25)")
+    p.add_argument("--min-players", type=int, help="fewest players in a clip, 1-6 (default 1)")
+    p.add_argument("--max-players", type=int, help="most players in a clip, 1-6 (default 3)")
+    p.add_argument("--views", nargs="+", metavar="VIEW",
+                   help="camera view groups from sideline, baseline, high_angle; clip i uses the (i mod n)-th (default sideline)")
+    p.add_argument("--blur", nargs="+", metavar="LEVEL", help="motion blur levels from none, low, high (default none)")
+    p.add_argument("--child-fraction", type=float, help="fraction of clips whose players are children (default 0)")
+    p.add_argument("--motions", nargs="+", metavar="MOTION",
+                   help="motion primitives players may perform (default run jog dribble jump_shot pass defensive_slide idle)")
+    p.add_argument("--seed", type=int, help="random seed: the same seed gives the same annotations (default 0)")
+    p.add_argument("--workers", type=int, default=1, help="processes generating clips in parallel (default 1)")
+
+
+def cmd_data_inspect(args: argparse.Namespace) -> int:
+    from sportpose.pipelines.data.inspect import format_summary, inspect_dataset
+
+    result = inspect_dataset(args.path, args.out, frames=args.frames)
+    print(format_summary(result.summary))
+    print(f"contact sheet: {result.sheet} ({result.sheet_size[0]}x{result.sheet_size[1]} px)")
+    print(f"summary:       {result.summary_file}")
+    return 0
+
+
+def _data_inspect_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", help="a SynthCourt folder, or PoseTrack annotations (a .json file or a folder of them)")
+    p.add_argument("--out", default=None,
+                   help="output folder (default PATH/inspect when writable, else runs/inspect/NAME)")
+    p.add_argument("--frames", type=int, default=12, help="frames on the contact sheet (default 12)")
+
+
+def cmd_eval_posetrack(args: argparse.Namespace) -> int:
+    from sportpose.pipelines.evaluation.posetrack_eval import evaluate_folders, format_ap_table, to_json
+
+    result = evaluate_folders(args.gt, args.pred)
+    print(f"PoseTrack AP (poseval), %: ground truth {args.gt}, predictions {args.pred} (boxes as predicted)")
+    print(format_ap_table(result))
+    if args.json:
+        out = Path(args.json)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(to_json(result) + "\n")
+        except OSError as e:
+            raise DataError(str(out), "--json", f"cannot be written ({e.strerror})") from None
+        print(f"wrote {out}")
+    return 0
+
+
+def _eval_posetrack_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--gt", required=True, help="folder of ground-truth PoseTrack JSON files, one per video")
+    p.add_argument("--pred", required=True, help="folder of prediction files with the same names")
+    p.add_argument("--json", default=None, metavar="OUT", help="write {per_joint, groups} AP in percent to this file")
+
+
+# A command group is a dict: sub-command -> (help, add_args, func); `sportpose data prepare` is one more entry.
+Subcommands = dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]]
+
+DATA_COMMANDS: Subcommands = {
+    "synth": ("generate a SynthCourt dataset: mp4 clips, PoseTrack18 JSON, 3D joints, manifest",
+              _data_synth_args, cmd_data_synth),
+    "inspect": ("summary counts and a contact sheet of frames with the ground truth drawn (SynthCourt or PoseTrack)",
+                _data_inspect_args, cmd_data_inspect),
+}
+
+EVAL_COMMANDS: Subcommands = {
+    "posetrack": ("PoseTrack AP of a prediction folder against a ground-truth folder, as poseval computes it",
+                  _eval_posetrack_args, cmd_eval_posetrack),
+}
+
+
+def _group_args(table: Subcommands) -> Callable[[argparse.ArgumentParser], None]:
+    def add_args(p: argparse.ArgumentParser) -> None:
+        sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+        for name, (text, add, _) in table.items():
+            add(sub.add_parser(name, help=text, description=text))
+
+    return add_args
+
+
+def _group_func(table: Subcommands) -> Callable[[argparse.Namespace], int]:
+    return lambda args: table[args.action][2](args)
+
+
+# ---- sportpose submit, jobs list|status|logs|stop, mlflow-server (clusters: SPEC §10) ----------------------
+
+
+def _cluster_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """An unreachable cluster or a refused submission is a message and exit status 2, like a bad spec."""
+
+    def run(args: argparse.Namespace) -> int:
+        from sportpose.platform.jobs import ClusterError
+
+        try:
+            return func(args)
+        except ClusterError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+def _address_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--address", default=None, metavar="URL",
+                   help="the cluster's job API, http://HEAD:8265 (default: RAY_API_SERVER_ADDRESS, else an http RAY_ADDRESS)")
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from sportpose.platform import jobs
+
+    env = {}
+    for item in args.env:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SpecError("--env", f"expected KEY=VALUE, got {item!r}")
+        env[key] = value
+    job_id = jobs.submit(args.spec, args.address, args.override, command="sweep" if args.sweep else "train",
+                         tracking_uri=args.tracking_uri, env=env, pip=args.pip, shared_storage=args.shared_storage,
+                         validate=not args.no_validate)
+    print(job_id, flush=True)
+    if not args.follow:
+        print(f"follow it: sportpose jobs logs {job_id} --follow", file=sys.stderr)
+        return 0
+    return _follow_job(job_id, args.address)
+
+
+def _follow_job(job_id: str, address: str | None) -> int:
+    """Stream the job's logs; exit with its status (0 succeeded, 1 failed, 3 stopped)."""
+    from sportpose.platform import jobs
+
+    try:
+        status = jobs.follow(job_id, address)
+    except KeyboardInterrupt:
+        print(f"\nstopped following; the job keeps running (stop it: sportpose jobs stop {job_id})", file=sys.stderr)
+        return 130
+    reason = "" if status == "SUCCEEDED" else f": {_job_reason(jobs.job_info(job_id, address).message)}"
+    print(f"job {job_id}: {status}{reason}", file=sys.stderr)
+    return jobs.EXIT_CODES[status]
+
+
+def _job_reason(message: str | None) -> str:
+    """A failed job's message holds the tail of its logs: the last `error:` line says why, else its first line."""
+    lines = [line.strip() for line in (message or "").splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error:")]
+    return (errors or lines or ["no message"])[-1 if errors else 0]
+
+
+def _submit_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", help="experiment spec (YAML); with --sweep a sweep spec")
+    p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a spec key on the cluster, e.g. -o train.storage_path=s3://bucket/runs (repeatable)")
+    _address_arg(p)
+    p.add_argument("--follow", action="store_true", help="stream the job's logs and exit with its status "
+                                                         "(0 succeeded, 1 failed, 3 stopped)")
+    p.add_argument("--sweep", action="store_true", help="run `sportpose sweep SPEC` instead of `sportpose train SPEC`")
+    p.add_argument("--tracking-uri", default=None, metavar="URI",
+                   help="MLFLOW_TRACKING_URI of the job, an MLflow server every node reaches (default: this shell's)")
+    p.add_argument("--shared-storage", action="append", default=[], metavar="PATH",
+                   help="a folder mounted at the same path on every node (NFS): local storage_path and data.root "
+                        "under it are accepted on a multi-node cluster (repeatable; also SPORTPOSE_SHARED_STORAGE)")
+    p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                   help="an environment variable of the job, e.g. --env SPORTPOSE_RUNS=/mnt/nfs/runs (repeatable)")
+    p.add_argument("--pip", action="store_true", help="install the project's requirements into the job's runtime_env "
+                                                      "(slow; for a cluster whose image lacks them)")
+    p.add_argument("--no-validate", action="store_true",
+                   help="do not load the spec here: the job validates it first thing and fails with the key named")
+
+
+def cmd_jobs_list(args: argparse.Namespace) -> int:
+    import time
+
+    from sportpose.platform import jobs
+
+    rows = []
+    for j in jobs.list_jobs(args.address):
+        start = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(j.start_time / 1000)) if j.start_time else ""
+        end = j.end_time or time.time() * 1000
+        took = f"{(end - j.start_time) / 1000:.0f}s" if j.start_time else ""
+        what = (j.metadata or {}).get("sportpose.spec") or (j.entrypoint or "")[:60]
+        rows.append({"id": j.submission_id or j.job_id or "", "status": str(j.status.value), "started": start,
+                     "took": took, "spec": what})
+    if not rows:
+        print("no jobs")
+        return 0
+    cols = ("id", "status", "started", "took", "spec")
+    widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols}
+    print("  ".join(c.ljust(widths[c]) for c in cols))
+    for r in rows:
+        print("  ".join(r[c].ljust(widths[c]) for c in cols))
+    return 0
+
+
+def cmd_jobs_status(args: argparse.Namespace) -> int:
+    from sportpose.platform import jobs
+
+    info = jobs.job_info(args.id, args.address)
+    status = str(info.status.value)
+    print(f"job:        {info.submission_id}")
+    print(f"status:     {status}" + (f" (exit code {info.driver_exit_code})" if info.driver_exit_code is not None else ""))
+    print(f"entrypoint: {info.entrypoint}")
+    if status in ("FAILED", "STOPPED"):
+        print(f"reason:     {_job_reason(info.message)}")
+    workers = jobs.train_workers(info, args.address)
+    if workers:
+        nodes = sorted({w["node_id"] for w in workers})
+        print(f"Ray Train workers: {len(workers)} on {len(nodes)} node(s): " + ", ".join(n[:12] for n in nodes))
+    if args.verbose and info.message:
+        print("message:")
+        print(info.message.rstrip())
+    return 0
+
+
+def cmd_jobs_logs(args: argparse.Namespace) -> int:
+    from sportpose.platform import jobs
+
+    if args.follow:
+        return _follow_job(args.id, args.address)
+    print(jobs.job_logs(args.id, args.address), end="")
+    return 0
+
+
+def cmd_jobs_stop(args: argparse.Namespace) -> int:
+    from sportpose.platform import jobs
+
+    status = jobs.stop_job(args.id, args.address, timeout=args.timeout)
+    print(f"job {args.id}: {status}")
+    return 0 if status in jobs.TERMINAL else 1
+
+
+def _job_id_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("id", help="the job's submission id, as `sportpose submit` printed it")
+    _address_arg(p)
+
+
+def _jobs_status_args(p: argparse.ArgumentParser) -> None:
+    _job_id_args(p)
+    p.add_argument("-v", "--verbose", action="store_true", help="also print the cluster's full status message")
+
+
+def _jobs_logs_args(p: argparse.ArgumentParser) -> None:
+    _job_id_args(p)
+    p.add_argument("--follow", action="store_true", help="stream until the job ends; exit with its status")
+
+
+def _jobs_stop_args(p: argparse.ArgumentParser) -> None:
+    _job_id_args(p)
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the job to stop (default 60)")
+
+
+JOBS_COMMANDS: Subcommands = {
+    "list": ("every job of the cluster: id, status, start, duration, spec", _address_arg, _cluster_errors(cmd_jobs_list)),
+    "status": ("a job's status, why it failed, and the nodes its Ray Train workers ran on", _jobs_status_args,
+               _cluster_errors(cmd_jobs_status)),
+    "logs": ("a job's logs (--follow: stream them until it ends)", _jobs_logs_args, _cluster_errors(cmd_jobs_logs)),
+    "stop": ("stop a running job and wait until it has stopped", _jobs_stop_args, _cluster_errors(cmd_jobs_stop)),
+}
+
+
+def cmd_mlflow_server(args: argparse.Namespace) -> int:
+    from sportpose.platform.mlflow_server import ServerArgs, serve
+
+    return serve(ServerArgs(host=args.host, port=args.port, backend_store_uri=args.backend_store_uri,
+                            artifacts_destination=args.artifacts_destination, workers=args.workers,
+                            allowed_hosts=args.allowed_hosts))
+
+
+def _mlflow_server_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1; 0.0.0.0 for a team or "
+                                                       "cluster, behind your network boundary)")
+    p.add_argument("--port", type=int, default=5000, help="port (default 5000)")
+    p.add_argument("--backend-store-uri", default=None, metavar="URI",
+                   help="database for runs and the registry, any SQLAlchemy URI (default sqlite:///runs/mlflow.db)")
+    p.add_argument("--artifacts-destination", default=None, metavar="URI",
+                   help="artifact store the server proxies: a folder, s3://, gs://... (default runs/mlartifacts)")
+    p.add_argument("--workers", type=int, default=2, help="server worker processes (default 2)")
+    p.add_argument("--allowed-hosts", default=None, metavar="HOSTS",
+                   help="Host headers to accept when reached by name, e.g. mlflow.internal:5000 (MLflow's guard "
+                        "against DNS rebinding; default localhost and private addresses)")
+
+
+# ---- sportpose sweep, dashboard (SPEC §8) -------------------------------------------------------------------
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from sportpose.pipelines.sweeps import load_sweep
+
+    sweep = load_sweep(args.spec, args.override)  # the sweep and its base spec, checked before anything starts
+    from sportpose.pipelines.sweeps import run_sweep
+    from sportpose.platform.runtime import init_ray
+
+    init_ray(args.address)
+    result = run_sweep(sweep, resume=args.resume)
+    done = sum(r["status"] in ("completed", "stopped", "error") for r in result.records)
+    spec = sweep.spec
+    print()
+    print(f"== sweep {result.name}: {done}/{result.trials} trials finished ({result.new_trials} now, "
+          f"{result.seconds / 60:.1f} min) ==")
+    if result.best:
+        values = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.best["columns"].items())
+        print(f"best: trial {result.best['number']}: {spec.metric} = {result.best['value']:.4g} ({spec.mode})  {values}")
+    for name, label in (("results_csv", "results"), ("best_spec", "best spec"), ("html", "report")):
+        if name in result.outputs:
+            print(f"{label + ':':11s}{result.outputs[name]}")
+    if "best_spec" in result.outputs:
+        print(f"train it:  sportpose train {result.outputs['best_spec']}")
+    print(f"Optuna:    study {result.study_name} in {result.storage}")
+    print(f"MLflow parent run: {result.parent_run_id}   (dashboards: sportpose dashboard)")
+    if result.interrupted:
+        print(f"interrupted: continue with sportpose sweep {args.spec} --resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _sweep_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", help="sweep spec (YAML), e.g. experiments/sweeps/fusion_weights_demo.yaml")
+    p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a sweep key, e.g. -o trials=10 -o concurrency=2 (repeatable)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue this sweep's last run: finished trials stay, interrupted ones continue")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from sportpose.platform.dashboard import DashboardArgs, serve
+
+    return serve(DashboardArgs(mlflow_port=args.mlflow_port, optuna_port=args.optuna_port, storage=args.storage))
+
+
+def _dashboard_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mlflow-port", type=int, default=5000, help="port of the MLflow UI (default 5000)")
+    p.add_argument("--optuna-port", type=int, default=8080, help="port of optuna-dashboard (default 8080)")
+    p.add_argument("--storage", default=None, metavar="URL",
+                   help="Optuna storage of the sweeps' studies (default sqlite:///runs/optuna.db)")
+
+
 COMMANDS: list[Command] = [
     ("demo", _demo_args, cmd_demo),
     ("train", _train_args, cmd_train),
     ("registry", _registry_args, cmd_registry),
+    ("data", _group_args(DATA_COMMANDS), _group_func(DATA_COMMANDS)),
+    ("eval", _group_args(EVAL_COMMANDS), _group_func(EVAL_COMMANDS)),
+    ("submit", _submit_args, _cluster_errors(cmd_submit)),
+    ("jobs", _group_args(JOBS_COMMANDS), _group_func(JOBS_COMMANDS)),
+    ("mlflow-server", _mlflow_server_args, cmd_mlflow_server),
+    ("sweep", _sweep_args, cmd_sweep),
+    ("dashboard", _dashboard_args, cmd_dashboard),
 ]
 
 HELP = {
     "demo": "run the embedded end-to-end experiment (experiments/demo.yaml) on local Ray",
     "train": "run an experiment spec's training pipeline on Ray, evaluate and register the model",
     "registry": "list registered models, or move an alias (promote)",
+    "data": "datasets: generate SynthCourt (synth), inspect a SynthCourt or PoseTrack dataset (inspect)",
+    "eval": "evaluate prediction files against ground truth: PoseTrack AP (posetrack)",
+    "submit": "submit `sportpose train SPEC` (or sweep) to a Ray cluster as a job; --follow streams its logs",
+    "jobs": "a Ray cluster's jobs: list, status, logs, stop",
+    "mlflow-server": "run an MLflow tracking server (database backend, artifact store) for a team or a cluster",
+    "sweep": "run a hyper-parameter sweep (Ray Tune, Optuna TPE, ASHA): table, best spec, plots, sweep.html",
+    "dashboard": "start the MLflow UI and optuna-dashboard (where installed) on 127.0.0.1 and print their URLs",
 }
 
 
