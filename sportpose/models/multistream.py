@@ -99,6 +99,9 @@ class MultiStreamConfig:
     kind: Literal["multistream"] = "multistream"
     backbone: str = "resnet18"  # spatial stream: resnet18/34/50/101, vgg16, efficientnet_b3 (paper: resnet50)
     width: int = 64  # base width of every ResNet/VGG backbone (64 = published, ImageNet-loadable; 32 = demo)
+    # The temporal and context backbones run on T and L frames per sample: a CPU demo affords them narrower.
+    temporal_width: int | None = None  # None: `width`
+    context_width: int | None = None  # None: `width`
     temporal_backbone: str = "resnet18"  # light ResNet of the temporal stream, built only to C4
     context_backbone: str = "resnet18"  # backbone run on each of the L full frames
     fpn_channels: int = 256  # FPN lateral width (SPEC: 256)
@@ -154,6 +157,10 @@ class MultiStreamConfig:
             raise SpecError("streams", f"names a stream twice: {list(self.streams)}")
         if self.width < 8:
             raise SpecError("width", f"must be at least 8, got {self.width}")
+        for name in ("temporal_width", "context_width"):
+            value = getattr(self, name)
+            if value is not None and value < 8:
+                raise SpecError(name, f"must be at least 8, got {value}")
         for name in ("fpn_channels", "deconv_channels", "context_hidden", "tcm_channels", "tcm_blocks",
                      "context_layers", "context_heads"):
             if getattr(self, name) < 1:
@@ -721,14 +728,15 @@ class MultiStream(nn.Module):
             self.spatial = SpatialStream(backbone, config.fpn_channels, channels, num_joints, config.sam)
         if "temporal" in self.streams:
             backbone = pyramid_backbone(
-                config.temporal_backbone, config.width, config.temporal_pretrained, last_stage=4
+                config.temporal_backbone, config.temporal_width or config.width, config.temporal_pretrained, last_stage=4
             )
             self.temporal = TemporalStream(
                 backbone, config.diff_channels, config.tcm_channels, config.tcm_blocks, config.conv_type,
                 channels, num_joints,
             )
         if "context" in self.streams:
-            backbone = pyramid_backbone(config.context_backbone, config.width, config.context_pretrained)
+            backbone = pyramid_backbone(config.context_backbone, config.context_width or config.width,
+                                        config.context_pretrained)
             hidden = config.context_hidden
             if config.context_model == "mlp":
                 sequence: nn.Module = MLPContext(hidden)

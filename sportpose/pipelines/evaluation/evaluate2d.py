@@ -216,7 +216,8 @@ def save_stream_cache(p: Predictions2D, clips: list[dict[str, Any]], path: str |
     np.savez_compressed(
         path, **{k: v.astype(np.float16) for k, v in p.streams.items()},
         pred=p.pred, scores=p.scores, gt=p.gt, visible=p.visible, head_size=p.head_size, affine=p.affine,
-        **{f"info_{k}": np.asarray(v) for k, v in p.info.items()},
+        **{f"info_{k}": (np.asarray(v).astype(str) if np.asarray(v).dtype == object else np.asarray(v))
+           for k, v in p.info.items()},  # strings as unicode arrays, so that loading needs no pickle
         clips=np.array(json.dumps([{"name": n, "annotations": a} for n, a in annotations.items()])),
     )
     return path
