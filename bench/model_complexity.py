@@ -1,6 +1,6 @@
 """Model complexity: parameters, GMACs, GFLOPs and CPU latency at batch 1, beside the papers' figures (SPEC §7).
 
-Run: ``python bench/model_complexity.py`` (about a minute on 2 CPU cores).
+Run: ``python bench/model_complexity.py`` (about two minutes on 2 CPU cores).
 
 Conventions, stated because papers mix them up:
 
@@ -25,6 +25,12 @@ context size), transformer context model (its stage-1 pre-training section) and 
 Parameters are those of the whole module, including the 0.27M of the masked-frame-modelling decoder that
 only stage-1 pre-training uses.
 
+STSP-Net paper configuration (SPEC §5 "paper scale", ``experiments/stsp_paper.yaml``): HRNet-W32, 256x256
+crops, a tube of T=6 frames (τ=5 past poses and the current frame) with the optical flow between them, GAT
+2x256, TMP 256; the demo configuration is ``experiments/stsp_demo.yaml``'s (hrnet_w18_small at width 16,
+64x64 crops, GAT 2x64, TMP 64). One forward pass is the whole tube (EPE on every frame, GSR per frame, TMP),
+task "full". The paper gives neither parameters nor FLOPs (it claims "real-time efficiency" only).
+
 The last line of the output is one line of ``name=value`` pairs for the run log; add new models (e.g.
 STSP-Net) as rows of :func:`main` and as pairs of that line.
 """
@@ -43,6 +49,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from sportpose.models.backbones import build_backbone
 from sportpose.models.heatmaps import normalize_images
 from sportpose.models.multistream import MultiStream, MultiStreamConfig
+from sportpose.models.stsp import STSPConfig, STSPNet, complexity_inputs
 
 THREADS = 2
 WARMUP = 1  # plus the FLOP-counting pass, which runs first
@@ -159,6 +166,14 @@ def main() -> None:
     demo = complexity(MultiStream(config, NUM_JOINTS), multistream_inputs(config))
     rows.append(("multistream_demo (R18/32, 128)", demo, "-"))
 
+    config = STSPConfig()  # the paper's scale is the config's default
+    stsp_paper = complexity(STSPNet(config), complexity_inputs(config, 1, (256, 256)))
+    rows.append(("stsp_paper (HRNet-W32, 256, T6)", stsp_paper, "not reported ('real-time')"))
+
+    config = STSPConfig(backbone="hrnet_w18_small", width=16, gat_hidden=64, tmp_dim=64)
+    stsp_demo = complexity(STSPNet(config), complexity_inputs(config, 1, (64, 64)))
+    rows.append(("stsp_demo (W18-small/16, 64, T6)", stsp_demo, "-"))
+
     print_table(rows)
     print(f"(load average over the last minute: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; "
           "latencies are only meaningful on an otherwise idle machine)")
@@ -187,6 +202,13 @@ def main() -> None:
         ("spatial_only_latency_ms", spatial["latency_ms"]),
         ("demo_latency_ms", demo["latency_ms"]),
         ("hrnet_w32_latency_ms", calib["latency_ms"]),
+        ("stsp_paper_params_m", stsp_paper["params_m"]),
+        ("stsp_paper_gmacs", stsp_paper["gmacs"]),
+        ("stsp_paper_gflops", stsp_paper["gflops"]),
+        ("stsp_demo_params_m", stsp_demo["params_m"]),
+        ("stsp_demo_gmacs", stsp_demo["gmacs"]),
+        ("stsp_paper_latency_ms", stsp_paper["latency_ms"]),
+        ("stsp_demo_latency_ms", stsp_demo["latency_ms"]),
         ("load_1m", os.getloadavg()[0]),  # latencies mean little when this exceeds the core count
     ]
     print(" ".join(f"{key}={value:.4g}" for key, value in pairs))

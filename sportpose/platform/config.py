@@ -31,6 +31,7 @@ from sportpose.models.multistream import MultiStreamConfig
 from sportpose.models.simplebaseline import SimpleBaselineConfig
 from sportpose.models.stsp import STSPConfig
 from sportpose.models.skeleton import JOINT_SETS
+from sportpose.pipelines.data.h36m import H36MConfig
 from sportpose.pipelines.data.synth import SynthConfig
 from sportpose.platform.specfill import fill, to_dict
 
@@ -70,9 +71,12 @@ class DataSpec:
     ``points3d: true`` and ``flow: dis``.
     """
 
-    source: Literal["synthcourt", "manifest"] = "synthcourt"  # synthcourt: generated into `root` if missing
+    # synthcourt: generated into `root` if missing; manifest: clips listed in root/manifest.json;
+    # h36m: Human3.6M 2D keypoint windows and 3D joints from VideoPose3D's files (`h36m`), no images
+    source: Literal["synthcourt", "manifest", "h36m"] = "synthcourt"
     root: str = "runs/data/synthcourt"  # folder holding manifest.json (relative paths: to the working dir)
     synth: SynthConfig = field(default_factory=SynthConfig)  # used when source is synthcourt
+    h36m: H36MConfig = field(default_factory=H36MConfig)  # used when source is h36m
     splits: tuple[float, float, float] = (0.7, 0.15, 0.15)  # train/val/test fractions of videos (never frames)
     joint_set: str = "posetrack"  # posetrack: 2D from the PoseTrack JSON; h36m: 2D + visibility from the 3D npz
     input_size: tuple[int, int] = (128, 128)  # crop H, W; heatmaps are H/4 x W/4
@@ -90,7 +94,7 @@ class DataSpec:
     det_threshold: float = 0.5  # detections scoring below this are dropped
     frame_stride: int = 1  # use every n-th annotated frame as a tube anchor
     max_samples_per_clip: int | None = None  # cap on tubes per clip (evenly spread), None = all
-    min_visible_joints: int = 4  # tubes whose anchor person shows fewer labeled joints are not used
+    min_visible_joints: int = 4  # training tubes whose anchor person shows fewer labeled joints are not used
     augment: AugmentSpec = field(default_factory=AugmentSpec)
     prepared: bool = False  # true: stream samples from Parquet shards written once (`sportpose data prepare`)
     stream: bool = False  # true: re-cut the train split from video each epoch, fresh augmentation (needs a free CPU)
@@ -137,6 +141,15 @@ class DataSpec:
             raise SpecError("stream", "cutting from video each epoch and reading prepared Parquet exclude each other")
         if not 0.0 <= self.max_skip_fraction <= 1.0:
             raise SpecError("max_skip_fraction", f"must be in [0, 1], got {self.max_skip_fraction}")
+        if self.source == "h36m":  # 2D keypoint windows ending at the current frame, nothing to decode or prepare
+            for name, value in (("joint_set", "h36m"), ("tube_anchor", "end"), ("flow", "none"), ("context_len", 0),
+                                ("prepared", False), ("stream", False), ("boxes", "gt")):
+                if getattr(self, name) != value:
+                    raise SpecError(name, f"must be {value!r} with source h36m (2D keypoints, no images), "
+                                          f"got {getattr(self, name)!r}")
+            for name in ("data_3d", "data_2d"):
+                if not getattr(self.h36m, name):
+                    raise SpecError(f"h36m.{name}", "the VideoPose3D file is required with source h36m")
 
 
 @dataclass(frozen=True)
@@ -306,6 +319,16 @@ class ExperimentSpec:
         for name, stage in self.train.stages.items():
             if stage.task not in tasks:
                 raise SpecError(f"train.stages.{name}.task", f"model {self.model.kind!r} has tasks {list(tasks)}, got {stage.task!r}")
+        if self.data.source == "h36m":  # 2D keypoints only: the lifting stage, and no registered image model
+            if self.model.kind != "stsp":
+                raise SpecError("model.kind", f"data.source h36m serves STSP-Net's lifting stage, got {self.model.kind!r}")
+            for name, stage in self.train.stages.items():
+                if stage.task != "lift":
+                    raise SpecError(f"train.stages.{name}.task", f"must be 'lift' with data.source h36m (no images), "
+                                                                 f"got {stage.task!r}")
+            if self.register.enabled:
+                raise SpecError("register.enabled", "must be false with data.source h36m: the registered model "
+                                                    "reads image tubes")
 
     @property
     def registered_name(self) -> str:
@@ -333,6 +356,9 @@ def _check_model_against_data(model: Any, data: DataSpec) -> None:
             same("context_size", "context_size")
     elif model.kind == "stsp":
         same("window", "window")
+        if (model.lift_input == "keypoints_2d") != (data.source == "h36m"):
+            raise SpecError("model.lift_input", f"is {model.lift_input!r} but data.source is {data.source!r}: 2D "
+                                                "keypoints alone come from source h36m, which has no images")
         if model.lift_input == "images":
             need("tube_anchor", "end", "STSP-Net (the current frame is the last of the tube)")
             need("targets", "all", "STSP-Net (targets for every frame of the tube)")

@@ -163,6 +163,36 @@ def test_adult_template_matches_synthcourt_and_satisfies_the_priors():
     assert terms["loss_mpjpe"].item() == 0.0 and terms["loss"].item() == pytest.approx(0.0, abs=1e-6)
 
 
+def test_angle_loss_uses_the_joint_set_limits():
+    """Zero while every elbow, knee, shoulder and hip angle is inside the h36m limits; positive, by the
+    violation, once the right knee folds past its 25 degree minimum."""
+    from sportpose.models import losses
+    from sportpose.pipelines.data import synth
+
+    lengths = synth.body_lengths(np.ones(1))
+    dofs = np.zeros((1, 1, len(synth.DOFS)))
+    points = synth.forward_kinematics(dofs, lengths, yaw=np.zeros((1, 1)), root_xy=np.zeros((1, 1, 2)))
+    pose = torch.from_numpy(points[0, 0, : H36M.num_joints]).float()  # (J, 3) mm, standing adult
+    pose = pose - pose[0]
+    model = STSPNet(tiny())
+    standing = pose.expand(1, 6, J, 3)
+    assert model.loss({"joints_3d_gsr": standing, "joints_3d": standing}, {"joints_3d": standing},
+                      task="lift")["loss_angle"].item() == 0.0
+
+    folded = pose.clone()
+    r_hip, r_knee, r_foot = 1, 2, 3
+    thigh = folded[r_hip] - folded[r_knee]
+    c, s = float(np.cos(0.17)), float(np.sin(0.17))
+    turn = torch.tensor([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])  # 0.17 rad about x
+    folded[r_foot] = folded[r_knee] + turn @ thigh * 0.9  # the shin about 10 degrees from the thigh
+    theta = np.degrees(losses.joint_angles(folded, torch.tensor([[r_hip, r_knee, r_foot]]))[0].item())
+    assert theta < 25.0
+    folded = folded.expand(1, 6, J, 3)
+    angle = model.loss({"joints_3d_gsr": folded, "joints_3d": folded}, {"joints_3d": folded}, task="lift")["loss_angle"]
+    expected = np.radians(25.0 - theta) / len(H36M.angle_limits)  # one of the eight triples violates its limit
+    assert angle.item() == pytest.approx(expected, rel=1e-4)
+
+
 # -- tasks -------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("task", STSPNet.TASKS)

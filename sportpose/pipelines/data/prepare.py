@@ -244,6 +244,8 @@ def open_split(spec: Any, split: str, clips: list[dict[str, Any]] | None = None,
 
     ``data.prepared``: prepared Parquet shards (prepared first when missing), streamed. Otherwise cut from
     video now: materialised once, or, for the train split with ``data.stream``, re-cut every epoch.
+    ``data.source: h36m``: lazy windows of Human3.6M 2D keypoints and 3D joints
+    (:func:`sportpose.pipelines.data.h36m.open_split`).
 
     Args:
         spec: an ``ExperimentSpec``.
@@ -256,6 +258,10 @@ def open_split(spec: Any, split: str, clips: list[dict[str, Any]] | None = None,
         DataError: a bad clip under ``on_error: raise``, or more clips skipped than ``max_skip_fraction``.
     """
     data = spec.data
+    if data.source == "h36m":  # 2D keypoint windows sliced from VideoPose3D's arrays: nothing to decode or prepare
+        from sportpose.pipelines.data import h36m
+
+        return h36m.open_split(data, split, spec.seed)
     clips = _clips(spec, clips)
     if data.prepared:
         prepare(spec, clips, progress=progress)

@@ -5,8 +5,9 @@ Each sample is a tube ending at its annotated frame t; the pose evaluated is the
 are over every evaluated frame; the temporal metrics (TS = acceleration error, jitter, MPJVE) need
 consecutive frames, so they are computed per track over runs of consecutive anchors (anchors are
 ``data.frame_stride`` frames apart; TS is given in mm/frame² of the anchor spacing and, with the clip's fps,
-in mm/s²). Every metric is averaged per clip group (view, child/adult) and then over groups, as SPEC §7
-asks; the pooled values are reported too.
+in mm/s²). Every metric is averaged per clip group (view, child/adult; per action for Human3.6M) and then
+over groups, as SPEC §7 asks; the pooled values are reported too. The same model's GSR output without the TMP
+refinement is scored the same way (``*_no_tmp``), so that TS with and without TMP compare like with like.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from torch import nn
 
 from sportpose.pipelines.evaluation import metrics as M
 
-INFO_KEYS = ("video", "frame", "track_id", "image_id", "view", "blur", "occlusion", "body")
+INFO_KEYS = ("video", "frame", "track_id", "image_id", "view", "blur", "occlusion", "body", "action")
 
 
 @dataclass
@@ -33,14 +34,21 @@ class Predictions3D:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, batches: Iterable[dict[str, np.ndarray]], input_names: tuple[str, ...]) -> Predictions3D:
-    """Run STSP-Net over numpy batches; keep the anchor (last) frame's poses."""
+def predict(model: nn.Module, batches: Iterable[dict[str, np.ndarray]], input_names: tuple[str, ...],
+            task: str = "full") -> Predictions3D:
+    """Run STSP-Net over numpy batches; keep the anchor (last) frame's poses.
+
+    Args:
+        input_names: the model's ``input_names(task)``.
+        task: "full" for tubes; "lift" for 2D keypoints alone (``keypoints_2d``, Human3.6M), which the model
+            accepts in no other task.
+    """
     model.eval()
     pred, pred_gsr, gt = [], [], []
     info: dict[str, list[np.ndarray]] = {}
     for batch in batches:
         inputs = {k: torch.from_numpy(np.array(batch[k])) for k in input_names}
-        out = model(inputs, task="full")
+        out = model(inputs, task=task)
         pred.append(out["joints_3d"][:, -1].numpy())  # (B, J, 3)
         pred_gsr.append(out["joints_3d_gsr"][:, -1].numpy())
         target = np.asarray(batch["joints_3d"])
@@ -92,22 +100,60 @@ def metrics_3d(pred: np.ndarray, gt: np.ndarray, info: dict[str, np.ndarray], st
 
 def evaluate(p: Predictions3D, stride: int = 1, fps: float | None = None,
              groups: tuple[str, ...] = ("view", "body")) -> dict[str, Any]:
-    """Metrics averaged per clip group and over groups, pooled metrics, the GSR-only (no TMP) figures, and
-    the per-group table."""
-    pooled = metrics_3d(p.pred, p.gt, p.info, stride, fps)
-    pooled_gsr = metrics_3d(p.pred_gsr, p.gt, p.info, stride, fps)
+    """Metrics averaged per clip group and over groups, pooled metrics, and the per-group table; the same for
+    the GSR output without TMP (``*_no_tmp``)."""
     keys = [k for k in groups if k in p.info]
     labels = np.array(["/".join(str(p.info[k][i]) for k in keys) for i in range(len(p.pred))]) if keys \
         else np.array(["all"] * len(p.pred))
-    table = {}
-    for group in sorted(set(labels)):
-        mask = labels == group
-        sub = {k: v[mask] for k, v in p.info.items()}
-        table[group] = metrics_3d(p.pred[mask], p.gt[mask], sub, stride, fps) | {"samples": int(mask.sum())}
-    names = [k for k in pooled if all(k in row for row in table.values())]
-    averaged = {k: float(np.mean([row[k] for row in table.values()])) for k in names}
-    return {"group_mean": averaged, "pooled": pooled, "pooled_no_tmp": pooled_gsr, "groups": table,
-            "group_keys": keys}
+    out: dict[str, Any] = {"group_keys": keys}
+    for suffix, pred in (("", p.pred), ("_no_tmp", p.pred_gsr)):
+        pooled = metrics_3d(pred, p.gt, p.info, stride, fps)
+        table = {}
+        for group in sorted(set(labels)):
+            mask = labels == group
+            sub = {k: v[mask] for k, v in p.info.items()}
+            table[group] = metrics_3d(pred[mask], p.gt[mask], sub, stride, fps) | {"samples": int(mask.sum())}
+        names = [k for k in pooled if all(k in row for row in table.values())]
+        out[f"group_mean{suffix}"] = {k: float(np.mean([row[k] for row in table.values()])) for k in names}
+        out[f"pooled{suffix}"], out[f"groups{suffix}"] = pooled, table
+    return out
+
+
+# Per-group figures as flat MLflow metrics: evaluation key -> metric name prefix.
+GROUP_METRICS = {
+    "mpjpe": "mpjpe", "p_mpjpe": "p_mpjpe", "n_mpjpe": "n_mpjpe", "pck3d": "pck3d", "auc3d": "auc3d",
+    "ts_mm_per_frame2": "ts", "ts_mm_per_s2": "ts_mm_per_s2", "jitter_mm_per_frame2": "jitter",
+    "mpjve_mm_per_frame": "mpjve", "samples": "samples", "mpjpe_mean_pose": "mpjpe_mean_pose",
+    "mpjpe_no_tmp": "mpjpe_no_tmp", "ts_no_tmp": "ts_no_tmp",
+}
+
+
+def group_metrics(groups: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Per-group figures as flat metrics named ``<metric>.<group>``, e.g. ``mpjpe.sideline_adult`` (the
+    group label's ``/`` becomes ``_``; metric names as in the headline: ``ts`` in mm/frame², ``jitter``)."""
+    out = {}
+    for group, row in groups.items():
+        label = "".join(c if c.isalnum() or c in "-_." else "_" for c in group.replace("/", "_"))
+        for key, name in GROUP_METRICS.items():
+            value = row.get(key)
+            if value is not None and np.isfinite(value):
+                out[f"{name}.{label}"] = float(value)
+    return out
+
+
+def group_table(groups: dict[str, dict[str, float]], keys: list[str]) -> str:
+    """The per-group figures as a markdown table (mm; TS and jitter in mm/frame² of the anchor spacing)."""
+    columns = [("samples", "samples", "{:.0f}"), ("mpjpe", "MPJPE", "{:.1f}"), ("mpjpe_mean_pose", "mean pose", "{:.1f}"),
+               ("p_mpjpe", "P-MPJPE", "{:.1f}"), ("pck3d", "PCK3D", "{:.1f}"), ("auc3d", "AUC", "{:.1f}"),
+               ("ts_mm_per_frame2", "TS", "{:.2f}"), ("ts_no_tmp", "TS no TMP", "{:.2f}"),
+               ("ts_mm_per_s2", "TS mm/s²", "{:.0f}"), ("jitter_mm_per_frame2", "jitter", "{:.2f}")]
+    columns = [c for c in columns if any(c[0] in row for row in groups.values())]
+    head = "/".join(keys) or "group"
+    lines = [f"| {head} | " + " | ".join(c[1] for c in columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for group, row in groups.items():
+        cells = [fmt.format(row[k]) if k in row and np.isfinite(row[k]) else "-" for k, _, fmt in columns]
+        lines.append(f"| {group} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def mean_pose(batches: Iterable[dict[str, np.ndarray]]) -> np.ndarray:

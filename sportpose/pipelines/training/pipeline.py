@@ -25,8 +25,9 @@ import torch
 from sportpose.errors import SpecError
 from sportpose.models import build_model
 from sportpose.models.skeleton import JOINT_SETS
-from sportpose.pipelines.data import synth
-from sportpose.pipelines.data.dataset import DataReport, build_split, load_clips
+from sportpose.pipelines.data import h36m, synth
+from sportpose.pipelines.data.dataset import load_clips
+from sportpose.pipelines.data.prepare import open_split
 from sportpose.pipelines.evaluation.evaluate2d import ap_score, pckh_score, predict, save_stream_cache, search_fusion_weights
 from sportpose.pipelines.training.stage import StageResult, load_checkpoint, plan_init, prepare_stage_model, run_stage
 from sportpose.platform import tracking
@@ -51,6 +52,8 @@ def prepare_data(spec: ExperimentSpec, log: Callable[[str], None] = print) -> Pa
     if spec.data.source == "synthcourt":
         log(f"data: SynthCourt -> {root}")
         synth.generate(root, spec.data.synth, progress=True)
+    elif spec.data.source == "h36m":
+        log(f"data: Human3.6M (VideoPose3D layout) {spec.data.h36m.data_3d}, {spec.data.h36m.data_2d}")
     return root
 
 
@@ -99,15 +102,20 @@ def run_pipeline(spec: ExperimentSpec, resume: bool | str = False, log: Callable
     start = time.perf_counter()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     root = prepare_data(spec, log)
-    clips = load_clips(root, spec.data.splits, spec.seed)
+    from_h36m = spec.data.source == "h36m"  # sequences (subject/action/camera) of VideoPose3D's files
+    clips = h36m.clip_list(spec.data) if from_h36m else load_clips(root, spec.data.splits, spec.seed)
     log(f"data: {len(clips)} clips: " + ", ".join(f"{s} {sum(c['split'] == s for c in clips)}" for s in ("train", "val", "test")))
     datasets, reports = {}, {}
+    # Lazy (Parquet, Human3.6M) datasets need a free CPU for their read tasks while the training workers run.
+    busy = max(s.scaling.num_workers * s.scaling.cpus_per_worker for s in spec.train.stages.values())
+    materialize = (spec.data.prepared or from_h36m) and busy >= ray.cluster_resources().get("CPU", 0.0)
     for split in ("train", "val", "test"):
-        ds, report = build_split(clips, spec.data, split, spec.seed)
-        datasets[split], reports[split] = ds, report.as_dict()
+        ds, report = open_split(spec, split, clips, evaluation=(split == spec.evaluate.split))
+        datasets[split], reports[split] = (ds.materialize() if materialize else ds), report.as_dict()
         skipped = f", {len(report.skipped)} skipped" if report.skipped else ""
-        log(f"data: {split}: {report.samples} samples from {report.clips} clips{skipped}")
-    fingerprint = data_fingerprint(root, clips, spec)
+        log(f"data: {split}: {report.samples} samples from {report.clips} clips{skipped}"
+            + (f" (boxes: {report.boxes})" if report.boxes != "gt" else ""))
+    fingerprint = h36m.fingerprint(spec.data) if from_h36m else data_fingerprint(root, clips, spec)
 
     state = _load_state(spec, resume)
     resolved = spec_to_dict(spec)
@@ -152,6 +160,13 @@ def run_pipeline(spec: ExperimentSpec, resume: bool | str = False, log: Callable
     evaluation, weights, spec = evaluate_final(spec, results[final].checkpoint, datasets, clips, out_dir, log)
     log("evaluation on " + spec.evaluate.split + ": " + summary_line(evaluation))
     tracking.log_metrics(parent_id, {k: v for k, v in evaluation.items() if isinstance(v, float) and np.isfinite(v)})
+    if spec.model.kind == "stsp":  # the 3D figures per clip group as metrics (mpjpe.sideline_adult) and a table
+        from sportpose.pipelines.evaluation import evaluate3d
+
+        tracking.log_metrics(parent_id, evaluate3d.group_metrics(evaluation["groups"]))
+        table = evaluate3d.group_table(evaluation["groups"], evaluation["group_keys"])
+        tracking.log_text(parent_id, table + "\n", "evaluation/groups_3d.md")
+        log("per group:\n" + table)
     tracking.log_text(parent_id, json.dumps(evaluation, indent=2, default=_json_default), "evaluation/metrics.json")
     if "stream_cache" in evaluation:
         tracking.log_artifact(parent_id, evaluation["stream_cache"], "streams")
@@ -375,7 +390,11 @@ def _evaluate_2d(spec: ExperimentSpec, checkpoint: str, datasets: dict[str, ray.
     trained_p = predict(model, _batches(ds, bs), names, flip_perm=flip)
     untrained_p = predict(untrained, _batches(ds, bs), names, flip_perm=flip)
     alpha = spec.evaluate.pckh_alpha
-    trained, baseline = pckh_score(trained_p, alpha), pckh_score(untrained_p, alpha)
+    detections = spec.data.boxes != "gt"
+    nan = {"mean": float("nan"), "per_joint": np.full(joint_set.num_joints, np.nan)}
+    # PCKh pairs each sample with its own person: only defined with ground-truth boxes (AP matches by frame).
+    trained = nan if detections else pckh_score(trained_p, alpha)
+    baseline = nan if detections else pckh_score(untrained_p, alpha)
     evaluation: dict[str, Any] = {
         "pckh": float(trained["mean"]), "pckh_untrained": float(baseline["mean"]),
     }
@@ -385,10 +404,14 @@ def _evaluate_2d(spec: ExperimentSpec, checkpoint: str, datasets: dict[str, ray.
                        "ap_groups": ap["groups"], "ap_per_joint": ap["per_joint"]}
     evaluation |= {
         "pckh_per_joint": {joint_set.joints[i]: float(v) for i, v in enumerate(trained["per_joint"]) if np.isfinite(v)},
-        "split": spec.evaluate.split, "boxes": "ground truth", "flip_test": spec.evaluate.flip_test,
+        "split": spec.evaluate.split, "boxes": _boxes(spec), "flip_test": spec.evaluate.flip_test,
         "seed": spec.seed, "samples": int(len(trained_p.pred)), **extra,
     }
     return evaluation, weights, spec
+
+
+def _boxes(spec: ExperimentSpec) -> str:
+    return "ground truth" if spec.data.boxes == "gt" else f"detections ({Path(spec.data.boxes).name})"
 
 
 def _evaluate_3d(spec: ExperimentSpec, checkpoint: str, datasets: dict[str, ray.data.Dataset]) -> dict[str, Any]:
@@ -397,23 +420,30 @@ def _evaluate_3d(spec: ExperimentSpec, checkpoint: str, datasets: dict[str, ray.
     model = build_model(spec.model, JOINT_SETS[spec.data.joint_set].num_joints)
     model.load_state_dict(_load_weights(checkpoint))
     bs = spec.evaluate.batch_size
-    names = tuple(model.input_names("full"))
-    p = evaluate3d.predict(model, _batches(datasets[spec.evaluate.split], bs), names)
-    fps = spec.data.synth.fps if spec.data.source == "synthcourt" else None
-    result = evaluate3d.evaluate(p, stride=spec.data.frame_stride, fps=fps)
+    from_h36m = spec.data.source == "h36m"
+    task = "lift" if from_h36m else "full"  # Human3.6M rows hold 2D keypoints, which only the lifting task reads
+    names = tuple(model.input_names(task))
+    p = evaluate3d.predict(model, _batches(datasets[spec.evaluate.split], bs), names, task=task)
+    fps = {"synthcourt": spec.data.synth.fps, "h36m": h36m.FPS}.get(spec.data.source)
+    groups = h36m.GROUPS if from_h36m else ("view", "body")
+    result = evaluate3d.evaluate(p, stride=spec.data.frame_stride, fps=fps, groups=groups)
     mean = evaluate3d.mean_pose(_batches(datasets["train"], bs))
     baseline = evaluate3d.evaluate(evaluate3d.Predictions3D(np.broadcast_to(mean, p.gt.shape).copy(),
                                                             np.broadcast_to(mean, p.gt.shape).copy(), p.gt, p.info),
-                                   stride=spec.data.frame_stride, fps=fps)
-    g, nt = result["group_mean"], result["pooled_no_tmp"]
+                                   stride=spec.data.frame_stride, fps=fps, groups=groups)
+    g, nt = result["group_mean"], result["group_mean_no_tmp"]
+    for name, row in result["groups"].items():  # the baseline and the no-TMP figures beside each group's own
+        row.update(mpjpe_mean_pose=baseline["groups"][name]["mpjpe"], mpjpe_no_tmp=result["groups_no_tmp"][name]["mpjpe"],
+                   ts_no_tmp=result["groups_no_tmp"][name].get("ts_mm_per_frame2", float("nan")))
     return {
         "mpjpe": g["mpjpe"], "p_mpjpe": g["p_mpjpe"], "pck3d": g["pck3d"], "auc3d": g["auc3d"],
         "ts": g.get("ts_mm_per_frame2", float("nan")), "ts_mm_per_s2": g.get("ts_mm_per_s2", float("nan")),
         "jitter": g.get("jitter_mm_per_frame2", float("nan")),
         "mpjpe_mean_pose": baseline["group_mean"]["mpjpe"],
         "mpjpe_no_tmp": nt["mpjpe"], "ts_no_tmp": nt.get("ts_mm_per_frame2", float("nan")),
-        "groups": result["groups"], "pooled": result["pooled"],
-        "split": spec.evaluate.split, "boxes": "ground truth", "flip_test": False, "seed": spec.seed,
+        "groups": result["groups"], "group_keys": result["group_keys"], "pooled": result["pooled"],
+        "split": spec.evaluate.split, "boxes": f"2D keypoints of {Path(spec.data.h36m.data_2d).name}" if from_h36m
+        else "ground truth", "flip_test": False, "seed": spec.seed,
         "samples": int(len(p.pred)),
     }
 
