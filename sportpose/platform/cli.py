@@ -228,11 +228,33 @@ def _eval_posetrack_args(p: argparse.ArgumentParser) -> None:
 # A command group is a dict: sub-command -> (help, add_args, func); `sportpose data prepare` is one more entry.
 Subcommands = dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]]
 
+def cmd_data_prepare(args: argparse.Namespace) -> int:
+    from sportpose.platform.config import load_spec
+
+    spec = load_spec(args.spec, args.override)
+    from sportpose.pipelines.data.prepare import prepare
+    from sportpose.pipelines.training.pipeline import prepare_data
+    from sportpose.platform.runtime import init_ray
+
+    init_ray(args.address)
+    prepare_data(spec)
+    folder = prepare(spec, progress=True)
+    print(f"prepared samples: {folder}")
+    print("train from them with -o data.prepared=true (an unchanged spec reuses them)")
+    return 0
+
+
+def _data_prepare_args(p: argparse.ArgumentParser) -> None:
+    _add_spec_args(p)
+
+
 DATA_COMMANDS: Subcommands = {
     "synth": ("generate a SynthCourt dataset: mp4 clips, PoseTrack18 JSON, 3D joints, manifest",
               _data_synth_args, cmd_data_synth),
     "inspect": ("summary counts and a contact sheet of frames with the ground truth drawn (SynthCourt or PoseTrack)",
                 _data_inspect_args, cmd_data_inspect),
+    "prepare": ("cut a spec's samples once into Parquet shards, reused while the fields that shape them are unchanged",
+                _data_prepare_args, cmd_data_prepare),
 }
 
 EVAL_COMMANDS: Subcommands = {

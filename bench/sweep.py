@@ -1,0 +1,166 @@
+"""Sweeps: stream-weight trials per minute, and a small trained sweep with ASHA against the same sweep without.
+
+(1) A fusion_weights sweep of ``--weight-trials`` trials (2 at a time) on a stream cache of the demo's size:
+    SynthCourt validation samples cut as ``experiments/multistream_demo.yaml`` cuts them (96x96 crops, 17
+    joints, 24x24 heatmaps), with per-stream heatmaps planted from the targets (spatial: targets + noise;
+    temporal: targets shifted 3 px + noise; context: noise), or the real cache of a trained demo with
+    ``--cache runs/outputs/multistream-demo/<run>/streams/val_streams.npz``. Trials per minute are over the
+    whole ``run_sweep`` call (Tune, MLflow child runs, the Optuna database, plots and report included).
+(2) The same grid of six learning rates for a tiny SimpleBaseline (64x64, 1 Ray Train worker per trial, 2 trials
+    at a time, ``--epochs`` epochs) twice: with ASHA (grace 1 epoch, reduction factor 2: rungs at 1, 2, 4
+    epochs) and without. Prints the
+    trial-epochs each spent and the best validation loss each found; ASHA's target: the same best (within
+    noise) with at most half the trial-epochs.
+
+Run: python bench/sweep.py [--weight-trials 60] [--epochs 6] [--cache PATH]
+Last line: weight_trials_per_min=<…> asha_epoch_ratio=<ASHA trial-epochs / full> asha_best=<…> full_best=<…>
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+BASE_MS = """
+name: bench-sweep-ms
+data:
+  root: {root}
+  synth: {{clips: 10, frames: 30, width: 320, height: 240, min_players: 1, max_players: 3, seed: 1}}
+  splits: [0.0, 1.0, 0.0]
+  input_size: [96, 96]
+  window: 3
+  context_len: 4
+  context_size: [64, 64]
+  frame_stride: 2
+model: {{kind: multistream, width: 16, input_size: [96, 96], context_size: [64, 64], window: 3, context_len: 4,
+        fusion: late}}
+train: {{stages: {{fused: {{task: fused}}}}}}
+register: {{enabled: false}}
+"""
+
+FUSION = """
+name: bench-fusion
+base: ms.yaml
+kind: fusion_weights
+cache: {cache}
+space: {{model.fusion_weights: {{kind: simplex}}}}
+trials: {trials}
+concurrency: 2
+"""
+
+BASE_SB = """
+name: bench-sweep-sb
+seed: 0
+data:
+  root: {root}
+  synth: {{clips: 16, frames: 24, width: 192, height: 144, max_players: 2, seed: 3}}
+  splits: [0.75, 0.25, 0.0]
+  input_size: [64, 64]
+  frame_stride: 2
+  augment: {{rotation: 0.0, scale: [1.0, 1.0], color_jitter: 0.0, flip: false}}
+model: {{kind: simplebaseline, width: 16, deconv_channels: 32}}
+train:
+  stages:
+    main: {{epochs: {epochs}, batch_size: 16, scaling: {{num_workers: 1}}}}
+register: {{enabled: false}}
+"""
+
+TRAINED = """
+name: {name}
+base: sb.yaml
+space: {{train.stages.main.optimizer.lr: {{kind: choice, values: [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03]}}}}
+sampler: grid
+trials: 6
+concurrency: 2
+resources: {{cpu: 0.01}}
+asha: {{enabled: {asha}, grace_period: 1, reduction_factor: 2}}
+"""
+
+
+def planted_cache(folder: Path, base: Path) -> Path:
+    """Validation samples of the demo's geometry with per-stream heatmaps planted from their targets."""
+    from sportpose.pipelines.data import synth
+    from sportpose.pipelines.data.dataset import cut_clip, load_clips
+    from sportpose.pipelines.evaluation.evaluate2d import INFO_KEYS, Predictions2D, save_stream_cache
+    from sportpose.platform.config import load_spec
+
+    spec = load_spec(base)
+    synth.generate(Path(spec.data.root), spec.data.synth, progress=False)
+    clips = load_clips(spec.data.root, spec.data.splits, spec.seed)
+    rows = [r for c in clips for r in cut_clip(c, spec.data, seed=0)]
+    targets = np.stack([r["heatmaps"] for r in rows]).astype(np.float32)  # (N, K, h, w)
+    rng = np.random.default_rng(0)
+    kp = np.stack([r["keypoints_image"] for r in rows])  # (N, K, 3)
+    p = Predictions2D(
+        pred=kp[..., :2].copy(), scores=np.zeros(kp.shape[:2], np.float32), gt=kp[..., :2], visible=kp[..., 2] > 0,
+        head_size=np.array([r["head_size"] for r in rows]), affine=np.stack([r["affine"] for r in rows]),
+        info={k: np.array([r[k] for r in rows]) for k in INFO_KEYS if k in rows[0]},
+        streams={"heatmaps_spatial": targets + rng.normal(0, 0.05, targets.shape).astype(np.float32),
+                 "heatmaps_temporal": np.roll(targets, 3, axis=-1) + rng.normal(0, 0.05, targets.shape).astype(np.float32),
+                 "heatmaps_context": np.abs(rng.normal(0, 0.2, targets.shape)).astype(np.float32)})
+    return save_stream_cache(p, clips, folder / "val_streams.npz")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weight-trials", type=int, default=60)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--cache", default=None, help="a real stream cache (val_streams.npz) instead of the planted one")
+    args = parser.parse_args()
+    cache_arg = str(Path(args.cache).resolve()) if args.cache else None
+    with tempfile.TemporaryDirectory(prefix="sportpose-bench-") as tmp:
+        os.environ["SPORTPOSE_RUNS"] = tmp
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+        from sportpose.pipelines.sweeps import load_sweep, run_sweep
+        from sportpose.platform.runtime import init_ray, shutdown_ray
+
+        folder = Path(tmp)
+        (folder / "ms.yaml").write_text(BASE_MS.format(root=folder / "data-ms"))
+        (folder / "sb.yaml").write_text(BASE_SB.format(root=folder / "data-sb", epochs=args.epochs))
+        cache = cache_arg or str(planted_cache(folder, folder / "ms.yaml"))
+        init_ray(num_cpus=os.cpu_count())
+        quiet = lambda line: None  # noqa: E731
+
+        (folder / "fusion.yaml").write_text(FUSION.format(cache=cache, trials=args.weight_trials))
+        start = time.perf_counter()
+        weights = run_sweep(load_sweep(folder / "fusion.yaml"), log=quiet)
+        seconds = time.perf_counter() - start
+        from sportpose.pipelines.sweeps import load_fusion_cache
+
+        samples = load_fusion_cache(cache).samples
+        per_min = len(weights.records) / seconds * 60
+        print(f"(1) stream weights: {len(weights.records)} trials on {samples} validation samples "
+              f"({'given cache' if cache_arg else 'planted demo-size cache'}) in {seconds:.1f} s = {per_min:.1f} "
+              f"trials/min (target >= 30); best map {weights.best['value']:.2f} at "
+              + " ".join(f"{k}={v:.3f}" for k, v in weights.best["columns"].items()))
+
+        results = {}
+        for asha in (True, False):
+            name = "bench-asha" if asha else "bench-full"
+            (folder / f"{name}.yaml").write_text(TRAINED.format(name=name, asha=str(asha).lower()))
+            start = time.perf_counter()
+            r = run_sweep(load_sweep(folder / f"{name}.yaml"), log=quiet)
+            results[asha] = (r, sum(x["epochs"] for x in r.records), time.perf_counter() - start)
+        print(f"(2) 6 learning rates x {args.epochs} epochs, SimpleBaseline 64x64, 2 trials at a time:")
+        print(f"{'':8}{'trial-epochs':>14}{'stopped':>9}{'best val_loss':>15}{'best lr':>9}{'minutes':>9}")
+        for asha, label in ((True, "ASHA"), (False, "full")):
+            r, epochs, secs = results[asha]
+            stopped = sum(x["status"] == "stopped" for x in r.records)
+            lr = r.best["columns"]["train.stages.main.optimizer.lr"]
+            print(f"{label:8}{epochs:>14}{stopped:>9}{r.best['value']:>15.5f}{lr:>9g}{secs / 60:>9.1f}")
+        ratio = results[True][1] / results[False][1]
+        asha_best, full_best = results[True][0].best["value"], results[False][0].best["value"]
+        print(f"ASHA used {ratio:.0%} of the trial-epochs (target <= 50%); best val_loss {asha_best:.5f} vs "
+              f"{full_best:.5f} without ({(asha_best - full_best) / full_best:+.1%})")
+        shutdown_ray()
+        print(f"weight_trials_per_min={per_min:.1f} asha_epoch_ratio={ratio:.3f} asha_best={asha_best:.5f} "
+              f"full_best={full_best:.5f}")
+
+
+if __name__ == "__main__":
+    main()
