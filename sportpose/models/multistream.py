@@ -235,7 +235,7 @@ def backbone_stages(backbone: nn.Module) -> list[tuple[str, ...]]:
     """The backbone's stages, first to last, as tuples of its parameter-name prefixes (for freezing).
 
     ResNet: stem (``conv1``, ``bn1``), ``layer1`` .. ``layer4`` (five stages, four when built to C4).
-    VGG: its five conv blocks (``features.i`` up to and including each max-pool).
+    VGG: its five conv blocks (the ``features.i`` with parameters up to each max-pool).
     EfficientNet: five stages by output stride 2, 4, 8, 16, 32 (``features.0-1``, ``2``, ``3``, ``4-5``, ``6-8``).
     """
     if isinstance(backbone, ResNet):
@@ -244,7 +244,8 @@ def backbone_stages(backbone: nn.Module) -> list[tuple[str, ...]]:
         stages: list[tuple[str, ...]] = []
         current: list[str] = []
         for index, layer in enumerate(backbone.features):
-            current.append(f"features.{index}")
+            if any(True for _ in layer.parameters()):  # ReLU and max-pool have nothing to freeze
+                current.append(f"features.{index}")
             if isinstance(layer, nn.MaxPool2d):
                 stages.append(tuple(current))
                 current = []

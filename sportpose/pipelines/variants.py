@@ -40,6 +40,30 @@ from sportpose.errors import SpecError
 
 EPE_KEYS = ("backbone", "width", "pretrained", "window", "gamma", "lam", "saliency_floor", "beta", "use_motion",
             "alpha_smooth")  # model keys that shape STSP-Net's EPE: a variant reusing EPE may not change them
+# MultiStream's stage-1 streams: the model keys that shape (or train) each stream. A variant reusing a stream
+# stage may not change them; fusion, dropout and the fused stages' settings are free (Tables 9, 10).
+STREAM_KEYS = {
+    "spatial": ("backbone", "width", "pretrained", "fpn_channels", "deconv_channels", "sam", "input_size", "streams"),
+    "temporal": ("temporal_backbone", "temporal_width", "temporal_pretrained", "diff_channels", "tcm_channels",
+                 "tcm_blocks", "conv_type", "window", "deconv_channels", "input_size", "streams"),
+    "context": ("context_backbone", "context_width", "context_pretrained", "context_model", "context_len",
+                "context_hidden", "context_size", "context_layers", "context_heads", "mask_ratio", "mfm_weight",
+                "input_size", "streams"),
+}
+
+
+def reused_model_keys(kind: str, stage: str) -> tuple[str, ...]:
+    """Model keys a variant may not change when it reuses ``stage`` of a base run (by the stage's name in the
+    papers' specs: STSP-Net's ``epe``; MultiStream's ``spatial``, ``temporal``, ``context``). Any other stage
+    shapes the whole model: every model key."""
+    if kind == "stsp" and stage == "epe":
+        return EPE_KEYS
+    if kind == "multistream" and stage in STREAM_KEYS:
+        return STREAM_KEYS[stage]
+    from sportpose.platform.config import MODEL_CONFIGS
+    from dataclasses import fields
+
+    return tuple(f.name for f in fields(MODEL_CONFIGS[kind]))
 COLUMNS = (("mpjpe", "MPJPE", "{:.1f}"), ("mpjpe_mean_pose", "mean pose", "{:.1f}"), ("p_mpjpe", "P-MPJPE", "{:.1f}"),
            ("pck3d", "PCK3D", "{:.1f}"), ("auc3d", "AUC", "{:.1f}"), ("ts", "TS", "{:.2f}"),
            ("ts_no_tmp", "TS no TMP", "{:.2f}"), ("ts_mm_per_s2", "TS mm/s²", "{:.0f}"), ("jitter", "jitter", "{:.2f}"),
@@ -79,11 +103,9 @@ def run_variants(spec_path: str | Path, variants: dict[str, list[str]], reuse: l
     """
     from sportpose.pipelines.data.dataset import load_clips
     from sportpose.pipelines.data.prepare import open_split
-    from sportpose.pipelines.evaluation import evaluate3d
-    from sportpose.pipelines.training.pipeline import _json_default, _state_path, evaluate_final, prepare_data
-    from sportpose.pipelines.training.stage import plan_init, run_stage
+    from sportpose.pipelines.training.pipeline import _json_default, _state_path, prepare_data
     from sportpose.platform import tracking
-    from sportpose.platform.config import load_spec, spec_hash, spec_to_dict, stage_order
+    from sportpose.platform.config import load_spec, spec_to_dict
 
     base = load_spec(spec_path)
     path = _state_path(base)
@@ -119,32 +141,9 @@ def run_variants(spec_path: str | Path, variants: dict[str, list[str]], reuse: l
     for variant, overrides in variants.items():
         spec = load_spec(spec_path, overrides)
         start = time.perf_counter()
-        run_id = tracking.start_run(spec.name, run_name=f"variant-{variant}", tags={
-            "sportpose.kind": "variant", "sportpose.variant": variant, "sportpose.overrides": " ".join(overrides),
-            "sportpose.base_run": state["parent_run_id"], "sportpose.reused": ",".join(reuse),
-            "sportpose.spec_hash": spec_hash(spec), "sportpose.git_commit": tracking.git_commit()})
-        tracking.log_params(run_id, spec_to_dict(spec))
-        done = dict(checkpoints)
-        try:
-            for stage in [s for s in stage_order(spec.train.stages) if s not in reuse]:
-                init = plan_init(spec, stage, {d: done[d] for d in spec.train.stages[stage].after})
-                child = tracking.start_run(spec.name, run_name=f"{variant}-{stage}", parent_id=run_id,
-                                           tags={"sportpose.kind": "stage", "sportpose.stage": stage})
-                log(f"variant {variant}: stage {stage}, {spec.train.stages[stage].epochs} epochs")
-                result = run_stage(spec, stage, {"train": datasets["train"], "val": datasets["val"]},
-                                   run_name=f"{spec.name}-variant-{spec_hash(spec)[:8]}-{stage}",
-                                   tracking_uri=tracking.tracking_uri(), run_id=child, init=init)
-                tracking.set_tags(child, {"sportpose.checkpoint": result.checkpoint})
-                tracking.end_run(child)
-                done[stage] = result.checkpoint
-            final = stage_order(spec.train.stages)[-1]
-            evaluation, _, _ = evaluate_final(spec, done[final], datasets, clips, out_dir, log)
-        except BaseException:
-            tracking.end_run(run_id, "FAILED")
-            raise
-        tracking.log_metrics(run_id, {k: v for k, v in evaluation.items() if isinstance(v, float)})
-        tracking.log_metrics(run_id, evaluate3d.group_metrics(evaluation["groups"]))
-        tracking.end_run(run_id)
+        evaluation, _ = train_variant(spec, checkpoints, datasets, clips, out_dir, label=variant, log=log,
+                                      tags={"sportpose.base_run": state["parent_run_id"],
+                                            "sportpose.overrides": " ".join(overrides)})
         rows.append({"variant": variant, "overrides": overrides, "minutes": (time.perf_counter() - start) / 60,
                      **evaluation})
         log(f"variant {variant}: " + table(rows[-1:]).splitlines()[-1])
@@ -155,6 +154,58 @@ def run_variants(spec_path: str | Path, variants: dict[str, list[str]], reuse: l
     (out_dir / f"{name}.json").write_text(json.dumps(rows, indent=1, default=_json_default))
     log(text)
     return rows
+
+
+def train_variant(spec: Any, checkpoints: dict[str, str], datasets: dict[str, Any], clips: list[dict[str, Any]],
+                  out_dir: Path, *, label: str, parent_id: str | None = None, run_key: str | None = None,
+                  tags: dict[str, str] | None = None, log: Callable[[str], None] = print) -> tuple[dict[str, Any], str]:
+    """Train the stages of ``spec`` not in ``checkpoints`` (each from the checkpoints of the stages it comes
+    after) on the stage engine, then evaluate the final checkpoint as ``sportpose train`` does.
+
+    One MLflow run (tag ``sportpose.kind=variant``; a child of ``parent_id`` when given) with a child run per
+    stage. The Ray Train runs are named ``<spec name>-variant-<run_key>-<stage>`` (default key: the resolved
+    spec's hash), so a rerun continues or reuses them.
+
+    Args:
+        checkpoints: stage -> checkpoint of the stages taken as they are (from a base run).
+
+    Returns:
+        the evaluation and the final stage's checkpoint.
+    """
+    from sportpose.pipelines.evaluation import evaluate3d
+    from sportpose.pipelines.training.pipeline import evaluate_final
+    from sportpose.pipelines.training.stage import plan_init, run_stage
+    from sportpose.platform import tracking
+    from sportpose.platform.config import spec_hash, spec_to_dict, stage_order
+
+    run_key = run_key or spec_hash(spec)[:8]
+    run_id = tracking.start_run(spec.name, run_name=f"variant-{label}", parent_id=parent_id, tags={
+        "sportpose.kind": "variant", "sportpose.variant": label, "sportpose.reused": ",".join(checkpoints),
+        "sportpose.spec_hash": spec_hash(spec), "sportpose.git_commit": tracking.git_commit(), **(tags or {})})
+    tracking.log_params(run_id, spec_to_dict(spec))
+    done = dict(checkpoints)
+    try:
+        for stage in [s for s in stage_order(spec.train.stages) if s not in checkpoints]:
+            init = plan_init(spec, stage, {d: done[d] for d in spec.train.stages[stage].after})
+            child = tracking.start_run(spec.name, run_name=f"{label}-{stage}", parent_id=run_id,
+                                       tags={"sportpose.kind": "stage", "sportpose.stage": stage})
+            log(f"variant {label}: stage {stage}, {spec.train.stages[stage].epochs} epochs")
+            result = run_stage(spec, stage, {"train": datasets["train"], "val": datasets["val"]},
+                               run_name=f"{spec.name}-variant-{run_key}-{stage}",
+                               tracking_uri=tracking.tracking_uri(), run_id=child, init=init)
+            tracking.set_tags(child, {"sportpose.checkpoint": result.checkpoint})
+            tracking.end_run(child)
+            done[stage] = result.checkpoint
+        final = done[stage_order(spec.train.stages)[-1]]
+        evaluation, _, _ = evaluate_final(spec, final, datasets, clips, out_dir, log)
+    except BaseException:
+        tracking.end_run(run_id, "FAILED")
+        raise
+    tracking.log_metrics(run_id, {k: v for k, v in evaluation.items() if isinstance(v, float) and v == v})
+    if "groups" in evaluation:
+        tracking.log_metrics(run_id, evaluate3d.group_metrics(evaluation["groups"]))
+    tracking.end_run(run_id)
+    return evaluation, final
 
 
 def table(rows: list[dict[str, Any]]) -> str:

@@ -191,6 +191,8 @@ class ScheduleSpec:
 class ScalingSpec:
     """Ray Train's ScalingConfig for one stage."""
 
+    # 0: Ray Train local mode, for debugging and tiny runs: the training function runs in the driver process
+    # with the same ray.train APIs (dataset shards, report, checkpoints), no worker actors to start
     num_workers: int = 2
     use_gpu: bool = False
     cpus_per_worker: float = 1.0
@@ -198,8 +200,8 @@ class ScalingSpec:
     torch_threads: int = 1  # intra-op threads per worker process
 
     def __post_init__(self):
-        if self.num_workers < 1:
-            raise SpecError("num_workers", f"must be at least 1, got {self.num_workers}")
+        if self.num_workers < 0:
+            raise SpecError("num_workers", f"must be 0 (Ray Train local mode) or more, got {self.num_workers}")
         if self.cpus_per_worker <= 0:
             raise SpecError("cpus_per_worker", f"must be positive, got {self.cpus_per_worker}")
         if self.torch_threads < 1:
@@ -368,11 +370,11 @@ def _check_model_against_data(model: Any, data: DataSpec) -> None:
                 raise SpecError("data.flow", "must be dis or farneback when model.use_motion is true (motion enhancement)")
 
 
-def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentSpec:
-    """Read a YAML spec, apply ``-o key=value`` overrides, and validate it completely.
+def read_spec_file(path: str | Path) -> dict[str, Any]:
+    """A YAML spec file (experiment or sweep) as plain data: a mapping at the top level (empty file: ``{}``).
 
     Raises:
-        SpecError: naming the key and the file.
+        SpecError: the file is missing, not valid YAML, or not a mapping (key ``<file>``, ``<yaml>``, ``<root>``).
     """
     path = Path(path)
     try:
@@ -385,7 +387,17 @@ def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> 
         raw = {}
     if not isinstance(raw, dict):
         raise SpecError("<root>", "expected a mapping at the top level", str(path))
-    raw = apply_overrides(raw, overrides, str(path))
+    return raw
+
+
+def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentSpec:
+    """Read a YAML spec, apply ``-o key=value`` overrides, and validate it completely.
+
+    Raises:
+        SpecError: naming the key and the file.
+    """
+    path = Path(path)
+    raw = apply_overrides(read_spec_file(path), overrides, str(path))
     try:
         return fill(ExperimentSpec, raw)
     except SpecError as e:

@@ -216,7 +216,9 @@ def _run_stages(spec: ExperimentSpec, state: dict[str, Any], parent_id: str, dat
                                    for i in init})
         attempt = state.get("attempts", {}).get(name, 0)
         run_name = f"{spec.name}-{parent_id[:8]}-{name}" + (f"-r{attempt}" if attempt else "")
-        log(f"stage {name}: training {stage.epochs} epochs on {stage.scaling.num_workers} Ray Train workers"
+        where = (f"{stage.scaling.num_workers} Ray Train workers" if stage.scaling.num_workers
+                 else "Ray Train local mode (in this process)")
+        log(f"stage {name}: training {stage.epochs} epochs on {where}"
             + (f" from {[i['stage'] for i in init]}" if init else ""))
         result = run_stage(spec, name, {"train": datasets["train"], "val": datasets["val"]}, run_name=run_name,
                            tracking_uri=tracking.tracking_uri(), run_id=run_id, init=init)

@@ -5,6 +5,14 @@ from the plain dict it was handed, builds the model, resumes from Ray Train's la
 worker failure or on ``--resume``) or starts from the checkpoints of the stages it depends on, then runs
 ``setup -> train -> cleanup``. Every epoch, every rank reports its metrics and rank 0 attaches the checkpoint
 (model, optimiser, scheduler, epoch, RNG state, config hash); rank 0 alone logs to MLflow.
+
+``scaling.num_workers: 0`` is Ray Train local mode (for debugging and tiny runs): the worker function runs in
+the driver process with the same ray.train APIs, without starting worker actors. In Ray 2.60 local mode keeps
+only the last reported checkpoint object and persists nothing (``Result.path`` is None, no best checkpoint,
+no resume), and its train context is one global of the process. So in local mode the worker writes every
+epoch's checkpoint itself to ``<storage>/<run name>/epoch_NNNN/`` (the layout Ray Train uses), the best one is
+picked from the epochs' metrics, a rerun continues from the latest epoch written (a finished stage starts no
+training at all), and local-mode stages of one process take turns (:data:`_LOCAL_MODE_LOCK`).
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import logging
 import os
 import random
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +42,7 @@ from sportpose.pipelines.training import loop
 from sportpose.platform.tracking import runs_dir
 
 CHECKPOINT_FILE = "checkpoint.pt"
+_LOCAL_MODE_LOCK = threading.Lock()  # Ray Train local mode's context is process-global: one local fit at a time
 # Columns a loss may read; models name their inputs with input_names(task). Only these are turned into tensors.
 TARGET_COLUMNS = ("heatmaps", "target_weight", "keypoints", "joints_3d", "bone_lengths")
 
@@ -144,6 +154,17 @@ def plan_init(spec: Any, stage_name: str, checkpoints: dict[str, str]) -> list[d
     return init
 
 
+def _quiet_report_log() -> None:
+    """Ray Train 2.60 logs every ``report`` (the whole metrics dict and checkpoint path) at INFO under a logger
+    named by its source file's path, not under ``ray.train``: one screenful per epoch in ``sportpose train`` and
+    ``sportpose sweep`` output. Raise that logger to WARNING (a no-op where Ray has moved the module)."""
+    try:
+        from ray.train.v2._internal.execution import context as train_context
+    except ImportError:
+        return
+    logging.getLogger(train_context.__file__).setLevel(logging.WARNING)
+
+
 def worker_loop(config: dict[str, Any]) -> None:
     """The Ray Train worker function: setup -> train -> cleanup."""
     from sportpose.platform.config import spec_from_dict  # the dict becomes the typed spec again, first thing
@@ -152,6 +173,7 @@ def worker_loop(config: dict[str, Any]) -> None:
     stage = spec.train.stages[config["stage"]]
     if config.get("quiet", True):  # per-report INFO lines from Ray Train's internals drown the epoch lines
         logging.getLogger("ray.train").setLevel(logging.WARNING)
+        _quiet_report_log()
     torch.set_num_threads(stage.scaling.torch_threads)
     ctx = ray.train.get_context()
     rank = ctx.get_world_rank()
@@ -165,6 +187,9 @@ def worker_loop(config: dict[str, Any]) -> None:
     scheduler = loop.build_scheduler(optimizer, stage.schedule, stage.epochs)
     start_epoch, best, since_best, history = 0, None, 0, []
     resumed = ray.train.get_checkpoint()
+    local_dir = config.get("local_dir")  # local mode: checkpoints persisted here by this function
+    if resumed is None and local_dir and _local_epochs(local_dir):
+        resumed = ray.train.Checkpoint.from_directory(str(_local_epochs(local_dir)[-1]))
     if resumed is not None:
         with resumed.as_directory() as d:
             state = load_checkpoint(d)
@@ -217,6 +242,9 @@ def worker_loop(config: dict[str, Any]) -> None:
         history.append(metrics)
         stop = stage.early_stopping is not None and since_best >= stage.early_stopping
         with tempfile.TemporaryDirectory() as d:
+            if local_dir:  # local mode persists nothing itself: write where Ray Train would
+                d = os.path.join(local_dir, f"epoch_{epoch:04d}")
+                os.makedirs(d, exist_ok=True)
             checkpoint = None
             if rank == 0:
                 save_checkpoint(d, {
@@ -281,11 +309,15 @@ def run_stage(
     resources = {"CPU": stage.scaling.cpus_per_worker}
     if stage.scaling.use_gpu:
         resources["GPU"] = stage.scaling.gpus_per_worker
+    local_dir = os.path.join(storage, run_name) if stage.scaling.num_workers == 0 else None
+    if local_dir and "://" in local_dir:
+        raise SpecError(f"train.stages.{stage_name}.scaling.num_workers",
+                        f"0 (Ray Train local mode) writes checkpoints to a local folder, not {storage}")
     trainer = TorchTrainer(
         worker_loop,
         train_loop_config={
             "spec": spec_to_dict(spec), "stage": stage_name, "config_hash": spec_hash(spec),
-            "tracking_uri": tracking_uri, "run_id": run_id, "init": init or [],
+            "tracking_uri": tracking_uri, "run_id": run_id, "init": init or [], "local_dir": local_dir,
         },
         scaling_config=ray.train.ScalingConfig(num_workers=stage.scaling.num_workers, use_gpu=stage.scaling.use_gpu,
                                                resources_per_worker=resources),
@@ -301,6 +333,8 @@ def run_stage(
         ),
     )
     start = time.perf_counter()
+    if stage.scaling.num_workers == 0:
+        return _fit_local(trainer, spec, stage_name, os.path.join(storage, run_name), start)
     result = trainer.fit()
     if result.error:
         raise result.error
@@ -310,3 +344,36 @@ def run_stage(
         history = json.loads(load_checkpoint(d)["history"])
     return StageResult(name=stage_name, checkpoint=checkpoint_uri(best), metrics=dict(metrics), history=history,
                        run_path=str(result.path), seconds=time.perf_counter() - start)
+
+
+def _local_epochs(run_dir: str | Path) -> list[Path]:
+    """The epoch checkpoints a local-mode stage wrote, oldest first."""
+    return sorted(p.parent for p in Path(run_dir).glob(f"epoch_*/{CHECKPOINT_FILE}"))
+
+
+def _fit_local(trainer: TorchTrainer, spec: Any, stage_name: str, run_dir: str, start: float) -> StageResult:
+    """Ray Train local mode: fit in this process (unless the stage finished earlier), then pick the best epoch
+    checkpoint from the epochs' own metrics, as ``Result.get_best_checkpoint`` does for worker runs."""
+    stage = spec.train.stages[stage_name]
+    epochs = _local_epochs(run_dir)
+    history = json.loads(load_checkpoint(epochs[-1])["history"]) if epochs else []
+    finished = bool(history) and (len(history) >= stage.epochs or (
+        stage.early_stopping is not None and load_checkpoint(epochs[-1])["since_best"] >= stage.early_stopping))
+    if not finished:
+        with _LOCAL_MODE_LOCK:
+            result = trainer.fit()
+        if result.error:
+            raise result.error
+        epochs = _local_epochs(run_dir)
+        history = json.loads(load_checkpoint(epochs[-1])["history"])
+    by_epoch = {int(m["epoch"]): m for m in history}
+
+    def score(path: Path) -> float:
+        m = by_epoch.get(int(path.name.split("_")[1]), {})
+        value = m.get(stage.metric, m.get("loss", float("inf")))
+        return value if stage.mode == "min" else -value
+
+    best = min(epochs, key=score)
+    metrics = by_epoch.get(int(best.name.split("_")[1]), {})
+    return StageResult(name=stage_name, checkpoint=str(best), metrics=dict(metrics), history=history,
+                       run_path=run_dir, seconds=time.perf_counter() - start)
