@@ -14,7 +14,6 @@ from pathlib import Path
 from sportpose.errors import DataError, SpecError
 
 REPO = Path(__file__).resolve().parents[2]
-DEMO_SPEC = REPO / "experiments" / "demo.yaml"
 
 
 def _add_spec_args(p: argparse.ArgumentParser) -> None:
@@ -38,14 +37,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from sportpose.pipelines.training.pipeline import run_pipeline
-    from sportpose.platform.config import load_spec
+    from sportpose.pipelines.tour import run_tour, summary
     from sportpose.platform.runtime import init_ray
 
-    spec = load_spec(DEMO_SPEC, args.override)
     init_ray(args.address)
-    result = run_pipeline(spec)
-    _print_summary(result)
+    result = run_tour(overrides={"multistream": args.multistream, "stsp": args.stsp, "sweep": args.sweep})
+    print()
+    print(summary(result))
     return 0
 
 
@@ -115,8 +113,11 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
 
 def _demo_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--address", default=None)
+    for name, spec in (("multistream", "experiments/tour/multistream.yaml"), ("stsp", "experiments/tour/stsp.yaml"),
+                       ("sweep", "experiments/tour/fusion_weights.yaml")):
+        p.add_argument(f"--{name}", action="append", default=[], metavar="KEY=VALUE",
+                       help=f"override a key of {spec} (repeatable)")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
 
 
 def _registry_args(p: argparse.ArgumentParser) -> None:
@@ -527,6 +528,148 @@ def _dashboard_args(p: argparse.ArgumentParser) -> None:
                    help="Optuna storage of the sweeps' studies (default sqlite:///runs/optuna.db)")
 
 
+# ---- sportpose reproduce (issue 11) ----------------------------------------------------------------------------
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from sportpose.pipelines.reproduce import run_command
+
+    return run_command(args)
+
+
+def _reproduce_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", nargs="?", help="the study: a table or figure of the papers (see --list)")
+    p.add_argument("--list", action="store_true", help="list the studies and exit")
+    p.add_argument("--scale", default="demo", choices=("tiny", "demo", "paper"),
+                   help="tiny (seconds, Ray Train local mode), demo (minutes here), paper (the papers' settings, GPU cluster)")
+    p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key of the study's base experiment spec, every row (repeatable)")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--reports", default=None, metavar="DIR", help="report folder (default: reports/ of the repository)")
+
+
+# ---- sportpose infer, evaluate, compare (SPEC §7, issue 8) ---------------------------------------------------
+
+
+def _passive_openmp() -> None:
+    """OpenMP threads that sleep while they wait, set before torch loads: with the default (spinning) policy a
+    forward pass on a machine whose cores are busy with other work runs many times slower (measured 7x for a
+    small model on 2 busy cores)."""
+    import os
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def cmd_infer(args: argparse.Namespace) -> int:
+    _passive_openmp()
+    from sportpose.pipelines.inference.run import InferArgs, run_infer
+
+    result = run_infer(InferArgs(
+        video=args.video, model=args.model, out=args.out, detections=args.detections, spec=args.spec, gt=args.gt,
+        det_threshold=args.det_threshold, keep_threshold=args.keep_threshold, draw_threshold=args.draw_threshold,
+        batch_size=args.batch_size, threads=args.threads, overwrite=args.overwrite, progress=not args.no_progress))
+    print(f"{result.frames} frames in {result.seconds:.1f} s: {result.fps:.1f} FPS end to end "
+          f"(model alone {result.model_fps:.1f} FPS); {result.poses} poses in {result.tracks} tracks")
+    print(f"boxes: {result.boxes}")
+    if result.ap is not None:
+        from sportpose.pipelines.evaluation.posetrack_eval import format_ap_table
+
+        print(f"PoseTrack AP (poseval, %) against {args.gt}:")
+        print(format_ap_table(result.ap))
+    for what, name in result.files.items():
+        print(f"{what + ':':14s}{result.out / name if ',' not in name else name}")
+    return 0
+
+
+def _infer_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("video", help="the video file")
+    p.add_argument("--model", required=True, metavar="URI|CHECKPOINT",
+                   help="models:/NAME@ALIAS, models:/NAME/VERSION, a checkpoint folder (a stage's, or a Ray Train run "
+                        "folder: its best epoch) or a checkpoint file")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (appears only when complete)")
+    p.add_argument("--detections", default=None, metavar="FILE",
+                   help="person detections in the COCO results format (default: the built-in proposal, see README)")
+    p.add_argument("--spec", default=None, help="experiment spec of a checkpoint (default: spec.yaml or resolved.yaml "
+                                                "beside it, or the pipeline's record of its run)")
+    p.add_argument("--gt", default=None, metavar="FILE",
+                   help="the video's PoseTrack18 ground truth: print and write the predictions' AP")
+    p.add_argument("--det-threshold", type=float, default=0.5, help="drop detections scoring below (default 0.5)")
+    p.add_argument("--keep-threshold", type=float, default=0.3,
+                   help="keep a pose estimated in a box propagated from a track when its mean joint score reaches "
+                        "this (default 0.3)")
+    p.add_argument("--draw-threshold", type=float, default=0.2, help="joints scoring below are not drawn (default 0.2)")
+    p.add_argument("--batch-size", type=int, default=16, help="person tubes per forward pass (default 16)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: one per core; 1 on a busy machine)")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder once the new one is done")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    _passive_openmp()
+    from sportpose.pipelines.evaluation.run import EvaluateArgs, run_evaluate
+    from sportpose.platform.runtime import init_ray
+
+    eval_args = EvaluateArgs(model=args.model, spec=args.spec, overrides=tuple(args.override), out=args.out,
+                             similarity=args.similarity, similarity_clips=args.similarity_clips,
+                             overlays=args.overlays, overwrite=args.overwrite, mlflow=not args.no_mlflow)
+    init_ray(args.address)
+    result = run_evaluate(eval_args)
+    m = result.metrics
+    print()
+    print(f"== {m['model'].get('label')}: {m['protocol']['split']} split of {m['protocol']['data']} ==")
+    print("protocol: " + " · ".join(f"{k} {m['protocol'][k]}" for k in ("split", "boxes", "flip_test", "seed",
+                                                                         "samples", "clips")))
+    if m["kind"] == "3d":
+        print(f"MPJPE {m['mpjpe']:.1f} mm · P-MPJPE {m['p_mpjpe']:.1f} mm · PCK3D {m['pck3d']:.1f} · "
+              f"AUC {m['auc3d']:.1f} · TS {m['ts']:.2f} mm/frame²")
+    else:
+        if m.get("ap_groups"):
+            print("AP  " + "  ".join(f"{k} {v:.1f}" for k, v in m["ap_groups"].items()))
+        if m.get("pckh") == m.get("pckh"):
+            print(f"PCKh {m['pckh']:.1f}")
+    c = m.get("complexity") or {}
+    if c:
+        print(f"complexity: {c['params_m']:.2f} M params · {c['gmacs']:.2f} GMACs · {c['fps']:.1f} FPS at batch 1")
+    print(f"report:    {result.out / 'report.md'}")
+    if result.run_id:
+        print(f"MLflow run {result.run_id} (artifacts: evaluation/)")
+    return 0
+
+
+def _evaluate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="models:/NAME@ALIAS, models:/NAME/VERSION, a checkpoint folder or file")
+    _add_spec_args(p)
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="output folder (default runs/outputs/<spec name>/eval-<run id>)")
+    p.add_argument("--similarity", action="store_true",
+                   help="also the feature similarity over time between frames t and t+k (2D paper, Fig. 6)")
+    p.add_argument("--similarity-clips", type=int, default=4, help="clips the similarity is computed on (default 4)")
+    p.add_argument("--overlays", type=int, default=4, help="best and worst frames drawn, each (default 4)")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
+    p.add_argument("--no-mlflow", action="store_true", help="write the folder only, no MLflow run")
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from sportpose.pipelines.evaluation.compare import compare_table, load_evaluation
+
+    table = compare_table([load_evaluation(source) for source in args.sources])
+    print(table)
+    if args.out:
+        out = Path(args.out)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(table + "\n")
+        except OSError as e:
+            raise DataError(str(out), "--out", f"cannot be written ({e.strerror})") from None
+    return 0
+
+
+def _compare_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("sources", nargs="+", metavar="RUN_OR_MODEL",
+                   help="an evaluate output folder or metrics.json, an MLflow run id, or models:/NAME@ALIAS")
+    p.add_argument("--out", default=None, metavar="FILE", help="also write the table to this markdown file")
+
+
 COMMANDS: list[Command] = [
     ("demo", _demo_args, cmd_demo),
     ("train", _train_args, cmd_train),
@@ -538,10 +681,14 @@ COMMANDS: list[Command] = [
     ("mlflow-server", _mlflow_server_args, cmd_mlflow_server),
     ("sweep", _sweep_args, cmd_sweep),
     ("dashboard", _dashboard_args, cmd_dashboard),
+    ("infer", _infer_args, cmd_infer),
+    ("evaluate", _evaluate_args, cmd_evaluate),
+    ("compare", _compare_args, cmd_compare),
+    ("reproduce", _reproduce_args, cmd_reproduce),
 ]
 
 HELP = {
-    "demo": "run the embedded end-to-end experiment (experiments/demo.yaml) on local Ray",
+    "demo": "the tour: SynthCourt, MultiStream and STSP-Net trained in stages on local Ray, reports, a sweep, the registry",
     "train": "run an experiment spec's training pipeline on Ray, evaluate and register the model",
     "registry": "list registered models, or move an alias (promote)",
     "data": "datasets: generate SynthCourt (synth), inspect a SynthCourt or PoseTrack dataset (inspect)",
@@ -550,6 +697,10 @@ HELP = {
     "jobs": "a Ray cluster's jobs: list, status, logs, stop",
     "mlflow-server": "run an MLflow tracking server (database backend, artifact store) for a team or a cluster",
     "sweep": "run a hyper-parameter sweep (Ray Tune, Optuna TPE, ASHA): table, best spec, plots, sweep.html",
+    "reproduce": "reproduce a table or figure of the papers (--list): reports/NAME/table.md beside the paper's numbers",
+    "infer": "run a model on a video: tracked skeletons (mp4), PoseTrack18 JSON, 3D joints for STSP-Net, FPS",
+    "evaluate": "evaluate a model on a spec's test split: report.md with AP or 3D tables, breakdowns, plots, MLflow run",
+    "compare": "several evaluations side by side in one markdown table (evaluate folders, MLflow runs, models:/)",
     "dashboard": "start the MLflow UI and optuna-dashboard (where installed) on 127.0.0.1 and print their URLs",
 }
 
