@@ -1,6 +1,7 @@
 """Model complexity: parameters, GMACs, GFLOPs and CPU latency at batch 1, beside the papers' figures (SPEC §7).
 
-Run: ``python bench/model_complexity.py`` (about two minutes on 2 CPU cores).
+Run: ``python bench/model_complexity.py`` (about two minutes on 2 CPU cores). The counter itself is
+:mod:`sportpose.pipelines.evaluation.complexity`, which ``sportpose evaluate`` uses for its complexity row.
 
 Conventions, stated because papers mix them up:
 
@@ -38,18 +39,15 @@ STSP-Net) as rows of :func:`main` and as pairs of that line.
 from __future__ import annotations
 
 import os
-import statistics
-import time
-from collections.abc import Callable
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from sportpose.models.backbones import build_backbone
 from sportpose.models.heatmaps import normalize_images
 from sportpose.models.multistream import MultiStream, MultiStreamConfig
 from sportpose.models.stsp import STSPConfig, STSPNet, complexity_inputs
+from sportpose.pipelines.evaluation.complexity import complexity as _complexity
 
 THREADS = 2
 WARMUP = 1  # plus the FLOP-counting pass, which runs first
@@ -60,42 +58,10 @@ PAPER_MULTISTREAM = {"params_m": 60.1, "gflops_as_reported": 45.6, "fps_v100": 2
 PAPER_HRNET_W32 = {"params_m": 28.5, "gflops_as_reported": 7.10}  # HRNet's Table 1, 256x192
 
 
-def complexity(model: nn.Module, inputs: dict[str, torch.Tensor], forward: Callable | None = None) -> dict:
-    """Parameters, MACs, FLOPs and batch-1 latency of one forward pass.
-
-    Args:
-        model: the model, put in eval mode here.
-        inputs: one batch (batch size 1) as the model's forward takes it.
-        forward: ``forward(model, inputs)``; default ``model(inputs)``.
-
-    Returns:
-        ``params_m`` (millions), ``gmacs``, ``gflops`` (= 2 x gmacs), ``latency_ms`` (median),
-        ``latency_min_ms``, ``fps`` (from the median).
-    """
-    forward = forward or (lambda m, x: m(x))
-    model.eval()
-    params = sum(p.numel() for p in model.parameters())
-    with torch.no_grad():
-        counter = FlopCounterMode(display=False)
-        with counter:
-            forward(model, inputs)
-        flops = counter.get_total_flops()
-        for _ in range(WARMUP):
-            forward(model, inputs)
-        times = []
-        for _ in range(RUNS):
-            start = time.perf_counter()
-            forward(model, inputs)
-            times.append(time.perf_counter() - start)
-    latency = statistics.median(times) * 1000
-    return {
-        "params_m": params / 1e6,
-        "gmacs": flops / 2e9,
-        "gflops": flops / 1e9,
-        "latency_ms": latency,
-        "latency_min_ms": min(times) * 1000,
-        "fps": 1000 / latency,
-    }
+def complexity(model: nn.Module, inputs: dict[str, torch.Tensor], forward=None) -> dict:
+    """The package's counter (:func:`sportpose.pipelines.evaluation.complexity.complexity`, which
+    ``sportpose evaluate`` prints too) with this bench's warm-up and run counts."""
+    return _complexity(model, inputs, forward, warmup=WARMUP, runs=RUNS)
 
 
 def print_table(rows: list[tuple[str, dict, str]]) -> None:

@@ -153,6 +153,15 @@ def main() -> None:
             stopped = sum(x["status"] == "stopped" for x in r.records)
             lr = r.best["columns"]["train.stages.main.optimizer.lr"]
             print(f"{label:8}{epochs:>14}{stopped:>9}{r.best['value']:>15.5f}{lr:>9g}{secs / 60:>9.1f}")
+        # Per learning rate: what ASHA saw of each trial next to the full run of the same trial. The full run's
+        # values of the learning rate ASHA picked show the run-to-run noise the two bests are judged against.
+        key = "train.stages.main.optimizer.lr"
+        by_lr = {a: {x["columns"][key]: x for x in results[a][0].records} for a in (True, False)}
+        print(f"{'lr':>8}{'ASHA epochs':>13}{'ASHA last':>11}{'full last':>11}{'full @ same epoch':>19}")
+        for lr in sorted(by_lr[False]):
+            a, f = by_lr[True][lr], by_lr[False][lr]
+            same = next((h["val_loss"] for h in f["history"] if h["trial_epoch"] == a["epochs"]), float("nan"))
+            print(f"{lr:>8g}{a['epochs']:>13}{a['value']:>11.5f}{f['value']:>11.5f}{same:>19.5f}")
         ratio = results[True][1] / results[False][1]
         asha_best, full_best = results[True][0].best["value"], results[False][0].best["value"]
         print(f"ASHA used {ratio:.0%} of the trial-epochs (target <= 50%); best val_loss {asha_best:.5f} vs "

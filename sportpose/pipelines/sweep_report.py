@@ -84,7 +84,7 @@ def _plt():
 
 def plot_history(df: pd.DataFrame, metric: str, mode: str, path: Path, title: str) -> Path:
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=110)
+    fig, ax = plt.subplots(figsize=(9.0, 4.2), dpi=110)
     scored = _scored(df, metric)
     full = scored[scored["status"] == "completed"]
     stopped = scored[scored["status"] == "stopped"]
@@ -108,9 +108,10 @@ def plot_history(df: pd.DataFrame, metric: str, mode: str, path: Path, title: st
     ax.set_ylabel(metric)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    # Outside the axes, on the right: inside, "best" still covers a point when the trials fill the plot.
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -142,9 +143,15 @@ def plot_parallel(df: pd.DataFrame, meta: dict[str, dict[str, Any]], metric: str
     positions = [_axis_position(scored[c], meta[c]) for c in columns] + [(scaled - slo) / span]
     cmap = plt.get_cmap("viridis")
     order = np.argsort(values if mode == "max" else -values)  # the best drawn last, on top
+    stopped = (scored["status"] == "stopped").to_numpy()
     for i in order:
         goodness = (scaled[i] - slo) / span if mode == "max" else (shi - scaled[i]) / span
-        ax.plot(range(len(columns) + 1), [p[i] for p in positions], color=cmap(goodness), alpha=0.75, lw=1.4)
+        ax.plot(range(len(columns) + 1), [p[i] for p in positions], color=cmap(goodness), alpha=0.75, lw=1.4,
+                ls="--" if stopped[i] else "-")
+    if stopped.any():  # their value is from the epoch ASHA stopped them at, not from a full trial
+        ax.plot([], [], color="gray", ls="--", label="stopped by ASHA (value at its last epoch)")
+        ax.plot([], [], color="gray", ls="-", label="finished")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, frameon=False)
     for x, column in enumerate(columns + [metric]):
         ax.axvline(x, color="black", lw=0.8)
         if column == metric:
@@ -167,7 +174,7 @@ def plot_parallel(df: pd.DataFrame, meta: dict[str, dict[str, Any]], metric: str
     fig.colorbar(sm, ax=ax, label=metric, pad=0.01)
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -230,33 +237,45 @@ def plot_importance(importance: dict[str, float], method: str, metric: str, path
 
 def plot_grid(df: pd.DataFrame, a: str, b: str, meta: dict[str, dict[str, Any]], metric: str, mode: str,
               path: Path, title: str) -> Path:
-    """Mean metric of every (a, b) combination tried, as a heat map (blank: not tried)."""
+    """Mean metric of every (a, b) combination tried, as a heat map (blank: not tried).
+
+    A cell whose trials ASHA stopped says at which epoch: its value is from that epoch, not from a full trial, so
+    it is not comparable with a finished cell's (it only says the trial trailed the others at that rung)."""
     plt = _plt()
     scored = _scored(df, metric)
     va, vb = meta[a]["values"], meta[b]["values"]
     grid = np.full((len(vb), len(va)), np.nan)
-    counts = np.zeros_like(grid)
+    labels: dict[tuple[int, int], str] = {}
     for i, y in enumerate(vb):
         for j, x in enumerate(va):
-            cell = scored[(scored[a].astype(str) == str(x)) & (scored[b].astype(str) == str(y))][metric]
+            cell = scored[(scored[a].astype(str) == str(x)) & (scored[b].astype(str) == str(y))]
             if len(cell):
-                grid[i, j], counts[i, j] = cell.mean(), len(cell)
-    fig, ax = plt.subplots(figsize=(1.1 * len(va) + 3, 0.9 * len(vb) + 2), dpi=110)
+                grid[i, j] = cell[metric].mean()
+                stopped = cell[cell["status"] == "stopped"]
+                text = f"{grid[i, j]:.4g}\n(n={len(cell)})"
+                if len(stopped):
+                    epochs = sorted({int(e) for e in stopped["epochs"]})
+                    text += f"\nstopped @ epoch {'/'.join(map(str, epochs))}" if len(stopped) == len(cell) else \
+                            f"\n{len(stopped)} stopped"
+                labels[i, j] = text
+    fig, ax = plt.subplots(figsize=(1.4 * len(va) + 3, 0.9 * len(vb) + 2), dpi=110)
     cmap = plt.get_cmap("viridis" if mode == "max" else "viridis_r")
     im = ax.imshow(grid, cmap=cmap, origin="lower", aspect="auto")
-    for i in range(len(vb)):
-        for j in range(len(va)):
-            if counts[i, j]:
-                ax.text(j, i, f"{grid[i, j]:.4g}\n(n={int(counts[i, j])})", ha="center", va="center", fontsize=7,
-                        color="white")
+    for (i, j), text in labels.items():
+        r, g, b_, _ = cmap(im.norm(grid[i, j]))
+        light = 0.299 * r + 0.587 * g + 0.114 * b_ > 0.55  # dark text on the bright end of viridis
+        ax.text(j, i, text, ha="center", va="center", fontsize=7, color="black" if light else "white")
     ax.set_xticks(range(len(va)), [str(v) for v in va])
     ax.set_yticks(range(len(vb)), [str(v) for v in vb])
     ax.set_xlabel(a)
     ax.set_ylabel(b)
     fig.colorbar(im, ax=ax, label=f"mean {metric}")
-    ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path)
+    ax.set_title(title, fontsize=10)
+    if (scored["status"] == "stopped").any():
+        fig.text(0.01, 0.005, "stopped cells: the value at the epoch ASHA stopped the trial (not a full trial)",
+                 fontsize=7, color="#a33")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, bbox_inches="tight")  # a title wider than a small grid is not cut off
     plt.close(fig)
     return path
 
@@ -353,6 +372,9 @@ def write_outputs(sweep: "sweeps.Sweep", book: "sweeps.TrialBook", out: Path, st
     meta = _param_meta(spec)
     notes = [f"Interrupted: {len(book.finished())} of {spec.trials} trials finished "
              f"(continue with: sportpose sweep {sweep.path} --resume)."] if interrupted else []
+    if (df["status"] == "stopped").any() if len(df) else False:
+        notes.append("Trials stopped by ASHA count with their value at the epoch they were stopped (as Optuna sees them): "
+                     "the parallel coordinates, grid and importance compare them with finished trials' final values.")
     plots = [plot_history(df, metric, mode, plots_dir / "history.png", f"{spec.name}: optimisation history")]
     if len(_scored(df, metric)):
         plots.append(plot_parallel(df, meta, metric, mode, plots_dir / "parallel.png",

@@ -98,7 +98,8 @@ from ray.tune.schedulers import ASHAScheduler
 
 from sportpose.errors import SpecError
 from sportpose.platform import tracking
-from sportpose.platform.config import ExperimentSpec, apply_overrides, load_spec, spec_hash, stage_order
+from sportpose.platform.config import (ExperimentSpec, apply_overrides, load_spec, read_spec_file, spec_hash,
+                                       stage_order)
 from sportpose.platform.specfill import fill, to_dict
 
 PARAM_KINDS = ("uniform", "loguniform", "int", "choice", "simplex")
@@ -311,20 +312,6 @@ class Sweep:
         return self.spec.asha.max_epochs or self.total_epochs
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise SpecError("<file>", "spec file not found", str(path)) from None
-    except yaml.YAMLError as e:
-        raise SpecError("<yaml>", f"not valid YAML: {str(e).splitlines()[0]}", str(path)) from None
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise SpecError("<root>", "expected a mapping at the top level", str(path))
-    return raw
-
-
 def load_sweep(path: str | Path, overrides: Sequence[str] = ()) -> Sweep:
     """Read a sweep spec, apply ``-o key=value`` overrides (of sweep keys), and check it against its base spec.
 
@@ -332,7 +319,7 @@ def load_sweep(path: str | Path, overrides: Sequence[str] = ()) -> Sweep:
         SpecError: naming the key and the file (the sweep file, or the base spec for its own keys).
     """
     path = Path(path)
-    raw = apply_overrides(_read_yaml(path), list(overrides), str(path))
+    raw = apply_overrides(read_spec_file(path), list(overrides), str(path))
     try:
         spec = fill(SweepSpec, raw)
     except SpecError as e:
@@ -344,7 +331,7 @@ def load_sweep(path: str | Path, overrides: Sequence[str] = ()) -> Sweep:
         base = load_spec(base_path, spec.overrides)
     except SpecError as e:
         raise SpecError(e.key, f"{e.message} (base spec with the overrides of sweep {path})", e.file) from None
-    base_raw = apply_overrides(_read_yaml(base_path), list(spec.overrides), str(base_path))
+    base_raw = apply_overrides(read_spec_file(base_path), list(spec.overrides), str(base_path))
     sweep = Sweep(spec=spec, path=path, base_path=base_path, base_raw=base_raw, base=base,
                   stages=_trial_stages(spec, base, str(path)))
     if spec.kind == "fusion_weights" and base.model.kind != "multistream":
