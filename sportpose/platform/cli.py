@@ -567,7 +567,8 @@ def cmd_infer(args: argparse.Namespace) -> int:
     result = run_infer(InferArgs(
         video=args.video, model=args.model, out=args.out, detections=args.detections, spec=args.spec, gt=args.gt,
         det_threshold=args.det_threshold, keep_threshold=args.keep_threshold, draw_threshold=args.draw_threshold,
-        batch_size=args.batch_size, threads=args.threads, overwrite=args.overwrite, progress=not args.no_progress))
+        batch_size=args.batch_size, threads=args.threads, decoder=args.decoder, overwrite=args.overwrite,
+        progress=not args.no_progress))
     print(f"{result.frames} frames in {result.seconds:.1f} s: {result.fps:.1f} FPS end to end "
           f"(model alone {result.model_fps:.1f} FPS); {result.poses} poses in {result.tracks} tracks")
     print(f"boxes: {result.boxes}")
@@ -600,6 +601,8 @@ def _infer_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--draw-threshold", type=float, default=0.2, help="joints scoring below are not drawn (default 0.2)")
     p.add_argument("--batch-size", type=int, default=16, help="person tubes per forward pass (default 16)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: one per core; 1 on a busy machine)")
+    p.add_argument("--decoder", default="opencv", choices=("opencv", "decord"),
+                   help="video decoder (default opencv, decord when OpenCV cannot open the file; see README)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder once the new one is done")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 

@@ -3,7 +3,8 @@
 setup -> stream -> write, one frame at a time:
 
 1. **setup**: the output folder is checked (a non-empty one needs ``--overwrite``), the model loaded
-   (:mod:`~sportpose.pipelines.inference.load`), the video opened (decord, OpenCV as fallback), the people
+   (:mod:`~sportpose.pipelines.inference.load`), the video opened (OpenCV, decord as fallback: see
+   ``InferArgs.decoder`` for why not decord first), the people
    source chosen: a detections file checked against the video's image ids, or the built-in proposal
    (:mod:`~sportpose.pipelines.inference.people`).
 2. **stream**: frames are decoded once, in order, and each is held only while a tube or context clip still
@@ -84,6 +85,11 @@ class InferArgs:
     """Person tubes per forward pass."""
     threads: int | None = None
     """torch intra-op threads; None: torch's default (one per core). 1 on a machine busy with other work."""
+    decoder: str = "opencv"
+    """``opencv`` (decord when OpenCV cannot open the file) or ``decord``. Not decord first, as the data pipeline:
+    decord's decoding and OpenCV's video writer in one process hold on to about a decoded frame's size per
+    frame (1 GB after 1,000 frames of 640x480, measured), while OpenCV decoding and writing stay flat; OpenCV
+    also decodes full frames in order twice as fast here."""
     sample_frames: int = 4
     """STSP-Net: frames drawn as 3D skeleton PNGs (evenly spread)."""
     overwrite: bool = False
@@ -101,6 +107,8 @@ class InferArgs:
             raise SpecError("--batch-size", f"must be at least 1, got {self.batch_size}")
         if self.threads is not None and self.threads < 1:
             raise SpecError("--threads", f"must be at least 1, got {self.threads}")
+        if self.decoder not in ("opencv", "decord"):
+            raise SpecError("--decoder", f"expected opencv or decord, got {self.decoder!r}")
         if self.sample_frames < 0:
             raise SpecError("--sample-frames", f"must be non-negative, got {self.sample_frames}")
 
@@ -243,7 +251,12 @@ def run_infer(args: InferArgs, log: Callable[[str], None] = print) -> InferResul
         torch.set_num_threads(args.threads)
     loaded = load_model(args.model, args.spec)
     with _native_stderr_silenced():  # FFmpeg prints its own lines about a corrupt file; the DataError says it once
-        reader = open_video(args.video)
+        try:
+            reader = open_video(args.video, backend=args.decoder)
+        except DataError:
+            if args.decoder != "opencv":
+                raise
+            reader = open_video(args.video, backend="auto")  # decord where installed: it may read what OpenCV cannot
     if reader.num_frames <= 0:
         raise DataError(args.video, "video", "holds no frames (or the container does not say how many)")
     gt = _ground_truth(args.gt, args.video)
