@@ -184,6 +184,8 @@ def load_study(path: str | Path, scale: str, overrides: list[str] | tuple[str, .
     base_path = (path.parent / scale_spec.base).resolve()
     base_overrides = [*scale_spec.overrides, *overrides]
     try:
+        plain = load_spec(base_path)
+        base_overrides += _own_names(plain, load_spec(base_path, base_overrides), base_overrides)
         base = load_spec(base_path, base_overrides)
     except SpecError as e:
         raise SpecError(e.key, f"{e.message} (base spec of study {path}, scale {scale})", e.file) from None
@@ -195,6 +197,9 @@ def load_study(path: str | Path, scale: str, overrides: list[str] | tuple[str, .
         row_overrides = [*row.overrides, *row.scale_overrides.get(scale, ())]
         try:
             row_spec = load_spec(base_path, [*base_overrides, *row_overrides])
+            if row_spec.data.synth != base.data.synth and row_spec.data.root == base.data.root:
+                row_spec = load_spec(base_path, [*base_overrides, *row_overrides,
+                                                 f"data.root={base.data.root}-{_tag(row_overrides)}"])
         except SpecError as e:
             raise SpecError(e.key, f"{e.message} (row {i} {row.label!r} of study {path}, scale {scale})",
                             e.file) from None
@@ -205,6 +210,25 @@ def load_study(path: str | Path, scale: str, overrides: list[str] | tuple[str, .
             raise SpecError(f"rows.{i}.{e.key}", e.message, str(path)) from None
         rows.append((row, row_spec))
     return Study(spec, path, scale, base_path, base, rows)
+
+
+def _tag(overrides: list[str] | tuple[str, ...]) -> str:
+    return hashlib.sha256(json.dumps(list(overrides)).encode()).hexdigest()[:6]
+
+
+def _own_names(plain: ExperimentSpec, base: ExperimentSpec, overrides: list[str]) -> list[str]:
+    """Overrides giving a study's changed base its own run name (and data folder when its clips differ).
+
+    ``sportpose train`` keeps one pipeline state per spec name, and SynthCourt regenerates a data folder whose
+    settings changed: a base spec changed by a study (``-o model.fusion=hybrid``, sideline views only) under the
+    plain spec's name and folder would overwrite the plain spec's finished run and clips.
+    """
+    if not overrides:
+        return []
+    extra = [f"name={plain.name}-{_tag(overrides)}"]
+    if base.data.synth != plain.data.synth and base.data.root == plain.data.root:
+        extra.append(f"data.root={plain.data.root}-{_tag(overrides)}")
+    return extra
 
 
 def _check_reuse(base: ExperimentSpec, row: ExperimentSpec, reuse: tuple[str, ...]) -> None:
