@@ -6,11 +6,18 @@
     temporal: targets shifted 3 px + noise; context: noise), or the real cache of a trained demo with
     ``--cache runs/outputs/multistream-demo/<run>/streams/val_streams.npz``. Trials per minute are over the
     whole ``run_sweep`` call (Tune, MLflow child runs, the Optuna database, plots and report included).
-(2) The same grid of six learning rates for a tiny SimpleBaseline (64x64, 1 Ray Train worker per trial, 2 trials
-    at a time, ``--epochs`` epochs) twice: with ASHA (grace 1 epoch, reduction factor 2: rungs at 1, 2, 4
-    epochs) and without. Prints the
-    trial-epochs each spent and the best validation loss each found; ASHA's target: the same best (within
-    noise) with at most half the trial-epochs.
+(2) The same grid of nine learning rates (1e-4 .. 5e-2, log-spaced) for a tiny SimpleBaseline (64x64, 1 Ray
+    Train worker per trial, 2 trials at a time, ``--epochs`` epochs) twice: with ASHA (grace 1 epoch, reduction
+    factor 3: rungs at 1 and 3 epochs of 6) and without. Prints the trial-epochs each spent, the best validation
+    loss each found, and per learning rate what ASHA saw next to the full run (the full run's value of the same
+    trial at the same epoch, and the two runs' values of one trial, show the run-to-run noise); ASHA's target:
+    the same best (within noise) with at most half the trial-epochs.
+
+    Why nine trials and factor 3 (an earlier version had six and factor 2, and landed at 50-56%): asynchronous
+    successive halving never stops the first trial to reach a rung (nothing to compare it with), and the trials
+    that are good run to the end on merit. With six trials of which two are good, those alone are 12 of 36
+    epochs, the first trial another 6; even synchronous halving would spend 15 of 36 (42%). ASHA's saving grows
+    with the number of trials and the reduction factor (Hyperband's eta = 3; Ray's default is 4).
 
 Run: python bench/sweep.py [--weight-trials 60] [--epochs 6] [--cache PATH]
 Last line: weight_trials_per_min=<…> asha_epoch_ratio=<ASHA trial-epochs / full> asha_best=<…> full_best=<…>
@@ -73,12 +80,14 @@ register: {{enabled: false}}
 TRAINED = """
 name: {name}
 base: sb.yaml
-space: {{train.stages.main.optimizer.lr: {{kind: choice, values: [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03]}}}}
+space:
+  train.stages.main.optimizer.lr:
+    {{kind: choice, values: [0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05]}}
 sampler: grid
-trials: 6
+trials: 9
 concurrency: 2
 resources: {{cpu: 0.01}}
-asha: {{enabled: {asha}, grace_period: 1, reduction_factor: 2}}
+asha: {{enabled: {asha}, grace_period: 1, reduction_factor: 3}}
 """
 
 
@@ -146,7 +155,7 @@ def main() -> None:
             start = time.perf_counter()
             r = run_sweep(load_sweep(folder / f"{name}.yaml"), log=quiet)
             results[asha] = (r, sum(x["epochs"] for x in r.records), time.perf_counter() - start)
-        print(f"(2) 6 learning rates x {args.epochs} epochs, SimpleBaseline 64x64, 2 trials at a time:")
+        print(f"(2) 9 learning rates x {args.epochs} epochs, SimpleBaseline 64x64, 2 trials at a time:")
         print(f"{'':8}{'trial-epochs':>14}{'stopped':>9}{'best val_loss':>15}{'best lr':>9}{'minutes':>9}")
         for asha, label in ((True, "ASHA"), (False, "full")):
             r, epochs, secs = results[asha]

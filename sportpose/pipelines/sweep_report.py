@@ -372,7 +372,7 @@ def write_outputs(sweep: "sweeps.Sweep", book: "sweeps.TrialBook", out: Path, st
     meta = _param_meta(spec)
     notes = [f"Interrupted: {len(book.finished())} of {spec.trials} trials finished "
              f"(continue with: sportpose sweep {sweep.path} --resume)."] if interrupted else []
-    if (df["status"] == "stopped").any() if len(df) else False:
+    if len(df) and (df["status"] == "stopped").any():
         notes.append("Trials stopped by ASHA count with their value at the epoch they were stopped (as Optuna sees them): "
                      "the parallel coordinates, grid and importance compare them with finished trials' final values.")
     plots = [plot_history(df, metric, mode, plots_dir / "history.png", f"{spec.name}: optimisation history")]
