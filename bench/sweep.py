@@ -170,7 +170,8 @@ def main() -> None:
         for lr in sorted(by_lr[False]):
             a, f = by_lr[True][lr], by_lr[False][lr]
             same = next((h["val_loss"] for h in f["history"] if h["trial_epoch"] == a["epochs"]), float("nan"))
-            print(f"{lr:>8g}{a['epochs']:>13}{a['value']:>11.5f}{f['value']:>11.5f}{same:>19.5f}")
+            # .5g: a diverged trial's loss (1e7 at lr 0.05) must not run into the epochs column
+            print(f"{lr:>8g}{a['epochs']:>13} {a['value']:>10.5g} {f['value']:>10.5g} {same:>18.5g}")
         ratio = results[True][1] / results[False][1]
         asha_best, full_best = results[True][0].best["value"], results[False][0].best["value"]
         print(f"ASHA used {ratio:.0%} of the trial-epochs (target <= 50%); best val_loss {asha_best:.5f} vs "
