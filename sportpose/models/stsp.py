@@ -116,6 +116,10 @@ class STSPConfig:
     use_gsr: bool = True  # False: an MLP over the node features in place of the GAT (Table 3 ablation)
     use_tmp: bool = True  # False: joints_3d = joints_3d_gsr and no L_TMP
     lift_input: Literal["images", "keypoints_2d"] = "images"  # what stage "lift" reads: tubes, or 2D only (H36M)
+    # EPE pre-training (task "epe", training mode) reads a random run of this many consecutive frames of each
+    # tube instead of all T: neighbouring frames are near-duplicates, so the same compute sees more players.
+    # At least 3 (L_smooth is an acceleration); None: the whole tube.
+    epe_frames: int | None = None
     bone_lengths: tuple[float, ...] | None = None  # l_ij per H36M edge (mm); None -> ADULT_BONE_LENGTHS_MM
 
     def __post_init__(self):
@@ -146,6 +150,9 @@ class STSPConfig:
             raise SpecError("beta", f"must be a finite sharpness > 0, got {self.beta}")
         if not math.isfinite(self.saliency_floor) or self.saliency_floor < 0:
             raise SpecError("saliency_floor", f"must be >= 0 px, got {self.saliency_floor}")
+        if self.epe_frames is not None and not 3 <= self.epe_frames <= self.window:
+            raise SpecError("epe_frames", f"must be in [3, window = {self.window}] (L_smooth needs three frames) "
+                                          f"or null for the whole tube, got {self.epe_frames}")
         if self.lift_input not in ("images", "keypoints_2d"):
             raise SpecError("lift_input", f"expected 'images' or 'keypoints_2d', got {self.lift_input!r}")
         if self.bone_lengths is not None:
@@ -539,10 +546,17 @@ class STSPNet(nn.Module):
         _check_task(task)
         out: dict[str, torch.Tensor] = {}
         if "tube" in inputs:
-            tube = inputs["tube"]
+            tube, flow = inputs["tube"], inputs.get("flow")
+            k = self.config.epe_frames
+            if task == "epe" and self.training and k is not None and k < tube.shape[1]:
+                index = _frame_runs(tube.shape[0], tube.shape[1], k, tube.device)  # (B, k)
+                rows = torch.arange(tube.shape[0], device=tube.device)[:, None]  # (B, 1)
+                tube = tube[rows, index]  # (B, k, H, W, 3)
+                flow = None if flow is None else flow[rows, index[:, :-1]]  # (B, k−1, H, W, 2)
+                out["frame_index"] = index
             b, t, h, w, _ = tube.shape
             with torch.set_grad_enabled(torch.is_grad_enabled() and task != "lift"):  # EPE is frozen in "lift"
-                epe = self.epe(tube, inputs.get("flow"))
+                epe = self.epe(tube, flow)
             points = crop_to_normalized(epe["keypoints_2d"], (h, w))  # (B, T, J, 2)
             out.update(heatmaps=epe["heatmaps"], keypoints_2d=epe["keypoints_2d"], keypoints_2d_norm=points,
                        motion_weights=epe["motion_weights"])
@@ -611,9 +625,14 @@ class STSPNet(nn.Module):
         terms: dict[str, torch.Tensor] = {}
         total = None
         if task in ("epe", "full"):
+            heatmaps, weight = batch["heatmaps"], batch["target_weight"]  # (B, T, J, H/4, W/4), (B, T, J)
+            if "frame_index" in outputs:  # EPE read a run of frames of each tube: the same frames' targets
+                rows = torch.arange(heatmaps.shape[0], device=heatmaps.device)[:, None]
+                index = outputs["frame_index"].to(heatmaps.device)
+                heatmaps, weight = heatmaps[rows, index], weight[rows, index]
             pred = outputs["heatmaps"].flatten(0, 1)  # (B·T, J, H/4, W/4)
-            target = batch["heatmaps"].flatten(0, 1).to(pred)  # (B·T, J, H/4, W/4)
-            hm = heatmap_mse(pred, target, batch["target_weight"].flatten(0, 1).to(pred))
+            target = heatmaps.flatten(0, 1).to(pred)  # (B·T, J, H/4, W/4)
+            hm = heatmap_mse(pred, target, weight.flatten(0, 1).to(pred))
             smooth = losses.trajectory_smoothness_loss(outputs["keypoints_2d_norm"])  # normalised crop units²
             terms.update(loss_heatmap=hm, loss_smooth=smooth, loss_epe=hm + cfg.alpha_smooth * smooth)
             total = terms["loss_epe"]
@@ -644,6 +663,12 @@ class STSPNet(nn.Module):
             total = lifting if total is None else total + lifting
         terms["loss"] = total
         return terms
+
+
+def _frame_runs(batch: int, frames: int, k: int, device: torch.device) -> torch.Tensor:
+    """(B, k) indices of a random run of k consecutive frames in each of B tubes of T = ``frames``."""
+    start = torch.randint(0, frames - k + 1, (batch, 1), device=device)
+    return start + torch.arange(k, device=device)
 
 
 def _check_task(task: str) -> None:

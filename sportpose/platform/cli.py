@@ -60,6 +60,9 @@ def _print_summary(result) -> None:
             print(f"  MPJPE    {ev['mpjpe']:7.1f} mm   (mean-pose baseline {ev['mpjpe_mean_pose']:.1f} mm)")
             print(f"  P-MPJPE  {ev['p_mpjpe']:7.1f} mm   PCK3D {ev['pck3d']:.1f}   AUC {ev['auc3d']:.1f}")
             print(f"  TS       {ev['ts']:7.2f} mm/frame²   (same model without TMP {ev['ts_no_tmp']:.2f})")
+            if "epe_err_px" in ev:
+                print(f"  EPE 2D   {ev['epe_err_px']:7.2f} px mean keypoint error on {ev['crop_px']} px crops "
+                      f"(what the lifter reads)")
         else:
             print(f"  PCKh@{result.spec.evaluate.pckh_alpha}  trained {ev['pckh']:6.1f}   untrained {ev['pckh_untrained']:6.1f}"
                   f"   gain {ev['pckh'] - ev['pckh_untrained']:+6.1f} points")

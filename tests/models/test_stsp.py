@@ -230,6 +230,29 @@ def test_task_outputs_loss_and_gradients(task):
     assert_every_trainable_parameter_has_a_gradient(model, task)
 
 
+def test_epe_pretraining_reads_a_run_of_frames_with_their_own_targets():
+    model = STSPNet(tiny(epe_frames=3))
+    batch = make_batch(model.config, b=4)
+    torch.manual_seed(0)
+    out = model({k: batch[k] for k in ("tube", "flow")}, task="epe")
+    index = out["frame_index"]  # (B, 3) consecutive frames of each tube
+    assert out["heatmaps"].shape == (4, 3, J, SIZE // 4, SIZE // 4)
+    assert (index.diff(dim=1) == 1).all() and index.min() >= 0 and index.max() <= 5
+    # The loss compares each frame with its own target: the targets of the frames read give the same heatmap
+    # term as the whole tube's targets cut at those frames, and a different one from the tube's first frames.
+    rows = torch.arange(4)[:, None]
+    cut = {"heatmaps": batch["heatmaps"][rows, index], "target_weight": batch["target_weight"][rows, index]}
+    plain = {k: v for k, v in out.items() if k != "frame_index"}
+    assert torch.allclose(model.loss(out, batch, task="epe")["loss_heatmap"],
+                          model.loss(plain, cut, task="epe")["loss_heatmap"])
+    # Evaluation and the other tasks read every frame.
+    model.eval()
+    with torch.no_grad():
+        assert model({k: batch[k] for k in ("tube", "flow")}, task="epe")["heatmaps"].shape[1] == 6
+    model.train()
+    assert "frame_index" not in model({k: batch[k] for k in ("tube", "flow")}, task="full")
+
+
 def test_lift_from_2d_keypoints_without_images():
     model = STSPNet(tiny(lift_input="keypoints_2d"))
     assert model.input_names("lift") == ("keypoints_2d",)
@@ -317,6 +340,8 @@ def test_ddp_without_unused_parameters(task, images, tmp_path):
         (dict(beta=0.0), "beta"),
         (dict(width=4), "width"),
         (dict(bone_lengths=(100.0,) * 3), "bone_lengths"),
+        (dict(epe_frames=2), "epe_frames"),
+        (dict(epe_frames=7), "epe_frames"),
         (dict(bone_lengths=(100.0,) * 15 + (-1.0,)), "bone_lengths"),
     ]
     + [(dict([(name, -0.1)]), name) for name in ("gamma", "alpha_smooth", "beta1_skel", "beta2_angle",

@@ -31,6 +31,9 @@ class Predictions3D:
     pred_gsr: np.ndarray  # (N, J, 3) mm, GSR alone (no TMP refinement)
     gt: np.ndarray  # (N, J, 3) mm, root-relative
     info: dict[str, np.ndarray]
+    # (N, J) px: EPE's 2D keypoint error at the anchor frame in crop pixels, NaN where the joint is not
+    # labelled visible; None for 2D-only input. It bounds what the lifter can do (what GSR reads).
+    err_2d: np.ndarray | None = None
 
 
 @torch.no_grad()
@@ -44,7 +47,7 @@ def predict(model: nn.Module, batches: Iterable[dict[str, np.ndarray]], input_na
             accepts in no other task.
     """
     model.eval()
-    pred, pred_gsr, gt = [], [], []
+    pred, pred_gsr, gt, err_2d = [], [], [], []
     info: dict[str, list[np.ndarray]] = {}
     for batch in batches:
         inputs = {k: torch.from_numpy(np.array(batch[k])) for k in input_names}
@@ -53,13 +56,18 @@ def predict(model: nn.Module, batches: Iterable[dict[str, np.ndarray]], input_na
         pred_gsr.append(out["joints_3d_gsr"][:, -1].numpy())
         target = np.asarray(batch["joints_3d"])
         gt.append(target[:, -1] if target.ndim == 4 else target)  # (B, J, 3)
+        if "keypoints_2d" in out and "tube" in inputs and "keypoints" in batch:
+            label = np.asarray(batch["keypoints"])[:, -1]  # (B, J, 3) crop px + visibility
+            err = np.linalg.norm(out["keypoints_2d"][:, -1].numpy() - label[..., :2], axis=-1)  # (B, J)
+            err_2d.append(np.where(label[..., 2] > 0, err, np.nan))
         for key in INFO_KEYS:
             if key in batch:
                 info.setdefault(key, []).append(np.asarray(batch[key]))
     if not pred:
         raise ValueError("no samples to evaluate")
     return Predictions3D(np.concatenate(pred), np.concatenate(pred_gsr), np.concatenate(gt),
-                         {k: np.concatenate(v) for k, v in info.items()})
+                         {k: np.concatenate(v) for k, v in info.items()},
+                         np.concatenate(err_2d) if len(err_2d) == len(pred) else None)
 
 
 def _sequences(info: dict[str, np.ndarray], stride: int) -> list[np.ndarray]:

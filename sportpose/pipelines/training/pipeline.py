@@ -447,6 +447,9 @@ def _evaluate_3d(spec: ExperimentSpec, checkpoint: str, datasets: dict[str, ray.
         "split": spec.evaluate.split, "boxes": f"2D keypoints of {Path(spec.data.h36m.data_2d).name}" if from_h36m
         else "ground truth", "flip_test": False, "seed": spec.seed,
         "samples": int(len(p.pred)),
+        # EPE's 2D error at the anchor frame (crop px, visible joints): the lifter's input quality
+        **({"epe_err_px": float(np.nanmean(p.err_2d)), "crop_px": int(spec.data.input_size[1])}
+           if p.err_2d is not None and np.isfinite(p.err_2d).any() else {}),
     }
 
 
