@@ -30,6 +30,7 @@ class TourResult:
     sweep: Any = None  # SweepResult
     sweep_metric: str = ""
     seconds: float = 0.0
+    step_seconds: dict[str, float] = field(default_factory=dict)  # step of STEPS -> wall seconds
 
 
 def run_tour(log: Callable[[str], None] = print, overrides: dict[str, list[str]] | None = None) -> TourResult:
@@ -49,18 +50,24 @@ def run_tour(log: Callable[[str], None] = print, overrides: dict[str, list[str]]
     for i, (kind, title) in enumerate((("multistream", "MultiStream: three stream jobs at once, fused, joint"),
                                        ("stsp", "STSP-Net: EPE, then GSR + TMP, then everything"))):
         log(f"\n== tour {i + 1}/4: {title} ==")
+        t0 = time.perf_counter()
         spec = load_spec(TOUR_DIR / f"{kind}.yaml", overrides.get(kind, []))
         result.pipelines[kind] = run_pipeline(spec, log=log)
+        result.step_seconds[kind] = time.perf_counter() - t0
     log("\n== tour 3/4: evaluation reports on the held-out clips ==")
+    t0 = time.perf_counter()
     for kind, pipeline in result.pipelines.items():  # the registered version, as `sportpose evaluate` reads it
         p = pipeline.promotion
         model = f"models:/{p.name}/{p.version}" if p is not None else pipeline.stages[list(pipeline.stages)[-1]].checkpoint
         args = EvaluateArgs(model=model, spec=str(TOUR_DIR / f"{kind}.yaml"),
                             overrides=tuple(overrides.get(kind, [])), overlays=3)
         result.reports[kind] = run_evaluate(args, log=log).out / "report.md"
+    result.step_seconds["reports"] = time.perf_counter() - t0
     log("\n== tour 4/4: stream-weight sweep (Ray Tune, Optuna TPE) on cached validation heatmaps ==")
+    t0 = time.perf_counter()
     sweep = load_sweep(TOUR_DIR / "fusion_weights.yaml", overrides.get("sweep", []))
     result.sweep, result.sweep_metric = run_sweep(sweep, log=log), sweep.spec.metric
+    result.step_seconds["sweep"] = time.perf_counter() - t0
     result.seconds = time.perf_counter() - start
     return result
 
@@ -70,6 +77,8 @@ def summary(result: TourResult) -> str:
     from sportpose.platform import tracking
 
     lines = [f"== sportpose tour: finished in {result.seconds / 60:.1f} min =="]
+    if result.step_seconds:
+        lines.append("steps: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in result.step_seconds.items()))
     ms, st = result.pipelines.get("multistream"), result.pipelines.get("stsp")
     if ms is not None:
         ev = ms.evaluation
@@ -86,6 +95,8 @@ def summary(result: TourResult) -> str:
                   f"  MPJPE {ev['mpjpe']:6.1f} mm   mean-pose baseline {ev['mpjpe_mean_pose']:.1f} mm   "
                   f"P-MPJPE {ev['p_mpjpe']:.1f} mm   PCK3D {ev['pck3d']:.1f}",
                   f"  TS    {ev['ts']:6.2f} mm/frame²   same model without TMP {ev['ts_no_tmp']:.2f}"]
+        if "epe_err_px" in ev:
+            lines.append(f"  EPE 2D keypoint error {ev['epe_err_px']:.2f} px on {ev['crop_px']} px crops (the lifter's input)")
     if result.sweep is not None and result.sweep.best is not None:
         best = result.sweep.best
         params = ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in best["columns"].items())
