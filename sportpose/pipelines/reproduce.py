@@ -31,8 +31,9 @@ Outputs: ``reports/NAME/table.md`` (ours beside the paper's numbers, and a proto
 boxes), ``reports/NAME/results.json``, the figure as PNG where the paper has one, and an MLflow parent run
 (tag ``sportpose.kind=reproduce``) with a child run per trained row. Finished rows are recorded in
 ``<runs>/reproduce/NAME/<scale>/`` under a key of the row's resolved spec and the checkpoints it started
-from, so running the same command again trains nothing that is finished; the Ray Train runs are named
-the same way, so an interrupted row continues from its latest checkpoint.
+from, so running the same command again trains nothing that is finished (nor a row that another study
+finished under the same key); the Ray Train runs are named the same way, so an interrupted row continues
+from its latest checkpoint.
 
 The papers' numbers: the 3D paper's tables are in its text. The 2D paper's tables 4-12 are images that the
 text extraction (``seeds/000_...txt``) lost; only the numbers its prose states are given (Table 11 overall
@@ -223,7 +224,7 @@ def _own_names(plain: ExperimentSpec, base: ExperimentSpec, overrides: list[str]
     settings changed: a base spec changed by a study (``-o model.fusion=hybrid``, sideline views only) under the
     plain spec's name and folder would overwrite the plain spec's finished run and clips.
     """
-    if not overrides:
+    if not overrides or spec_to_dict(base) == spec_to_dict(plain):  # overrides that change nothing: the plain run
         return []
     extra = [f"name={plain.name}-{_tag(overrides)}"]
     if base.data.synth != plain.data.synth and base.data.root == plain.data.root:
@@ -381,9 +382,16 @@ class Runner:
             checkpoints = {s: state["stages"][s]["checkpoint"] for s in reuse}
         key = hashlib.sha256(json.dumps([spec_hash(spec), checkpoints], sort_keys=True).encode()).hexdigest()[:12]
         cached = self.cache_dir / f"{key}.json"
-        if cached.exists():
-            self.log(f"row {row.label!r}: finished earlier ({cached})")
-            return json.loads(cached.read_text())
+        # the same resolved spec from the same checkpoints, finished for another study (table4's "Full Model" is
+        # table9's "Hybrid Fusion"), is the same row: the key covers both
+        found = cached if cached.exists() else next(iter(sorted(
+            self.cache_dir.parent.parent.glob(f"*/{self.study.scale}/{key}.json"))), None)
+        if found is not None:
+            self.log(f"row {row.label!r}: finished earlier ({found})")
+            result = json.loads(found.read_text())
+            if found != cached:
+                cached.write_text(json.dumps(result))
+            return result
         datasets, clips = self.data(spec)
         out_dir = self.cache_dir / key
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -124,6 +124,13 @@ def test_running_a_study_again_trains_nothing(tiny_workdir):
     run_study(study, log=lines.append, reports=tiny_workdir / "reports")
     assert not [line for line in lines if line.startswith("variant ") or "training" in line], lines
     assert sum("finished earlier" in line for line in lines) == 3 and any("the base run" in line for line in lines)
+    # table4's "Full Model" and "D" are table9's "Hybrid Fusion" and "No Fusion" (the same resolved spec from the
+    # same stage-1 checkpoints): trained once, by whichever study ran first
+    rows4, rows9 = ({r["label"]: r for r in json.loads((tiny_workdir / "reports" / n / "results.json").read_text())["rows"]}
+                    for n in ("table4-modules", "table9-fusion"))
+    assert rows9["Hybrid Fusion"]["checkpoint"] == rows4["Full Model"]["checkpoint"]
+    assert rows9["No Fusion"]["checkpoint"] == rows4["D (BAP-MDSNA + SST)"]["checkpoint"]
+    assert rows9["Early Fusion"]["checkpoint"] != rows9["Hybrid Fusion"]["checkpoint"]
 
 
 def test_local_mode_is_a_valid_scaling():
