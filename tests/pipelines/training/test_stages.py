@@ -13,9 +13,8 @@ import ray
 import torch
 
 from sportpose.errors import SpecError
-from sportpose.pipelines.data.dataset import build_split, load_clips
-from sportpose.pipelines.training.pipeline import prepare_data, run_pipeline
-from sportpose.pipelines.training.stage import load_checkpoint, run_stage
+from sportpose.pipelines.training.pipeline import run_pipeline
+from sportpose.pipelines.training.stage import load_checkpoint
 from sportpose.platform import tracking
 from sportpose.platform.config import load_spec
 
@@ -136,40 +135,13 @@ def test_resume_refuses_a_changed_finished_stage(dag_run, dag_spec_path):
     assert "rerun-changed" in info.value.message
 
 
-def test_rerun_changed_retrains_that_stage_and_those_after_it(dag_run, dag_spec_path):
-    _, before, _, _, _ = dag_run
-    spec = load_spec(dag_spec_path, ["train.stages.joint.optimizer.lr=0.0002"])
-    lines = []
-    after = run_pipeline(spec, resume="rerun-changed", log=lines.append)
-    assert [l.split(":")[0] for l in lines if l.endswith("Ray Train workers") or "workers from" in l] == ["stage joint"]
-    for name in ("a", "b", "fuse"):
-        assert after.stages[name].checkpoint == before.stages[name].checkpoint
-    assert after.stages["joint"].checkpoint != before.stages["joint"].checkpoint
-
-
-def test_missing_module_in_hand_off_names_both(dag_run, dag_spec_path):
-    spec = load_spec(dag_spec_path, ["train.stages.fuse.load.a=[neck]"])
-    with pytest.raises(SpecError) as info:
-        run_pipeline(spec, resume="rerun-changed", log=lambda _: None)
-    assert info.value.key == "train.stages.fuse.load.a" and "'neck'" in info.value.message
-
-
-def test_killed_worker_resumes_from_latest_checkpoint(ray_local, dag_spec_path):
+def _kill_a_worker_in_epoch_1(run_dir: Path, address: str, killed: list[int]) -> threading.Thread:
+    """A thread that SIGKILLs a Ray Train worker of the run in ``run_dir`` once its first epoch is checkpointed."""
     from ray.util.state import list_actors
-
-    spec = load_spec(dag_spec_path, ["train.stages.a.epochs=3", "train.stages.a.max_failures=1",
-                                     "train.stages.a.scaling.num_workers=2"])
-    root = prepare_data(spec, log=lambda _: None)
-    clips = load_clips(root, spec.data.splits, spec.seed)
-    datasets = {s: build_split(clips, spec.data, s, spec.seed)[0] for s in ("train", "val")}
-    run_name = f"killtest-{int(time.time())}"
-    address = ray.get_runtime_context().gcs_address
-    killed = []
 
     def killer():
         deadline = time.time() + 300
-        target = tracking.runs_dir() / "ray" / run_name / "epoch_0000"
-        while time.time() < deadline and not target.exists():
+        while time.time() < deadline and not (run_dir / "epoch_0000").exists():
             time.sleep(0.2)
         time.sleep(1.0)  # into epoch 1
         workers = list_actors(address=address, filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
@@ -179,11 +151,38 @@ def test_killed_worker_resumes_from_latest_checkpoint(ray_local, dag_spec_path):
 
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
-    result = run_stage(spec, "a", datasets, run_name=run_name)
+    return thread
+
+
+def test_rerun_changed_retrains_that_stage_and_those_after_it_and_survives_a_killed_worker(dag_run, dag_spec_path):
+    """Only joint trains again (3 epochs on 2 workers, one failure allowed); a worker killed mid-epoch 1 is
+    replaced and the stage resumes from its latest checkpoint."""
+    _, before, _, _, _ = dag_run
+    spec = load_spec(dag_spec_path, ["train.stages.joint.optimizer.lr=0.0002", "train.stages.joint.epochs=3",
+                                     "train.stages.joint.max_failures=1"])
+    lines = []
+    killed: list[int] = []
+    run_dir = tracking.runs_dir() / "ray" / f"dag-{before.parent_run_id[:8]}-joint-r1"  # the rerun's Ray Train run
+    thread = _kill_a_worker_in_epoch_1(run_dir, ray.get_runtime_context().gcs_address, killed)
+    after = run_pipeline(spec, resume="rerun-changed", log=lines.append)
     thread.join(timeout=10)
+    assert [l.split(":")[0] for l in lines if l.endswith("Ray Train workers") or "workers from" in l] == ["stage joint"]
+    for name in ("a", "b", "fuse"):
+        assert after.stages[name].checkpoint == before.stages[name].checkpoint
+    assert after.stages["joint"].checkpoint != before.stages["joint"].checkpoint
+    # the killed worker
     assert killed, "no worker was killed"
     with pytest.raises(OSError):
         os.kill(killed[0], 0)  # that process is gone
-    assert [h["epoch"] for h in result.history] == [0, 1, 2]
-    names = sorted(p.name for p in Path(result.run_path).glob("epoch_*"))
+    joint = after.stages["joint"]
+    assert Path(joint.run_path).resolve() == run_dir.resolve()
+    assert [h["epoch"] for h in joint.history] == [0, 1, 2]
+    names = sorted(p.name for p in Path(joint.run_path).glob("epoch_*"))
     assert names == ["epoch_0000", "epoch_0001", "epoch_0002"]
+
+
+def test_missing_module_in_hand_off_names_both(dag_run, dag_spec_path):
+    spec = load_spec(dag_spec_path, ["train.stages.fuse.load.a=[neck]"])
+    with pytest.raises(SpecError) as info:
+        run_pipeline(spec, resume="rerun-changed", log=lambda _: None)
+    assert info.value.key == "train.stages.fuse.load.a" and "'neck'" in info.value.message
