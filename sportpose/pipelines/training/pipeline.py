@@ -101,6 +101,9 @@ def run_pipeline(spec: ExperimentSpec, resume: bool | str = False, log: Callable
     """
     start = time.perf_counter()
     torch.set_num_threads(max(1, torch.get_num_threads()))
+    previous = _load_state(spec, resume)
+    if previous is not None:  # a refused resume fails before any clip is generated, decoded or cut
+        _check_resume(previous, spec_to_dict(spec), spec, rerun_changed=(resume == "rerun-changed"))
     root = prepare_data(spec, log)
     from_h36m = spec.data.source == "h36m"  # sequences (subject/action/camera) of VideoPose3D's files
     clips = h36m.clip_list(spec.data) if from_h36m else load_clips(root, spec.data.splits, spec.seed)
