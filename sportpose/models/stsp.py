@@ -40,6 +40,11 @@ Decisions where the paper and SPEC are silent (also in the issue note):
   (Human3.6M), EPE is skipped and the learned per-joint embedding stands in for the sampled image feature.
   The embedding is always added to the node features (it tells the shared-weight GAT which joint a node
   is), so it receives a gradient with either input.
+- **EPE pre-training frames** (``epe_frames``). Task "epe" in training mode may read a random run of k >= 3
+  consecutive frames of each tube (k = 3 keeps ``L_smooth``, an acceleration, and the motion weights), with
+  those frames' targets; evaluation and the other tasks read the whole tube. Neighbouring frames are
+  near-duplicates, so at a fixed compute budget this shows EPE more players (the demo's 2D error is what
+  bounds its 3D error).
 - **Stage 2 ("lift").** EPE runs under ``no_grad``: it is frozen in that stage. The training stage should
   also put ``model.epe`` in eval mode there so that its BatchNorm statistics stay frozen.
 - ``use_gsr=False`` replaces the GAT by an MLP over the flattened node features that returns node
