@@ -250,3 +250,36 @@ def test_memory_stays_flat_with_video_length(tiny_checkpoint, tmp_path):
     # Peaks: the same, and the JSON built at the end (a few MB per 1,000 frames). (With decord decoding beside
     # OpenCV's writer, RSS would climb by about a frame per frame written, to 1 GB: infer decodes with OpenCV.)
     assert peak_long - rss[400][1] < 60, rss
+
+
+def test_people_are_cut_and_decoded_as_evaluation_does(tiny_synth, tiny_checkpoint, stsp_checkpoint):
+    """The same person in the same frame gives the same keypoints through infer's estimator and through the
+    data pipeline's samples and the evaluation's prediction: crops, affines, tubes and decoding agree."""
+    from sportpose.pipelines.data.dataset import cut_clip_columns, load_clips
+    from sportpose.pipelines.data.samples import invert_affine, transform_points
+    from sportpose.pipelines.data.video import open_video, read_frames
+    from sportpose.pipelines.evaluation import evaluate2d, evaluate3d
+    from sportpose.pipelines.inference.load import load_model
+
+    (clip,) = [c for c in load_clips(tiny_synth, (0.0, 0.0, 1.0), seed=0) if c["name"] == CLIP]
+    (truth,) = read_posetrack18(clip["annotations"])
+    frames = read_frames(open_video(clip["video"]), range(16))
+    for checkpoint in (tiny_checkpoint, stsp_checkpoint):
+        loaded = load_model(str(checkpoint))
+        cols = cut_clip_columns(clip, loaded.spec.data, loaded.spec.seed)
+        names = tuple(loaded.model.input_names())
+        estimator = infer_run.PoseEstimator(loaded)
+        for i in (0, len(cols["frame"]) - 1):
+            frame, track = int(cols["frame"][i]), int(cols["track_id"][i])
+            person = next(p for p in truth.frames[frame].persons if p.track_id == track)
+            (pose,) = estimator(frame, frames, [person.bbox.astype(np.float64)], known=16)
+            row = {k: v[i : i + 1] for k, v in cols.items()}
+            if loaded.kind == "stsp":
+                out = loaded.model({k: torch.from_numpy(np.array(row[k])) for k in names})
+                crop = out["keypoints_2d"][0, -1].detach().numpy()
+                expected = transform_points(crop, invert_affine(row["affine"][0]))
+                p3 = evaluate3d.predict(loaded.model, [row], names)
+                assert np.allclose(pose.joints_3d, p3.pred[0], atol=1e-3)
+            else:
+                expected = evaluate2d.predict(loaded.model, [row], names).pred[0]
+            assert np.allclose(pose.keypoints, expected, atol=1e-3), (loaded.kind, frame)
