@@ -101,9 +101,11 @@ def run_pipeline(spec: ExperimentSpec, resume: bool | str = False, log: Callable
     """
     start = time.perf_counter()
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    previous = _load_state(spec, resume)
-    if previous is not None:  # a refused resume fails before any clip is generated, decoded or cut
-        _check_resume(previous, spec_to_dict(spec), spec, rerun_changed=(resume == "rerun-changed"))
+    state = _load_state(spec, resume)
+    resolved = spec_to_dict(spec)
+    # a refused resume fails here, before any clip is generated, decoded or cut
+    rerun = _check_resume(state, resolved, spec, rerun_changed=(resume == "rerun-changed")) \
+        if state is not None else []
     root = prepare_data(spec, log)
     from_h36m = spec.data.source == "h36m"  # sequences (subject/action/camera) of VideoPose3D's files
     clips = h36m.clip_list(spec.data) if from_h36m else load_clips(root, spec.data.splits, spec.seed)
@@ -120,10 +122,7 @@ def run_pipeline(spec: ExperimentSpec, resume: bool | str = False, log: Callable
             + (f" (boxes: {report.boxes})" if report.boxes != "gt" else ""))
     fingerprint = h36m.fingerprint(spec.data) if from_h36m else data_fingerprint(root, clips, spec)
 
-    state = _load_state(spec, resume)
-    resolved = spec_to_dict(spec)
     if state is not None:
-        rerun = _check_resume(state, resolved, spec, rerun_changed=(resume == "rerun-changed"))
         for name in rerun:  # a changed stage and everything after it train again, under a new Ray run name
             info = state["stages"].pop(name, {})
             state.setdefault("attempts", {})[name] = state.get("attempts", {}).get(name, 0) + 1
