@@ -198,9 +198,9 @@ def load_study(path: str | Path, scale: str, overrides: list[str] | tuple[str, .
         row_overrides = [*row.overrides, *row.scale_overrides.get(scale, ())]
         try:
             row_spec = load_spec(base_path, [*base_overrides, *row_overrides])
-            if row_spec.data.synth != base.data.synth and row_spec.data.root == base.data.root:
-                row_spec = load_spec(base_path, [*base_overrides, *row_overrides,
-                                                 f"data.root={base.data.root}-{_tag(row_overrides)}"])
+            own_root = _own_data_root(row_spec, base, row_overrides)
+            if own_root:
+                row_spec = load_spec(base_path, [*base_overrides, *row_overrides, *own_root])
         except SpecError as e:
             raise SpecError(e.key, f"{e.message} (row {i} {row.label!r} of study {path}, scale {scale})",
                             e.file) from None
@@ -226,10 +226,15 @@ def _own_names(plain: ExperimentSpec, base: ExperimentSpec, overrides: list[str]
     """
     if not overrides or spec_to_dict(base) == spec_to_dict(plain):  # overrides that change nothing: the plain run
         return []
-    extra = [f"name={plain.name}-{_tag(overrides)}"]
-    if base.data.synth != plain.data.synth and base.data.root == plain.data.root:
-        extra.append(f"data.root={plain.data.root}-{_tag(overrides)}")
-    return extra
+    return [f"name={plain.name}-{_tag(overrides)}", *_own_data_root(base, plain, overrides)]
+
+
+def _own_data_root(spec: ExperimentSpec, reference: ExperimentSpec, overrides: list[str] | tuple[str, ...]) -> list[str]:
+    """A data folder of its own for ``spec`` when its SynthCourt clips differ from ``reference``'s in the same
+    folder (SynthCourt regenerates a folder whose settings changed)."""
+    if spec.data.synth != reference.data.synth and spec.data.root == reference.data.root:
+        return [f"data.root={reference.data.root}-{_tag(overrides)}"]
+    return []
 
 
 def _check_reuse(base: ExperimentSpec, row: ExperimentSpec, reuse: tuple[str, ...]) -> None:
