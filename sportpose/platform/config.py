@@ -95,6 +95,10 @@ class DataSpec:
     frame_stride: int = 1  # use every n-th annotated frame as a tube anchor
     max_samples_per_clip: int | None = None  # cap on tubes per clip (evenly spread), None = all
     min_visible_joints: int = 4  # training tubes whose anchor person shows fewer labeled joints are not used
+    # Training rows each Ray Train worker holds and draws its batches from (Ray Data's local shuffle, at least
+    # 4 batches). Samples are cut clip by clip, so a buffer of a few batches makes every batch a handful of
+    # neighbouring clips' tubes.
+    shuffle_buffer: int = 1024
     augment: AugmentSpec = field(default_factory=AugmentSpec)
     prepared: bool = False  # true: stream samples from Parquet shards written once (`sportpose data prepare`)
     stream: bool = False  # true: re-cut the train split from video each epoch, fresh augmentation (needs a free CPU)
@@ -137,6 +141,8 @@ class DataSpec:
             raise SpecError("max_samples_per_clip", f"must be at least 1, got {self.max_samples_per_clip}")
         if self.min_visible_joints < 0:
             raise SpecError("min_visible_joints", f"must be non-negative, got {self.min_visible_joints}")
+        if self.shuffle_buffer < 0:
+            raise SpecError("shuffle_buffer", f"must be non-negative, got {self.shuffle_buffer}")
         if self.prepared and self.stream:
             raise SpecError("stream", "cutting from video each epoch and reading prepared Parquet exclude each other")
         if not 0.0 <= self.max_skip_fraction <= 1.0:

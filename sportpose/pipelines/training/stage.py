@@ -95,6 +95,16 @@ def _to_tensors(batch: dict[str, np.ndarray], columns: tuple[str, ...]) -> dict[
     return {c: torch.from_numpy(np.array(batch[c])) for c in columns if c in batch}
 
 
+def shard_batches(shard: Any, columns: tuple[str, ...], batch_size: int, shuffle_buffer: int | None,
+                  seed: int) -> Any:
+    """Tensor batches of a worker's dataset shard, drawn at random from ``shuffle_buffer`` rows (None: in order)."""
+    it = shard.iter_batches(batch_size=batch_size, batch_format="numpy", drop_last=False,
+                            local_shuffle_buffer_size=shuffle_buffer,
+                            local_shuffle_seed=seed if shuffle_buffer else None)
+    for b in it:
+        yield _to_tensors(b, columns)
+
+
 def _allreduce_mean(values: dict[str, float], weight: float) -> dict[str, float]:
     """Sample-weighted mean of per-rank metrics across the worker group."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
@@ -213,13 +223,8 @@ def worker_loop(config: dict[str, Any]) -> None:
         return core.loss(m(batch, task=stage.task), batch, task=stage.task)
 
     def batches(shard, shuffle: bool, epoch: int):
-        it = shard.iter_batches(
-            batch_size=stage.batch_size, batch_format="numpy", drop_last=False,
-            local_shuffle_buffer_size=4 * stage.batch_size if shuffle else None,
-            local_shuffle_seed=spec.seed * 1000 + epoch if shuffle else None,
-        )
-        for b in it:
-            yield _to_tensors(b, columns)
+        buffer = max(4 * stage.batch_size, spec.data.shuffle_buffer) if shuffle else None
+        return shard_batches(shard, columns, stage.batch_size, buffer, spec.seed * 1000 + epoch)
 
     # train
     amp = stage.amp == "bf16" and torch.cuda.is_available()

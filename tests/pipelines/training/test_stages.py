@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import ray
 import torch
@@ -16,7 +17,7 @@ from sportpose.errors import SpecError
 from sportpose.pipelines.training.pipeline import run_pipeline
 from sportpose.pipelines.training.stage import load_checkpoint
 from sportpose.platform import tracking
-from sportpose.platform.config import load_spec
+from sportpose.platform.config import DataSpec, load_spec
 
 pytestmark = pytest.mark.integration
 
@@ -186,3 +187,25 @@ def test_missing_module_in_hand_off_names_both(dag_run, dag_spec_path):
     with pytest.raises(SpecError) as info:
         run_pipeline(spec, resume="rerun-changed", log=lambda _: None)
     assert info.value.key == "train.stages.fuse.load.a" and "'neck'" in info.value.message
+
+
+def test_training_batches_mix_clips_that_were_cut_one_after_another(ray_local):
+    # A split's rows come clip by clip (here 40 clips of 12 tubes): with the spec's default shuffle buffer
+    # a batch of 8 draws from many clips, and each epoch's seed orders them differently; a buffer of four
+    # batches (the floor) leaves each batch to four or five neighbouring clips.
+    from sportpose.pipelines.training.stage import shard_batches
+
+    rows = [{"keypoints": np.full((1, 3), clip, np.float32)} for clip in range(40) for _ in range(12)]
+    ds = ray.data.from_items(rows).materialize()
+
+    def clips_per_batch(buffer, seed):
+        batches = list(shard_batches(ds.iterator(), ("keypoints",), 8, buffer, seed))
+        return [len(set(b["keypoints"][:, 0, 0].tolist())) for b in batches], batches
+
+    default = DataSpec().shuffle_buffer
+    mixed, first = clips_per_batch(max(32, default), seed=0)
+    narrow, _ = clips_per_batch(32, seed=0)
+    _, second = clips_per_batch(max(32, default), seed=1)
+    assert sum(len(b["keypoints"]) for b in first) == 480
+    assert np.mean(mixed) >= 7 and np.mean(narrow) <= 5.5, (np.mean(mixed), np.mean(narrow))
+    assert not torch.equal(first[0]["keypoints"], second[0]["keypoints"])
