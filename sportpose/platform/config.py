@@ -98,7 +98,7 @@ class DataSpec:
     # Training rows each Ray Train worker holds and draws its batches from (Ray Data's local shuffle, at least
     # 4 batches). Samples are cut clip by clip, so a buffer of a few batches makes every batch a handful of
     # neighbouring clips' tubes.
-    shuffle_buffer: int = 1024
+    shuffle_buffer: int = 256
     augment: AugmentSpec = field(default_factory=AugmentSpec)
     prepared: bool = False  # true: stream samples from Parquet shards written once (`sportpose data prepare`)
     stream: bool = False  # true: re-cut the train split from video each epoch, fresh augmentation (needs a free CPU)

@@ -191,21 +191,24 @@ def test_missing_module_in_hand_off_names_both(dag_run, dag_spec_path):
 
 def test_training_batches_mix_clips_that_were_cut_one_after_another(ray_local):
     # A split's rows come clip by clip (here 40 clips of 12 tubes): with the spec's default shuffle buffer
-    # a batch of 8 draws from many clips, and each epoch's seed orders them differently; a buffer of four
-    # batches (the floor) leaves each batch to four or five neighbouring clips.
+    # a batch of 8 draws from many clips, each epoch's seed orders them differently and every row comes
+    # once; a buffer of four batches (the floor) leaves each batch to a few neighbouring clips.
     from sportpose.pipelines.training.stage import shard_batches
 
-    rows = [{"keypoints": np.full((1, 3), clip, np.float32)} for clip in range(40) for _ in range(12)]
+    rows = [{"keypoints": np.array([[clip, row, 0]], np.float32)} for clip in range(40) for row in range(12)]
     ds = ray.data.from_items(rows).materialize()
 
-    def clips_per_batch(buffer, seed):
-        batches = list(shard_batches(ds.iterator(), ("keypoints",), 8, buffer, seed))
-        return [len(set(b["keypoints"][:, 0, 0].tolist())) for b in batches], batches
+    def draw(buffer, seed):
+        batches = [b["keypoints"][:, 0, :2] for b in shard_batches(ds.iterator(), ("keypoints",), 8, buffer, seed)]
+        return np.mean([len(set(b[:, 0].tolist())) for b in batches]), batches
 
     default = DataSpec().shuffle_buffer
-    mixed, first = clips_per_batch(max(32, default), seed=0)
-    narrow, _ = clips_per_batch(32, seed=0)
-    _, second = clips_per_batch(max(32, default), seed=1)
-    assert sum(len(b["keypoints"]) for b in first) == 480
-    assert np.mean(mixed) >= 7 and np.mean(narrow) <= 5.5, (np.mean(mixed), np.mean(narrow))
-    assert not torch.equal(first[0]["keypoints"], second[0]["keypoints"])
+    mixed, first = draw(max(32, default), seed=0)
+    narrow, _ = draw(32, seed=0)
+    _, second = draw(max(32, default), seed=1)
+    in_order, plain = draw(None, seed=0)
+    seen = sorted(map(tuple, torch.cat(first).tolist()))
+    assert seen == [(c, r) for c in range(40) for r in range(12)]
+    assert [len(b) for b in first] == [8] * 60
+    assert mixed >= 7 and narrow <= 5 and in_order <= 1.5, (mixed, narrow, in_order)
+    assert not torch.equal(first[0], second[0])
