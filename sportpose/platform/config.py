@@ -95,9 +95,9 @@ class DataSpec:
     frame_stride: int = 1  # use every n-th annotated frame as a tube anchor
     max_samples_per_clip: int | None = None  # cap on tubes per clip (evenly spread), None = all
     min_visible_joints: int = 4  # training tubes whose anchor person shows fewer labeled joints are not used
-    # Training rows each Ray Train worker holds and draws its batches from (Ray Data's local shuffle, at least
-    # 4 batches). Samples are cut clip by clip, so a buffer of a few batches makes every batch a handful of
-    # neighbouring clips' tubes.
+    # Training rows each Ray Train worker holds and draws its batches from at random (at least 4 batches;
+    # stage.shard_batches). Samples are cut clip by clip, so a buffer of a few batches makes every batch a
+    # handful of neighbouring clips' tubes.
     shuffle_buffer: int = 256
     augment: AugmentSpec = field(default_factory=AugmentSpec)
     prepared: bool = False  # true: stream samples from Parquet shards written once (`sportpose data prepare`)
