@@ -40,13 +40,15 @@ Decisions where the paper and SPEC are silent (also in the issue note):
   (Human3.6M), EPE is skipped and the learned per-joint embedding stands in for the sampled image feature.
   The embedding is always added to the node features (it tells the shared-weight GAT which joint a node
   is), so it receives a gradient with either input.
-- **EPE pre-training frames** (``epe_frames``). Task "epe" in training mode may read a random run of k >= 3
-  consecutive frames of each tube (k = 3 keeps ``L_smooth``, an acceleration, and the motion weights), with
-  those frames' targets; evaluation and the other tasks read the whole tube. Neighbouring frames are
-  near-duplicates, so at a fixed compute budget this shows EPE more players than whole tubes (the demo's 2D
-  error is what bounds its 3D error); single random frames would show it more still (measured offline: 4.3 px
-  after 372 steps of 8 runs of 3 frames, 3.3 px after 600 steps of 16 single frames), but need the motion
-  weights from one frame's incoming flow and leave ``L_smooth`` to the full stage: not done.
+- **EPE pre-training frames** (``epe_frames``). Task "epe" in training mode may read k random frames of each
+  tube instead of all T, with those frames' targets; evaluation and the other tasks read the whole tube.
+  k = 1 reads one frame; k >= 2 a run of k consecutive frames. Neighbouring frames are near-duplicates, so
+  at a fixed compute budget fewer frames per tube show EPE more players (the demo's 2D error is what bounds
+  its 3D error). Measured offline on the demo's tubes: 372 steps of 8 runs of 3 frames -> 4.3 px held-out
+  2D error, 300 / 600 steps of 16 single frames -> 3.9 / 3.3 px. Each frame's motion weights take its
+  incoming flow (frame 0 its outgoing flow), whichever frames are read; ``L_smooth`` (an acceleration) is
+  0 with fewer than 3 frames, so with k < 3 the local trajectory constraint is first trained in the full
+  stage.
 - **Stage 2 ("lift").** EPE runs under ``no_grad``: it is frozen in that stage. The training stage should
   also put ``model.epe`` in eval mode there so that its BatchNorm statistics stay frozen.
 - ``use_gsr=False`` replaces the GAT by an MLP over the flattened node features that returns node
@@ -123,9 +125,9 @@ class STSPConfig:
     use_gsr: bool = True  # False: an MLP over the node features in place of the GAT (Table 3 ablation)
     use_tmp: bool = True  # False: joints_3d = joints_3d_gsr and no L_TMP
     lift_input: Literal["images", "keypoints_2d"] = "images"  # what stage "lift" reads: tubes, or 2D only (H36M)
-    # EPE pre-training (task "epe", training mode) reads a random run of this many consecutive frames of each
-    # tube instead of all T: neighbouring frames are near-duplicates, so the same compute sees more players.
-    # At least 3 (L_smooth is an acceleration); None: the whole tube.
+    # EPE pre-training (task "epe", training mode) reads this many random frames of each tube instead of all T
+    # (1: one frame; more: a run of consecutive frames): neighbouring frames are near-duplicates, so the same
+    # compute sees more players. L_smooth (an acceleration) needs 3 frames; None: the whole tube.
     epe_frames: int | None = None
     bone_lengths: tuple[float, ...] | None = None  # l_ij per H36M edge (mm); None -> ADULT_BONE_LENGTHS_MM
 
@@ -157,9 +159,9 @@ class STSPConfig:
             raise SpecError("beta", f"must be a finite sharpness > 0, got {self.beta}")
         if not math.isfinite(self.saliency_floor) or self.saliency_floor < 0:
             raise SpecError("saliency_floor", f"must be >= 0 px, got {self.saliency_floor}")
-        if self.epe_frames is not None and not 3 <= self.epe_frames <= self.window:
-            raise SpecError("epe_frames", f"must be in [3, window = {self.window}] (L_smooth needs three frames) "
-                                          f"or null for the whole tube, got {self.epe_frames}")
+        if self.epe_frames is not None and not 1 <= self.epe_frames <= self.window:
+            raise SpecError("epe_frames", f"must be in [1, window = {self.window}] or null for the whole tube, "
+                                          f"got {self.epe_frames}")
         if self.lift_input not in ("images", "keypoints_2d"):
             raise SpecError("lift_input", f"expected 'images' or 'keypoints_2d', got {self.lift_input!r}")
         if self.bone_lengths is not None:
@@ -192,6 +194,18 @@ def motion_weights(
     s = F.adaptive_avg_pool2d(s, size)  # (N, 1, h, w)
     s_max = s.amax(dim=(2, 3), keepdim=True).clamp_min(max(floor, 1e-6))  # (N, 1, 1, 1)
     return 1.0 + gamma * torch.exp(lam * (s / s_max))  # (N, 1, h, w)
+
+
+def incoming_flow(flow: torch.Tensor) -> torch.Tensor:
+    """Each frame's flow for its motion weights: the flow into it, and for frame 0 its outgoing flow.
+
+    Args:
+        flow: (B, T−1, H, W, 2), ``flow[:, k]`` from frame k to k+1.
+
+    Returns:
+        (B, T, H, W, 2).
+    """
+    return torch.cat([flow[:, :1], flow], dim=1)
 
 
 def soft_argmax(heatmaps: torch.Tensor, beta: float) -> torch.Tensor:
@@ -252,7 +266,7 @@ class EPE(nn.Module):
         """
         Args:
             tube: (B, T, H, W, 3) uint8 crops.
-            flow: (B, T−1, H, W, 2) float flow, ``flow[:, k]`` from frame k to k+1; unused without motion.
+            flow: (B, T, H, W, 2) float flow, each frame's own (:func:`incoming_flow`); unused without motion.
 
         Returns:
             ``heatmaps`` (B, T, J, H/4, W/4), ``keypoints_2d`` (B, T, J, 2) crop pixels,
@@ -264,11 +278,10 @@ class EPE(nn.Module):
         size = tuple(feats.shape[-2:])
         if self.use_motion:
             if flow is None:
-                raise KeyError("STSP-Net with use_motion needs 'flow' (B, T-1, H, W, 2) beside 'tube'")
-            if flow.shape[:2] != (b, t - 1):
-                raise ValueError(f"flow must be (B, T-1, H, W, 2) = ({b}, {t - 1}, ...), got {tuple(flow.shape)}")
-            flow_in = torch.cat([flow[:, :1], flow], dim=1)  # (B, T, H', W', 2): frame 0 uses its outgoing flow
-            weights = motion_weights(flow_in.flatten(0, 1), size, self.gamma, self.lam, self.saliency_floor)
+                raise KeyError("EPE with use_motion needs each frame's flow (B, T, H, W, 2)")
+            if flow.shape[:2] != (b, t):
+                raise ValueError(f"EPE's flow must be (B, T, H, W, 2) = ({b}, {t}, ...), got {tuple(flow.shape)}")
+            weights = motion_weights(flow.flatten(0, 1), size, self.gamma, self.lam, self.saliency_floor)
             feats = feats * weights  # (B·T, C, H/4, W/4)
         else:
             weights = feats.new_ones(b * t, 1, *size)
@@ -554,12 +567,19 @@ class STSPNet(nn.Module):
         out: dict[str, torch.Tensor] = {}
         if "tube" in inputs:
             tube, flow = inputs["tube"], inputs.get("flow")
+            if self.config.use_motion:
+                if flow is None:
+                    raise KeyError("STSP-Net with use_motion needs 'flow' (B, T-1, H, W, 2) beside 'tube'")
+                if flow.shape[:2] != (tube.shape[0], tube.shape[1] - 1):
+                    raise ValueError(f"flow must be (B, T-1, H, W, 2) = ({tube.shape[0]}, {tube.shape[1] - 1}, ...), "
+                                     f"got {tuple(flow.shape)}")
+                flow = incoming_flow(flow)  # (B, T, H, W, 2)
             k = self.config.epe_frames
             if task == "epe" and self.training and k is not None and k < tube.shape[1]:
                 index = _frame_runs(tube.shape[0], tube.shape[1], k, tube.device)  # (B, k)
                 rows = torch.arange(tube.shape[0], device=tube.device)[:, None]  # (B, 1)
                 tube = tube[rows, index]  # (B, k, H, W, 3)
-                flow = None if flow is None else flow[rows, index[:, :-1]]  # (B, k−1, H, W, 2)
+                flow = None if flow is None else flow[rows, index]  # (B, k, H, W, 2)
                 out["frame_index"] = index
             b, t, h, w, _ = tube.shape
             with torch.set_grad_enabled(torch.is_grad_enabled() and task != "lift"):  # EPE is frozen in "lift"
@@ -673,7 +693,8 @@ class STSPNet(nn.Module):
 
 
 def _frame_runs(batch: int, frames: int, k: int, device: torch.device) -> torch.Tensor:
-    """(B, k) indices of a random run of k consecutive frames in each of B tubes of T = ``frames``."""
+    """(B, k) indices of a random run of k consecutive frames (k = 1: one random frame) in each of B tubes of
+    T = ``frames``."""
     start = torch.randint(0, frames - k + 1, (batch, 1), device=device)
     return start + torch.arange(k, device=device)
 
@@ -715,6 +736,7 @@ __all__ = [
     "STSPConfig",
     "STSPNet",
     "complexity_inputs",
+    "incoming_flow",
     "motion_weights",
     "soft_argmax",
 ]

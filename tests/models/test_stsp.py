@@ -253,6 +253,30 @@ def test_epe_pretraining_reads_a_run_of_frames_with_their_own_targets():
     assert "frame_index" not in model({k: batch[k] for k in ("tube", "flow")}, task="full")
 
 
+def test_epe_pretraining_on_single_frames_weights_each_by_its_incoming_flow():
+    model = STSPNet(tiny(epe_frames=1))
+    batch = make_batch(model.config, b=6)
+    flow = torch.zeros(6, 5, SIZE, SIZE, 2)
+    for k in range(5):  # flow from frame k to k+1 moves one patch per k: each frame's weights tell it apart
+        flow[:, k, 4 * k : 4 * k + 8, 4 * k : 4 * k + 8, 0] = 5.0
+    torch.manual_seed(3)
+    out = model({"tube": batch["tube"], "flow": flow}, task="epe")
+    index = out["frame_index"][:, 0]  # (B,) one frame of each tube
+    assert out["heatmaps"].shape == (6, 1, J, SIZE // 4, SIZE // 4) and len(set(index.tolist())) > 1
+    whole = model.eval()({"tube": batch["tube"], "flow": flow}, task="epe")["motion_weights"]  # (B, 6, 1, h, w)
+    rows = torch.arange(6)
+    assert torch.equal(out["motion_weights"][:, 0], whole[rows, index])
+    # frame t > 0 is weighted by the flow into it (k = t - 1), frame 0 by its outgoing flow
+    expected = motion_weights(flow[rows, (index - 1).clamp_min(0)], (SIZE // 4, SIZE // 4), 1.0, 1.0)
+    assert torch.allclose(out["motion_weights"][:, 0], expected)
+    # one frame has no acceleration: L_smooth is 0 and the heatmap term alone trains EPE
+    model.train()
+    terms = model.loss(out, batch, task="epe")
+    assert terms["loss_smooth"] == 0 and torch.allclose(terms["loss_epe"], terms["loss_heatmap"])
+    terms["loss"].backward()
+    assert_every_trainable_parameter_has_a_gradient(model, "epe")
+
+
 def test_lift_from_2d_keypoints_without_images():
     model = STSPNet(tiny(lift_input="keypoints_2d"))
     assert model.input_names("lift") == ("keypoints_2d",)
@@ -340,7 +364,7 @@ def test_ddp_without_unused_parameters(task, images, tmp_path):
         (dict(beta=0.0), "beta"),
         (dict(width=4), "width"),
         (dict(bone_lengths=(100.0,) * 3), "bone_lengths"),
-        (dict(epe_frames=2), "epe_frames"),
+        (dict(epe_frames=0), "epe_frames"),
         (dict(epe_frames=7), "epe_frames"),
         (dict(bone_lengths=(100.0,) * 15 + (-1.0,)), "bone_lengths"),
     ]
