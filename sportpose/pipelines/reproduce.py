@@ -44,6 +44,7 @@ recoverable). No number is invented.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import sys
@@ -165,11 +166,14 @@ def study_path(name: str) -> Path:
     return path
 
 
-def load_study(path: str | Path, scale: str, overrides: list[str] | tuple[str, ...] = ()) -> Study:
+def load_study(path: str | Path, scale: str, overrides: list[str] | tuple[str, ...] = (),
+               rows: list[str] | tuple[str, ...] | None = None) -> Study:
     """Read a study, resolve the base spec and every row's spec at ``scale``, and check each row's reuse.
 
     Args:
         overrides: ``-o`` overrides of the base experiment spec (every row gets them).
+        rows: ``--rows``: the labels of the rows to run; the others are left out (printed as not run, and a
+            later run of the whole study trains only what is missing). None: every row.
 
     Raises:
         SpecError: naming the key and the file (the study's, or the base spec's for its own keys).
@@ -181,6 +185,14 @@ def load_study(path: str | Path, scale: str, overrides: list[str] | tuple[str, .
         spec = fill(StudySpec, read_spec_file(path))
     except SpecError as e:
         raise e.within(file=str(path)) from None
+    if rows is not None:
+        labels = [row.label for row in spec.rows]
+        unknown = [label for label in rows if label not in labels]
+        if unknown or not rows:
+            raise SpecError("--rows", f"expected row labels of the study {labels}, got {list(rows)}", str(path))
+        left_out = f"left out of this run (--rows {','.join(rows)})"
+        spec = dataclasses.replace(spec, rows=tuple(
+            row if row.label in rows or row.skip else dataclasses.replace(row, skip=left_out) for row in spec.rows))
     scale_spec = spec.scales[scale]
     base_path = (path.parent / scale_spec.base).resolve()
     base_overrides = [*scale_spec.overrides, *overrides]
@@ -487,6 +499,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="override a key of the study's base experiment spec (every row gets it)")
     p.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
     p.add_argument("--reports", default=None, help="report folder (default: reports/ of the repository)")
+    p.add_argument("--rows", default=None, metavar="LABEL,...",
+                   help="run only these rows, by their labels (default: every row)")
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -496,7 +510,8 @@ def run_command(args: argparse.Namespace) -> int:
             print(f"{name:<22} {caption}")
         return 0 if args.list else 2
     try:
-        study = load_study(study_path(args.name), args.scale, args.override)  # validated before anything starts
+        rows = None if args.rows is None else [label.strip() for label in args.rows.split(",")]
+        study = load_study(study_path(args.name), args.scale, args.override, rows)  # validated before anything starts
     except SpecError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

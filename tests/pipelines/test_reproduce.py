@@ -76,6 +76,17 @@ def test_bad_study_file_names_key_and_file(tmp_path, text, key):
     assert str(path) in str(info.value) or "multistream_tiny.yaml" in str(info.value)
 
 
+def test_rows_option_runs_only_the_rows_named():
+    study = load_study(study_path("stsp-table4-window"), "tiny", rows=["1", "5"])
+    chosen = {row.label: spec for row, spec in study.rows}
+    assert chosen["1"].model.tau == 1 and chosen["5"].model.tau == 5
+    assert chosen["3"] is None and chosen["7"] is None and chosen["9"] is None
+    assert "--rows 1,5" in study.rows[1][0].skip and study.rows[0][0].skip is None
+    with pytest.raises(SpecError, match=r"expected row labels .*'4'") as info:
+        load_study(study_path("stsp-table4-window"), "tiny", rows=["1", "4"])
+    assert info.value.key == "--rows"
+
+
 def test_unknown_study_and_bad_scale():
     with pytest.raises(SpecError, match="unknown study"):
         study_path("table99-nothing")
