@@ -44,7 +44,6 @@ recoverable). No number is invented.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import json
 import sys
@@ -191,8 +190,8 @@ def load_study(path: str | Path, scale: str, overrides: list[str] | tuple[str, .
         if unknown or not rows:
             raise SpecError("--rows", f"expected row labels of the study {labels}, got {list(rows)}", str(path))
         left_out = f"left out of this run (--rows {','.join(rows)})"
-        spec = dataclasses.replace(spec, rows=tuple(
-            row if row.label in rows or row.skip else dataclasses.replace(row, skip=left_out) for row in spec.rows))
+        spec = replace(spec, rows=tuple(
+            row if row.label in rows or row.skip else replace(row, skip=left_out) for row in spec.rows))
     scale_spec = spec.scales[scale]
     base_path = (path.parent / scale_spec.base).resolve()
     base_overrides = [*scale_spec.overrides, *overrides]
@@ -492,13 +491,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("name", nargs="?", help="the study (see --list)")
+    p.add_argument("name", nargs="?", help="the study: a table or figure of the papers (see --list)")
     p.add_argument("--list", action="store_true", help="list the studies and exit")
-    p.add_argument("--scale", default="demo", choices=SCALES, help="tiny (seconds), demo (minutes), paper (GPU cluster)")
+    p.add_argument("--scale", default="demo", choices=SCALES,
+                   help="tiny (seconds, Ray Train local mode), demo (minutes here), paper (the papers' settings, GPU cluster)")
     p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a key of the study's base experiment spec (every row gets it)")
+                   help="override a key of the study's base experiment spec, every row (repeatable)")
     p.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
-    p.add_argument("--reports", default=None, help="report folder (default: reports/ of the repository)")
+    p.add_argument("--reports", default=None, metavar="DIR", help="report folder (default: reports/ of the repository)")
     p.add_argument("--rows", default=None, metavar="LABEL,...",
                    help="run only these rows, by their labels (default: every row)")
 

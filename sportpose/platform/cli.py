@@ -541,14 +541,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def _reproduce_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("name", nargs="?", help="the study: a table or figure of the papers (see --list)")
-    p.add_argument("--list", action="store_true", help="list the studies and exit")
-    p.add_argument("--scale", default="demo", choices=("tiny", "demo", "paper"),
-                   help="tiny (seconds, Ray Train local mode), demo (minutes here), paper (the papers' settings, GPU cluster)")
-    p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a key of the study's base experiment spec, every row (repeatable)")
-    p.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
-    p.add_argument("--reports", default=None, metavar="DIR", help="report folder (default: reports/ of the repository)")
+    from sportpose.pipelines.reproduce import add_arguments
+
+    add_arguments(p)
 
 
 # ---- sportpose infer, evaluate, compare (SPEC §7, issue 8) ---------------------------------------------------

@@ -76,7 +76,7 @@ def test_bad_study_file_names_key_and_file(tmp_path, text, key):
     assert str(path) in str(info.value) or "multistream_tiny.yaml" in str(info.value)
 
 
-def test_rows_option_runs_only_the_rows_named():
+def test_rows_option_runs_only_the_rows_named(capsys):
     study = load_study(study_path("stsp-table4-window"), "tiny", rows=["1", "5"])
     chosen = {row.label: spec for row, spec in study.rows}
     assert chosen["1"].model.tau == 1 and chosen["5"].model.tau == 5
@@ -85,6 +85,11 @@ def test_rows_option_runs_only_the_rows_named():
     with pytest.raises(SpecError, match=r"expected row labels .*'4'") as info:
         load_study(study_path("stsp-table4-window"), "tiny", rows=["1", "4"])
     assert info.value.key == "--rows"
+    # the command line: an unknown label is refused before anything starts
+    from sportpose.platform import cli
+
+    assert cli.main(["reproduce", "stsp-table4-window", "--scale", "tiny", "--rows", "1,4"]) == 2
+    assert "--rows" in capsys.readouterr().err
 
 
 def test_unknown_study_and_bad_scale():
