@@ -353,21 +353,21 @@ class Runner:
     # the base run -------------------------------------------------------------------------------------
     def base_run(self) -> dict[str, Any]:
         """The finished run of the base spec (``sportpose train``'s state), trained here when missing."""
-        from sportpose.pipelines.training.pipeline import _state_path, run_pipeline
+        from sportpose.pipelines.training.pipeline import _state_path, read_state, run_pipeline
 
         if self._base_state is not None:
             return self._base_state
         base = self.study.base
         path = _state_path(base)
         resolved = spec_to_dict(base)
-        state = json.loads(path.read_text()) if path.exists() else None
+        state = read_state(path) if path.exists() else None
         if state is not None and state.get("finished") and state["spec"] == resolved:
             self.log(f"base: reusing the finished run {state['parent_run_id'][:8]} of {base.name} ({path})")
         else:
             self.log(f"base: training {base.name} (no finished run of this resolved spec in {path})")
             resume = state is not None and state["spec"] == resolved
             run_pipeline(base, resume=resume, log=self.log)
-            state = json.loads(path.read_text())
+            state = read_state(path)
         self._base_state = state
         return state
 

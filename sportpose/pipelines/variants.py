@@ -103,7 +103,7 @@ def run_variants(spec_path: str | Path, variants: dict[str, list[str]], reuse: l
     """
     from sportpose.pipelines.data.dataset import load_clips
     from sportpose.pipelines.data.prepare import open_split
-    from sportpose.pipelines.training.pipeline import _json_default, _state_path, prepare_data
+    from sportpose.pipelines.training.pipeline import _json_default, _state_path, prepare_data, read_state
     from sportpose.platform import tracking
     from sportpose.platform.config import load_spec, spec_to_dict
 
@@ -111,7 +111,7 @@ def run_variants(spec_path: str | Path, variants: dict[str, list[str]], reuse: l
     path = _state_path(base)
     if not path.exists():
         raise SpecError("<base run>", f"no run of spec {base.name!r} ({path}); train it first: sportpose train {spec_path}")
-    state = json.loads(path.read_text())
+    state = read_state(path)
     resolved = spec_to_dict(base)
     for key in ("data", "seed"):
         if state["spec"].get(key) != resolved[key]:

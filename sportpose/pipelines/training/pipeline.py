@@ -31,7 +31,7 @@ from sportpose.pipelines.data.prepare import open_split
 from sportpose.pipelines.evaluation.evaluate2d import ap_score, pckh_score, predict, save_stream_cache, search_fusion_weights
 from sportpose.pipelines.training.stage import StageResult, load_checkpoint, plan_init, prepare_stage_model, run_stage
 from sportpose.platform import tracking
-from sportpose.platform.config import ExperimentSpec, spec_hash, spec_to_dict, spec_yaml, stage_order
+from sportpose.platform.config import ExperimentSpec, spec_from_dict, spec_hash, spec_to_dict, spec_yaml, stage_order
 
 
 @dataclass
@@ -71,12 +71,22 @@ def _state_path(spec: ExperimentSpec) -> Path:
     return tracking.runs_dir() / "pipelines" / spec.name / "state.json"
 
 
+def read_state(path: Path) -> dict[str, Any]:
+    """A pipeline's saved state, its resolved spec brought to the current spec's form: a field added to the
+    spec since that run reads as its default (a run is not "changed" by an upgrade that adds a setting)."""
+    state = json.loads(path.read_text())
+    try:
+        state["spec"] = spec_to_dict(spec_from_dict(state["spec"]))
+    except SpecError:  # a field removed or renamed since: compared as stored, and so found changed
+        pass
+    return state
+
+
 def _load_state(spec: ExperimentSpec, resume: bool) -> dict[str, Any] | None:
     path = _state_path(spec)
     if not resume or not path.exists():
         return None
-    state = json.loads(path.read_text())
-    return state
+    return read_state(path)
 
 
 def _save_state(spec: ExperimentSpec, state: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ import mlflow
 import pytest
 import yaml
 
+from sportpose.errors import SpecError
 from sportpose.pipelines.training.pipeline import run_pipeline
 from sportpose.platform import tracking
 from sportpose.platform.config import load_spec
@@ -84,3 +85,26 @@ def test_model_is_registered_and_loads_from_the_registry(tiny_run):
     assert listing.returncode == 0, listing.stderr
     line = next(l for l in listing.stdout.splitlines() if l.startswith("sportpose-simplebaseline"))
     assert "candidate" in line and "champion" in line and "pckh=" in line
+
+
+def test_a_saved_run_reads_fields_added_to_the_spec_since_as_their_defaults(tmp_path):
+    """An upgrade that adds a spec field (with its default) does not make a finished run "changed" on resume."""
+    from sportpose.pipelines.training.pipeline import _check_resume, read_state
+    from sportpose.platform.config import spec_to_dict
+
+    spec = load_spec(Path(__file__).resolve().parents[3] / "experiments" / "stsp_demo.yaml")
+    older = spec_to_dict(spec)
+    for stage in older["train"]["stages"].values():
+        del stage["cache_frozen"]  # as a run saved before the field existed
+    del older["model"]["epe_frames"]
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps({"parent_run_id": "0" * 32, "spec": older, "finished": True,
+                                "stages": {s: {"status": "finished"} for s in older["train"]["stages"]}}))
+    state = read_state(path)
+    assert state["spec"]["train"]["stages"]["lift"]["cache_frozen"] is False
+    assert state["spec"]["model"]["epe_frames"] is None  # the default, not the demo's 1: the model is "changed"
+    with pytest.raises(SpecError, match="model.epe_frames"):
+        _check_resume(state, spec_to_dict(spec), spec)
+    older["model"]["epe_frames"] = 1
+    path.write_text(json.dumps({**json.loads(path.read_text()), "spec": older}))
+    assert _check_resume(read_state(path), spec_to_dict(spec), spec) == []
