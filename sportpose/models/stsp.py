@@ -52,6 +52,20 @@ Decisions where the paper and SPEC are silent (also in the issue note):
   stage.
 - **Stage 2 ("lift").** EPE runs under ``no_grad``: it is frozen in that stage. The training stage should
   also put ``model.epe`` in eval mode there so that its BatchNorm statistics stay frozen.
+- **Caching the frozen EPE** (the stage's ``cache_frozen``). In "lift", the frozen EPE maps a tube to the same
+  2D keypoints and sampled joint features every epoch, and it costs all but a sliver of the step:
+  ``precompute(inputs, "lift")`` returns them (``keypoints_2d_norm`` (B, T, J, 2) and ``joint_features``
+  (B, T, J, C), about 7 KB per 6-frame tube at demo scale, 14 KB at paper scale), and ``forward`` in "lift"
+  accepts them in place of ``tube`` + ``flow``, giving what the tube gives (a test holds the two equal). The
+  stage engine runs ``precompute`` once per worker over its shard and trains GSR + TMP on the cache: the
+  demo's lift stage went from ~57 tubes/s to ~500 (two workers), after a pass of ~40 s that fills the cache.
+- **Frame position** (``frame_position``). SPEC §5's node feature is ``[normalised p_i; F*_t at p_i]``; the
+  crop is scaled to the player's box, so crop-normalised keypoints say nothing of how far away the player is,
+  and the lifter cannot tell a child's size from an adult's. With ``frame_position`` each node also gets
+  ``p_i`` placed in the whole frame (:func:`frame_positions`: the crop's centre and scale from its affine,
+  normalised by the frame width as VideoPose3D's screen coordinates), the cue a monocular lifter has for
+  distance and so for size. Measured offline on the demo's cached EPE outputs (GSR + TMP, 3000 steps of 16):
+  held-out MPJPE 137.0 -> 124.7 mm. Off by default (the paper's node features); on in the demo specs.
 - ``use_gsr=False`` replaces the GAT by an MLP over the flattened node features that returns node
   features of the same shape (hidden width 4·``gat_hidden``); ``Φ_3D`` and TMP are unchanged.
 
@@ -126,6 +140,10 @@ class STSPConfig:
     use_gsr: bool = True  # False: an MLP over the node features in place of the GAT (Table 3 ablation)
     use_tmp: bool = True  # False: joints_3d = joints_3d_gsr and no L_TMP
     lift_input: Literal["images", "keypoints_2d"] = "images"  # what stage "lift" reads: tubes, or 2D only (H36M)
+    # True: each GSR node also gets its keypoint's place in the whole frame (frame_positions), beside its place
+    # in the crop: a crop is scaled to the box, so only where the box sits and how big it is in the frame tell
+    # the player's distance, and with it the body's size in mm. Reads the tube's `affine` and `frame_size`.
+    frame_position: bool = False
     # EPE pre-training (task "epe", training mode) reads this many random frames of each tube instead of all T
     # (1: one frame; more: a run of consecutive frames): neighbouring frames are near-duplicates, so the same
     # compute sees more players. L_smooth (an acceleration) needs 3 frames; None: the whole tube.
@@ -165,6 +183,9 @@ class STSPConfig:
                                           f"got {self.epe_frames}")
         if self.lift_input not in ("images", "keypoints_2d"):
             raise SpecError("lift_input", f"expected 'images' or 'keypoints_2d', got {self.lift_input!r}")
+        if self.frame_position and self.lift_input == "keypoints_2d":
+            raise SpecError("frame_position", "needs image tubes with their crop boxes; lift_input keypoints_2d "
+                                              "gives neither")
         if self.bone_lengths is not None:
             if len(self.bone_lengths) != len(H36M.edges):
                 raise SpecError("bone_lengths", f"expected {len(H36M.edges)} lengths (one per h36m edge, in the "
@@ -239,6 +260,55 @@ def crop_to_normalized(points: torch.Tensor, size: tuple[int, int]) -> torch.Ten
     """
     scale = points.new_tensor([size[1], size[0]])
     return (2.0 * points + 1.0) / scale - 1.0  # (..., 2)
+
+
+def sample_joint_features(features: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """EPE's enhanced features at each keypoint (bilinear): the visual part of GSR's node features.
+
+    Args:
+        features: (B·T, C, h, w) EPE's enhanced features.
+        points: (B, T, J, 2) keypoints in normalised crop coordinates [-1, 1].
+
+    Returns:
+        (B·T, J, C).
+    """
+    b, t, j, _ = points.shape
+    grid = points.reshape(b * t, j, 1, 2)  # (B·T, J, 1, 2)
+    sampled = F.grid_sample(features, grid, mode="bilinear", align_corners=False)  # (B·T, C, J, 1)
+    return sampled.squeeze(-1).transpose(1, 2)  # (B·T, J, C)
+
+
+def frame_positions(points: torch.Tensor, affine: torch.Tensor, frame_size: torch.Tensor,
+                    crop_size: tuple[int, int]) -> torch.Tensor:
+    """Keypoints placed in the whole frame, normalised by the frame's width (VideoPose3D's screen
+    coordinates: x in [-1, 1], y in [-h/w, h/w]).
+
+    The crop is placed by its centre and scale only: its own orientation is kept, so a training crop rotated or
+    mirrored by augmentation (whose 3D target is rotated or mirrored with it) is placed as a rotated or mirrored
+    view of the frame (a mirrored crop's centre is mirrored in the frame).
+
+    Args:
+        points: (B, T, J, 2) keypoints in normalised crop coordinates [-1, 1].
+        affine: (B, 2, 3) the tube's image -> crop pixel transform.
+        frame_size: (B, 2) the frame's (width, height) in pixels.
+        crop_size: crop (H, W).
+
+    Returns:
+        (B, T, J, 2).
+    """
+    h, w = crop_size
+    m, shift = affine[:, :, :2].double(), affine[:, :, 2].double()  # (B, 2, 2), (B, 2)
+    centre = shift.new_tensor([(w - 1) / 2.0, (h - 1) / 2.0])  # crop pixels
+    box = torch.linalg.solve(m, (centre - shift).unsqueeze(-1)).squeeze(-1)  # (B, 2) image px of the crop centre
+    det = torch.linalg.det(m)  # (B,) < 0 for a mirrored crop
+    size = frame_size.double()  # (B, 2)
+    box_x = torch.where(det < 0, size[:, 0] - 1.0 - box[:, 0], box[:, 0])
+    box = torch.stack([box_x, box[:, 1]], dim=-1)  # (B, 2)
+    scale = det.abs().sqrt()  # (B,) crop px per image px
+    px = ((points.double() + 1.0) * points.new_tensor([w, h]).double() - 1.0) / 2.0  # (B, T, J, 2) crop px
+    image = box[:, None, None] + (px - centre) / scale[:, None, None, None]  # (B, T, J, 2) image px
+    offset = torch.stack([torch.ones_like(size[:, 0]), size[:, 1] / size[:, 0]], dim=-1)  # (B, 2)
+    return (2.0 * image / size[:, None, None, :1] - offset[:, None, None]).to(points.dtype)  # (B, T, J, 2)
 
 
 class EPE(nn.Module):
@@ -389,12 +459,12 @@ class GSR(nn.Module):
     """
 
     def __init__(self, num_joints: int, feat_dim: int, hidden: int, layers: int, heads: int,
-                 adjacency: np.ndarray, root: int, use_gat: bool):
+                 adjacency: np.ndarray, root: int, use_gat: bool, position_dim: int = 2):
         super().__init__()
         self.root = root
         # Per-joint identity; with 2D-only input it stands in for the sampled image feature.
         self.joint_embed = nn.Parameter(torch.randn(num_joints, feat_dim) * 0.02)
-        self.embed = nn.Linear(2 + feat_dim, hidden)
+        self.embed = nn.Linear(position_dim + feat_dim, hidden)
         if use_gat:
             self.gat = nn.ModuleList(GraphAttention(hidden, hidden, heads, adjacency) for _ in range(layers))
         else:
@@ -413,7 +483,8 @@ class GSR(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """
         Args:
-            points: (N, J, 2) keypoints in normalised crop coordinates [-1, 1].
+            points: (N, J, P) keypoints in normalised crop coordinates [-1, 1] (P = 2), followed by their
+                place in the frame (P = 4, :func:`frame_positions`).
             feats: (N, J, C) image features sampled at the keypoints, or None for 2D-only input.
 
         Returns:
@@ -503,6 +574,8 @@ class STSPNet(nn.Module):
     """
 
     TASKS = TASKS
+    # Tasks whose frozen prefix (EPE in "lift") gives the same outputs every epoch: precompute() caches them
+    CACHEABLE_TASKS = ("lift",)
 
     def __init__(self, config: STSPConfig, num_joints: int = 17):
         super().__init__()
@@ -516,7 +589,8 @@ class STSPNet(nn.Module):
         self.epe = EPE(backbone, num_joints, config.gamma, config.lam, config.saliency_floor, config.beta,
                        config.use_motion)
         self.gsr = GSR(num_joints, backbone.out_channels, config.gat_hidden, config.gat_layers, config.gat_heads,
-                       H36M.adjacency(self_loops=True), H36M.root, use_gat=config.use_gsr)
+                       H36M.adjacency(self_loops=True), H36M.root, use_gat=config.use_gsr,
+                       position_dim=4 if config.frame_position else 2)
         if config.use_tmp:
             self.tmp = TMP(num_joints, config.gat_hidden, config.tmp_dim, config.tmp_heads, config.tau, H36M.root)
         self.edges = H36M.edges
@@ -534,7 +608,10 @@ class STSPNet(nn.Module):
         _check_task(task)
         if task == "lift" and self.config.lift_input == "keypoints_2d":
             return ("keypoints_2d",)
-        return ("tube", "flow") if self.config.use_motion else ("tube",)
+        names = ("tube", "flow") if self.config.use_motion else ("tube",)
+        if self.config.frame_position and task != "epe":
+            names += ("affine", "frame_size")  # where the crop sits in the frame (frame_positions)
+        return names
 
     def trainable_prefixes(self, task: str) -> tuple[str, ...]:
         """Top-level module names whose parameters the stage of ``task`` trains."""
@@ -544,12 +621,66 @@ class STSPNet(nn.Module):
 
     # -- forward --------------------------------------------------------------------------------------------
 
+    def precompute(self, inputs: dict[str, torch.Tensor], task: str = "lift") -> dict[str, torch.Tensor]:
+        """The frozen EPE's outputs that GSR reads in ``task`` ("lift"), to be cached and handed back to
+        ``forward`` in place of ``tube`` + ``flow``.
+
+        Args:
+            inputs: ``tube`` (B, T, H, W, 3) uint8 and ``flow`` (B, T−1, H, W, 2) as ``forward`` takes them.
+            task: one of ``CACHEABLE_TASKS``.
+
+        Returns:
+            ``keypoints_2d_norm`` (B, T, J, 2) in [-1, 1] and ``joint_features`` (B, T, J, C) the enhanced
+            features sampled there; with ``frame_position`` also ``keypoints_frame`` (B, T, J, 2).
+
+        Raises:
+            ValueError: a task whose EPE is trained, or no ``tube`` (2D-only input has nothing to precompute).
+        """
+        _check_task(task)
+        if task not in self.CACHEABLE_TASKS:
+            raise ValueError(f"task {task!r} trains EPE: its outputs change every step and cannot be cached; "
+                             f"cacheable: {', '.join(self.CACHEABLE_TASKS)}")
+        if "tube" not in inputs:
+            raise ValueError(f"precompute needs image tubes ('tube' + 'flow'); got {sorted(inputs)}")
+        tube, flow = inputs["tube"], self._incoming_flow(inputs)
+        with torch.no_grad():
+            epe = self.epe(tube, flow)
+        points = crop_to_normalized(epe["keypoints_2d"], tuple(tube.shape[2:4]))  # (B, T, J, 2)
+        feats = sample_joint_features(epe["features"], points)  # (B·T, J, C)
+        out = {"keypoints_2d_norm": points, "joint_features": feats.reshape(*points.shape[:3], -1)}
+        if self.config.frame_position:
+            out["keypoints_frame"] = self._frame_positions(inputs, points, tuple(tube.shape[2:4]))
+        return out
+
+    def _frame_positions(self, inputs: dict[str, torch.Tensor], points: torch.Tensor,
+                         crop_size: tuple[int, int]) -> torch.Tensor:
+        missing = [k for k in ("affine", "frame_size") if k not in inputs]
+        if missing:
+            raise KeyError(f"STSP-Net with frame_position needs {missing} beside 'tube' (where the crop sits in "
+                           f"the frame); got {sorted(inputs)}")
+        return frame_positions(points, inputs["affine"], inputs["frame_size"], crop_size)  # (B, T, J, 2)
+
+    def _incoming_flow(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """Each frame's flow (B, T, H, W, 2) from the tube's ``flow`` (B, T−1, ...), or None without motion."""
+        tube, flow = inputs["tube"], inputs.get("flow")
+        if not self.config.use_motion:
+            return flow
+        if flow is None:
+            raise KeyError("STSP-Net with use_motion needs 'flow' (B, T-1, H, W, 2) beside 'tube'")
+        if flow.shape[:2] != (tube.shape[0], tube.shape[1] - 1):
+            raise ValueError(f"flow must be (B, T-1, H, W, 2) = ({tube.shape[0]}, {tube.shape[1] - 1}, ...), "
+                             f"got {tuple(flow.shape)}")
+        return incoming_flow(flow)  # (B, T, H, W, 2)
+
     def forward(self, inputs: dict[str, torch.Tensor], task: str = "full") -> dict[str, torch.Tensor]:
         """
         Args:
             inputs: ``tube`` (B, T, H, W, 3) uint8 and ``flow`` (B, T−1, H, W, 2) float32 crop pixels (flow
                 only with ``use_motion``); or, in task "lift" only, ``keypoints_2d`` (B, T, J, 2) normalised
-                crop coordinates in [-1, 1]. The current frame is the last, T − 1; T >= τ + 1 outside "epe".
+                crop coordinates in [-1, 1], or :meth:`precompute`'s ``keypoints_2d_norm`` and
+                ``joint_features``. The current frame is the last, T − 1; T >= τ + 1 outside "epe". With
+                ``frame_position``, outside "epe": ``affine`` (B, 2, 3) image -> crop and ``frame_size`` (B, 2)
+                (width, height) px beside the tube (or precompute's ``keypoints_frame``).
             task: "epe" (EPE only), "lift" or "full".
 
         Returns:
@@ -566,15 +697,20 @@ class STSPNet(nn.Module):
         """
         _check_task(task)
         out: dict[str, torch.Tensor] = {}
-        if "tube" in inputs:
-            tube, flow = inputs["tube"], inputs.get("flow")
-            if self.config.use_motion:
-                if flow is None:
-                    raise KeyError("STSP-Net with use_motion needs 'flow' (B, T-1, H, W, 2) beside 'tube'")
-                if flow.shape[:2] != (tube.shape[0], tube.shape[1] - 1):
-                    raise ValueError(f"flow must be (B, T-1, H, W, 2) = ({tube.shape[0]}, {tube.shape[1] - 1}, ...), "
-                                     f"got {tuple(flow.shape)}")
-                flow = incoming_flow(flow)  # (B, T, H, W, 2)
+        feats = None  # (B·T, J, C) image features at the keypoints; None for 2D-only input
+        if "joint_features" in inputs:  # precompute()'s outputs of the frozen EPE
+            if task not in self.CACHEABLE_TASKS:
+                raise ValueError(f"task {task!r} trains EPE and needs images ('tube'), not cached EPE outputs")
+            points = inputs["keypoints_2d_norm"].float()  # (B, T, J, 2)
+            b, t, j = points.shape[:3]
+            feats = inputs["joint_features"].float().reshape(b * t, j, -1)  # (B·T, J, C)
+            if self.config.frame_position:
+                if "keypoints_frame" not in inputs:
+                    raise KeyError("cached EPE outputs of a model with frame_position need 'keypoints_frame'")
+                frame = inputs["keypoints_frame"].float()  # (B, T, J, 2)
+            out["keypoints_2d_norm"] = points
+        elif "tube" in inputs:
+            tube, flow = inputs["tube"], self._incoming_flow(inputs)
             k = self.config.epe_frames
             if task == "epe" and self.training and k is not None and k < tube.shape[1]:
                 index = _frame_runs(tube.shape[0], tube.shape[1], k, tube.device)  # (B, k)
@@ -603,12 +739,14 @@ class STSPNet(nn.Module):
         if t < tau + 1:
             raise ValueError(f"STSP-Net with tau={tau} needs at least {tau + 1} frames, got {t}")
         j = points.shape[2]
-        feats = None
-        if "tube" in inputs:
-            grid = points.reshape(b * t, j, 1, 2)  # (B·T, J, 1, 2)
-            sampled = F.grid_sample(epe["features"], grid, mode="bilinear", align_corners=False)  # (B·T, C, J, 1)
-            feats = sampled.squeeze(-1).transpose(1, 2)  # (B·T, J, C)
-        pose, nodes, attention = self.gsr(points.reshape(b * t, j, 2), feats)  # (B·T, J, 3) m, (B·T, J, d)
+        position = points  # (B, T, J, 2)
+        if "tube" in inputs and feats is None:
+            feats = sample_joint_features(epe["features"], points)  # (B·T, J, C)
+            if self.config.frame_position:
+                frame = self._frame_positions(inputs, points, (h, w))  # (B, T, J, 2)
+        if self.config.frame_position:
+            position = torch.cat([points, frame], dim=-1)  # (B, T, J, 4)
+        pose, nodes, attention = self.gsr(position.reshape(b * t, j, -1), feats)  # (B·T, J, 3) m, (B·T, J, d)
         pose = pose.reshape(b, t, j, 3)  # (B, T, J, 3) m
         out["joints_3d_gsr"] = pose * POSE_UNIT_MM  # (B, T, J, 3) mm
         if attention is not None:
@@ -725,7 +863,17 @@ def complexity_inputs(
     inputs = {"tube": torch.randint(0, 256, (batch, t, h, w, 3), generator=g, dtype=torch.uint8)}
     if config.use_motion:
         inputs["flow"] = 2.0 * torch.randn(batch, t - 1, h, w, 2, generator=g)  # (B, T−1, H, W, 2) px
+    if config.frame_position:
+        inputs.update(example_placement(batch, size))
     return inputs
+
+
+def example_placement(batch: int, size: tuple[int, int]) -> dict[str, torch.Tensor]:
+    """``affine`` (B, 2, 3) and ``frame_size`` (B, 2) of a crop of ``size`` (H, W) cut at half scale from the
+    middle of a frame four crops wide and high: valid placement inputs for examples and benches."""
+    h, w = size
+    affine = torch.tensor([[0.5, 0.0, -0.75 * w], [0.0, 0.5, -0.75 * h]]).expand(batch, 2, 3).clone()
+    return {"affine": affine, "frame_size": torch.tensor([4.0 * w, 4.0 * h]).expand(batch, 2).clone()}
 
 
 __all__ = [
@@ -737,7 +885,10 @@ __all__ = [
     "STSPConfig",
     "STSPNet",
     "complexity_inputs",
+    "example_placement",
+    "frame_positions",
     "incoming_flow",
     "motion_weights",
+    "sample_joint_features",
     "soft_argmax",
 ]

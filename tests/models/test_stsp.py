@@ -19,6 +19,8 @@ from sportpose.models.stsp import (
     STSPConfig,
     STSPNet,
     complexity_inputs,
+    example_placement,
+    frame_positions,
     motion_weights,
     soft_argmax,
 )
@@ -48,6 +50,7 @@ def make_batch(config: STSPConfig, b: int = 1, t: int | None = None, images: boo
     if images:
         batch["tube"] = torch.randint(0, 256, (b, t, SIZE, SIZE, 3), generator=g, dtype=torch.uint8)
         batch["flow"] = torch.randn(b, t - 1, SIZE, SIZE, 2, generator=g) * 3.0
+        batch.update(example_placement(b, (SIZE, SIZE)))
     else:
         batch["keypoints_2d"] = torch.rand(b, t, J, 2, generator=g) * 2.0 - 1.0
     return batch
@@ -292,6 +295,75 @@ def test_lift_from_2d_keypoints_without_images():
         model({"keypoints_2d": batch["keypoints_2d"]}, task="full")
 
 
+@pytest.mark.parametrize("frame_position", [False, True])
+def test_lift_from_precomputed_epe_outputs_equals_lift_from_tubes(frame_position):
+    """The lift stage's cache (cache_frozen): EPE's outputs computed once give what the tube gives, and GSR + TMP
+    train on them."""
+    torch.manual_seed(0)
+    model = STSPNet(tiny(frame_position=frame_position)).eval()
+    set_trainable(model, "lift")
+    batch = make_batch(model.config, b=2)
+    inputs = {k: batch[k] for k in model.input_names("lift")}
+    cached = model.precompute(inputs, task="lift")
+    assert cached["keypoints_2d_norm"].shape == (2, 6, J, 2)
+    assert cached["joint_features"].shape == (2, 6, J, model.epe.backbone.out_channels)
+    assert ("keypoints_frame" in cached) == frame_position
+    assert not cached["joint_features"].requires_grad
+    from_tube = model(inputs, task="lift")
+    out = model(cached, task="lift")
+    for key in ("keypoints_2d_norm", "joints_3d_gsr", "joints_3d", "attention", "attention_tmp"):
+        torch.testing.assert_close(out[key], from_tube[key], rtol=1e-5, atol=1e-4, msg=key)
+    model.train()
+    model.loss(model(cached, task="lift"), batch, task="lift")["loss"].backward()
+    assert_every_trainable_parameter_has_a_gradient(model, "lift")
+    for task in ("epe", "full"):  # EPE trains there: nothing stays the same from one step to the next
+        with pytest.raises(ValueError, match="cannot be cached"):
+            model.precompute(batch, task=task)
+        with pytest.raises(ValueError, match="not cached EPE outputs"):
+            model(cached, task=task)
+    with pytest.raises(ValueError, match="needs image tubes"):
+        model.precompute({"keypoints_2d": cached["keypoints_2d_norm"]}, task="lift")
+
+
+def test_frame_positions_place_the_crop_by_its_centre_and_scale():
+    """A 64 px crop of a 128 px box centred at (200, 150) in a 400x300 frame: crop centre -> the frame's centre
+    (0, 0) in screen coordinates; a crop's own rotation is kept; a mirrored crop sits at the mirrored place."""
+    from sportpose.pipelines.data import samples as S
+
+    frame_size = torch.tensor([[400.0, 300.0]])
+    points = torch.tensor([[[[0.0, 0.0], [1.0, 0.0], [-1.0, -1.0]]]])  # (1, 1, 3, 2) normalised crop
+
+    def place(**kw) -> torch.Tensor:
+        crop = S.CropTransform(center=(200.0, 150.0), size=(128.0, 128.0), **kw)
+        affine = torch.from_numpy(S.crop_affine(crop, (64, 64))).float()[None]  # (1, 2, 3)
+        return frame_positions(points, affine, frame_size, (64, 64))[0, 0]  # (3, 2)
+
+    upright = place()
+    torch.testing.assert_close(upright[0], torch.tensor([0.0, 0.0]), atol=1e-4, rtol=0)
+    # one crop half-width (64 image px) to the right: 64 / 400 * 2 = 0.32 in screen units
+    torch.testing.assert_close(upright[1] - upright[0], torch.tensor([0.32, 0.0]), atol=1e-4, rtol=0)
+    torch.testing.assert_close(place(rotation=30.0), upright, atol=1e-4, rtol=0)
+    mirrored = place(flip=True)
+    torch.testing.assert_close(mirrored[0, 0], -upright[0, 0] - 2.0 / 400, atol=1e-4, rtol=0)  # x -> W - 1 - x
+    torch.testing.assert_close(mirrored - mirrored[0], upright - upright[0], atol=1e-4, rtol=0)  # as the crop shows
+    assert upright[2, 0] < upright[0, 0] and upright[2, 1] < upright[0, 1]  # the crop's top left is up and left
+
+
+def test_frame_position_adds_the_placement_inputs_and_changes_the_pose():
+    torch.manual_seed(0)
+    model = STSPNet(tiny(frame_position=True)).eval()
+    assert model.input_names("epe") == ("tube", "flow")
+    assert model.input_names("full") == ("tube", "flow", "affine", "frame_size")
+    batch = make_batch(model.config)
+    inputs = {k: batch[k] for k in model.input_names("full")}
+    out = model(inputs, task="full")
+    moved = model({**inputs, "frame_size": inputs["frame_size"] * 2.0}, task="full")  # the same crop, elsewhere
+    assert torch.equal(out["keypoints_2d"], moved["keypoints_2d"])
+    assert not torch.allclose(out["joints_3d_gsr"], moved["joints_3d_gsr"])
+    with pytest.raises(KeyError, match="frame_size"):
+        model({k: batch[k] for k in ("tube", "flow", "affine")}, task="full")
+
+
 @pytest.mark.parametrize("tau, frames", [(1, 2), (9, 12)])
 def test_tmp_windows(tau, frames):
     model = STSPNet(tiny(tau=tau, window=frames))
@@ -367,6 +439,7 @@ def test_ddp_without_unused_parameters(task, images, tmp_path):
         (dict(epe_frames=0), "epe_frames"),
         (dict(epe_frames=7), "epe_frames"),
         (dict(bone_lengths=(100.0,) * 15 + (-1.0,)), "bone_lengths"),
+        (dict(frame_position=True, lift_input="keypoints_2d"), "frame_position"),
     ]
     + [(dict([(name, -0.1)]), name) for name in ("gamma", "alpha_smooth", "beta1_skel", "beta2_angle",
                                                   "gamma1_vel", "gamma2_acc", "omega1", "omega2")],

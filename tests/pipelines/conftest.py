@@ -40,7 +40,7 @@ data:
   flow: dis
   frame_stride: 2
 model: {{kind: stsp, backbone: hrnet_w18_small, width: 8, window: 3, tau: 2, gat_layers: 1, gat_hidden: 16,
-        tmp_dim: 16, tmp_heads: 2, beta: 20.0}}
+        tmp_dim: 16, tmp_heads: 2, beta: 20.0, frame_position: true}}
 train:
   stages:
     main: {{task: full, epochs: 1, batch_size: 8, scaling: {{num_workers: 1}}}}
@@ -84,7 +84,8 @@ def tiny_checkpoint(tmp_path_factory, tiny_synth) -> Path:
 
 @pytest.fixture(scope="session")
 def stsp_checkpoint(tmp_path_factory, tiny_synth) -> Path:
-    """An untrained, narrow STSP-Net (T=3, τ=2, 64x64) as ``checkpoint.pt`` with its ``spec.yaml`` beside it."""
+    """An untrained, narrow STSP-Net (T=3, τ=2, 64x64, GSR reading where crops sit in the frame) as
+    ``checkpoint.pt`` with its ``spec.yaml`` beside it."""
     return _checkpoint(tmp_path_factory.mktemp("ckpt3d") / "model", TINY_STSP, tiny_synth)
 
 

@@ -193,6 +193,7 @@ def sample_schema(data: Any, detections: bool = False) -> dict[str, tuple[tuple[
         "keypoints": ((*per_frame, k, 3), np.float32),  # crop pixels + labeled flag
         "keypoints_image": ((k, 3), np.float32),  # anchor frame, image pixels + labeled flag
         "affine": ((2, 3), np.float32),  # image -> crop (flip included)
+        "frame_size": ((2,), np.float32),  # the video's (width, height), image pixels
         "head_size": ((), np.float32),  # image pixels, 0 = no head box
         "frame": ((), np.int64),
         "track_id": ((), np.int64),  # -1 for a detection
@@ -510,6 +511,7 @@ def _cut(plan: _Plan, i: int, frames: dict[int, np.ndarray], cols: dict[str, np.
     cols["tube_frames"][i] = plan.tube
     cols["keypoints_image"][i] = plan.keypoints
     cols["affine"][i] = plan.affine
+    cols["frame_size"][i] = native
     cols["head_size"][i] = plan.head_size
     cols["frame"][i] = plan.frame.frame_index
     cols["track_id"][i] = plan.track_id if not detection else -1
@@ -525,7 +527,7 @@ def cut_clip(clip: dict[str, Any], data: Any, seed: int, epoch: int = 0, **kwarg
         rows with the columns of :func:`sample_schema`: ``tube`` (T, H, W, 3) uint8, ``tube_frames`` (T,),
         ``heatmaps`` (K, H/4, W/4) or (T, K, H/4, W/4) float32, ``target_weight`` (K,) or (T, K),
         ``keypoints`` (K, 3) or (T, K, 3) crop pixels + labeled flag, ``keypoints_image`` (K, 3) image pixels
-        + flag, ``affine`` (2, 3) image -> crop, ``head_size``, ``video``, ``frame``, ``track_id``,
+        + flag, ``affine`` (2, 3) image -> crop, ``frame_size`` (2,) the video's (width, height), ``head_size``, ``video``, ``frame``, ``track_id``,
         ``image_id``, the clip's metadata, and as asked ``context`` (L, Hc, Wc, 3) uint8, ``flow``
         (T-1, H, W, 2) float32, ``joints_3d`` (J, 3) or (T, J, 3) mm, ``det_score``.
     """

@@ -44,7 +44,7 @@ from sportpose.pipelines.data.dataset import (
 from sportpose.platform.specfill import to_dict
 
 NOT_SHAPING = ("prepared", "stream", "max_skip_fraction", "on_error")  # data fields that do not change a sample
-PREPARE_VERSION = 1  # bump when the way samples are cut changes
+PREPARE_VERSION = 2  # bump when the way samples are cut changes (2: the frame_size column)
 MANIFEST = "manifest.json"
 
 

@@ -73,8 +73,8 @@ def complexity(model: nn.Module, inputs: dict[str, torch.Tensor], forward: Calla
 
 def example_inputs(model: nn.Module, data) -> dict[str, torch.Tensor]:
     """A batch of one for ``model`` as the data section ``data`` (a ``DataSpec``) cuts its samples: ``tube``
-    (1, T, H, W, 3) uint8, and ``context`` (1, L, Hc, Wc, 3) uint8 / ``flow`` (1, T-1, H, W, 2) float32 where
-    the model reads them. Seeded random content."""
+    (1, T, H, W, 3) uint8, and ``context`` (1, L, Hc, Wc, 3) uint8 / ``flow`` (1, T-1, H, W, 2) float32 /
+    ``affine`` (1, 2, 3) and ``frame_size`` (1, 2) where the model reads them. Seeded random content."""
     g = torch.Generator().manual_seed(0)
     h, w = data.input_size
     shapes = {
@@ -84,7 +84,14 @@ def example_inputs(model: nn.Module, data) -> dict[str, torch.Tensor]:
         "flow": ((1, max(data.window - 1, 1), h, w, 2), torch.float32),
     }
     inputs = {}
+    placement = {"affine", "frame_size"} & set(model.input_names())
+    if placement:  # where the crop sits in the frame (STSP-Net's frame_position): a valid placement, not noise
+        from sportpose.models.stsp import example_placement
+
+        inputs.update(example_placement(1, (h, w)))
     for name in model.input_names():
+        if name in placement:
+            continue
         shape, dtype = shapes[name]
         inputs[name] = (torch.randint(0, 256, shape, generator=g, dtype=dtype) if dtype == torch.uint8
                         else 2.0 * torch.randn(shape, generator=g))

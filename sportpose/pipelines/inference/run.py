@@ -218,6 +218,10 @@ class PoseEstimator:
             tubes = np.stack([np.stack([S.warp(frames[i], a, g.input_size) for i in tube_idx])
                               for a in affines])  # (B, T, H, W, 3)
             inputs = {"tube": torch.from_numpy(tubes)}
+            if "affine" in self.names:  # where each crop sits in the frame (STSP-Net's frame_position)
+                height, width = frames[tube_idx[-1]].shape[:2]
+                inputs["affine"] = torch.from_numpy(affines.astype(np.float32))  # (B, 2, 3)
+                inputs["frame_size"] = torch.tensor([[float(width), float(height)]]).expand(len(chunk), 2)  # (B, 2)
             if context is not None:
                 inputs["context"] = torch.from_numpy(np.repeat(context[None], len(chunk), axis=0))  # (B, L, Hc, Wc, 3)
             if self.flow is not None:

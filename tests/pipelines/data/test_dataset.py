@@ -23,7 +23,7 @@ from sportpose.pipelines.data.dataset import (
     build_split, context_indices, cut_clip, cut_clip_columns, load_clips, tube_indices,
 )
 from sportpose.pipelines.data.samples import invert_affine, transform_points
-from sportpose.pipelines.data.video import open_video, read_frames
+from sportpose.pipelines.data.video import open_video, probe_video, read_frames
 from sportpose.platform.config import AugmentSpec, DataSpec
 
 FRAMES, WIDTH, HEIGHT = 12, 160, 120
@@ -121,6 +121,8 @@ def test_heatmap_peak_lies_on_the_keypoint_through_the_stored_affine(clips):
         assert row["tube"].shape == (3, 64, 64, 3) and row["tube"].dtype == np.uint8
         assert row["heatmaps"].dtype == np.float32 and row["target_weight"].dtype == np.float32
     assert checked > 100
+    width, height = probe_video(_clip(clips)["video"])  # where a crop sits is read against the whole frame
+    assert all(tuple(row["frame_size"]) == (width, height) for row in rows)
 
 
 def test_crops_are_the_frames_through_the_stored_affine_and_clamped_at_clip_ends(clips):
