@@ -234,6 +234,9 @@ class StageSpec:
     early_stopping: int | None = None  # patience in epochs on the stage metric
     max_failures: int = 0  # worker-group restarts from the latest checkpoint
     amp: Literal["none", "bf16"] = "none"  # bf16 autocast on GPU
+    # true: run the model's frozen prefix once per worker over its shard and train on its cached outputs (a task
+    # of the model's CACHEABLE_TASKS, e.g. STSP-Net's "lift" with EPE frozen); the data are not re-read per epoch
+    cache_frozen: bool = False
     metric: str = "val_loss"  # picks the best checkpoint
     mode: Literal["min", "max"] = "min"
 
@@ -327,6 +330,15 @@ class ExperimentSpec:
         for name, stage in self.train.stages.items():
             if stage.task not in tasks:
                 raise SpecError(f"train.stages.{name}.task", f"model {self.model.kind!r} has tasks {list(tasks)}, got {stage.task!r}")
+            if stage.cache_frozen:
+                cacheable = getattr(MODELS[self.model.kind], "CACHEABLE_TASKS", ())
+                if stage.task not in cacheable:
+                    raise SpecError(f"train.stages.{name}.cache_frozen",
+                                    f"model {self.model.kind!r} has no frozen part to cache in task {stage.task!r} "
+                                    f"(cacheable tasks: {list(cacheable) or 'none'})")
+                if self.data.source == "h36m":
+                    raise SpecError(f"train.stages.{name}.cache_frozen",
+                                    "data.source h36m reads 2D keypoints: no frozen image model runs to be cached")
         if self.data.source == "h36m":  # 2D keypoints only: the lifting stage, and no registered image model
             if self.model.kind != "stsp":
                 raise SpecError("model.kind", f"data.source h36m serves STSP-Net's lifting stage, got {self.model.kind!r}")

@@ -99,6 +99,7 @@ def test_override_through_a_value_is_an_error():
     (MINIMAL + "train: {stages: {b: {after: [a]}}}\n", "train.stages.b.after", "unknown stage"),
     (MINIMAL + "train: {stages: {a: {after: [b]}, b: {after: [a]}}}\n", "train.stages.a.after", "cycle"),
     (MINIMAL + "train: {stages: {}}\n", "train.stages", "at least one"),
+    (MINIMAL + "train: {stages: {main: {cache_frozen: true}}}\n", "train.stages.main.cache_frozen", "no frozen part"),
     ("model: {kind: simplebaseline}\n", "name", "required"),
     ("name: t\n", "model", "required"),
     ("name: t\nmodel: {kind: transformer}\n", "model.kind", "expected"),
@@ -111,6 +112,16 @@ def test_bad_specs_name_the_key_and_file(tmp_path, text, key, words):
     err = load_error(tmp_path, text)
     assert err.key == key
     assert words in err.message
+
+
+def test_cache_frozen_only_where_the_model_has_a_frozen_part():
+    """STSP-Net's lift stage keeps EPE frozen (cacheable); its epe and full stages train EPE."""
+    demo = REPO / "experiments" / "stsp_demo.yaml"
+    assert load_spec(demo, ["train.stages.lift.cache_frozen=true"]).train.stages["lift"].cache_frozen
+    for stage in ("epe", "full"):
+        with pytest.raises(SpecError) as info:
+            load_spec(demo, [f"train.stages.{stage}.cache_frozen=true"])
+        assert info.value.key == f"train.stages.{stage}.cache_frozen" and "cacheable tasks: ['lift']" in info.value.message
 
 
 def test_bad_override_names_the_key(tmp_path):

@@ -192,6 +192,39 @@ def train_epoch(
 
 
 @torch.no_grad()
+def precompute(model: nn.Module, batches: Iterable[Batch], task: str, keep: Iterable[str]) -> Batch:
+    """One pass of the model's frozen prefix over ``batches`` (``model.precompute(batch, task)``, eval mode).
+
+    Args:
+        model: a model with ``precompute`` for ``task`` (one of its ``CACHEABLE_TASKS``).
+        keep: batch columns carried into the cache as they are (the loss's targets).
+
+    Returns:
+        every column, the batches concatenated along the first axis (empty for no batches).
+    """
+    was_training = model.training
+    model.eval()
+    parts: dict[str, list[torch.Tensor]] = {}
+    keep = tuple(keep)
+    for batch in batches:
+        columns = model.precompute(batch, task) | {k: batch[k] for k in keep if k in batch}
+        for k, v in columns.items():
+            parts.setdefault(k, []).append(v.detach())
+    model.train(was_training)
+    return {k: torch.cat(v) for k, v in parts.items()}
+
+
+def cached_batches(cache: Batch, batch_size: int, seed: int | None) -> Iterable[Batch]:
+    """Batches of a :func:`precompute` cache, in a random order drawn from ``seed`` (None: in order); every row
+    once, only the last batch short."""
+    n = len(next(iter(cache.values()))) if cache else 0
+    order = torch.arange(n) if seed is None else torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    for i in range(0, n, batch_size):
+        rows = order[i : i + batch_size]
+        yield {k: v[rows] for k, v in cache.items()}
+
+
+@torch.no_grad()
 def validate(model: nn.Module, batches: Iterable[Batch], loss_fn: LossFn) -> dict[str, float]:
     """Mean losses over ``batches`` in eval mode, prefixed ``val_``."""
     model.eval()

@@ -239,26 +239,38 @@ def worker_loop(config: dict[str, Any]) -> None:
     core = model.module if hasattr(model, "module") else model
     frozen_modules = loop.frozen_module_prefixes(core)
     columns = tuple(core.input_names(stage.task)) + TARGET_COLUMNS
-    train_shard = ray.train.get_dataset_shard("train")
-    val_shard = ray.train.get_dataset_shard("val")
+    shards = {split: ray.train.get_dataset_shard(split) for split in ("train", "val")}  # val may be None
     tracker = _MlflowLogger(config.get("tracking_uri"), config.get("run_id")) if rank == 0 else None
 
     def loss_fn(m: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return core.loss(m(batch, task=stage.task), batch, task=stage.task)
 
-    def batches(shard, shuffle: bool, epoch: int):
+    def batches(split: str, shuffle: bool, epoch: int):
+        seed = spec.seed * 1000 + epoch
+        if split in caches:
+            return loop.cached_batches(caches[split], stage.batch_size, seed if shuffle else None)
         buffer = max(4 * stage.batch_size, spec.data.shuffle_buffer) if shuffle else None
-        return shard_batches(shard, columns, stage.batch_size, buffer, spec.seed * 1000 + epoch)
+        return shard_batches(shards[split], columns, stage.batch_size, buffer, seed)
+
+    caches: dict[str, dict[str, torch.Tensor]] = {}  # split -> the frozen prefix's outputs (cache_frozen)
+    if stage.cache_frozen:
+        t0 = time.perf_counter()
+        for split in (s for s in shards if shards[s] is not None):
+            caches[split] = loop.precompute(core, batches(split, False, 0), stage.task, TARGET_COLUMNS)
+        if rank == 0:
+            sizes = ", ".join(f"{len(next(iter(c.values()), ()))} {split}" for split, c in caches.items())
+            print(f"[{config['stage']}] cached the frozen model's outputs of this worker's samples ({sizes}) in "
+                  f"{time.perf_counter() - t0:.0f}s", flush=True)
 
     # train
     amp = stage.amp == "bf16" and torch.cuda.is_available()
     for epoch in range(start_epoch, stage.epochs):
         t0 = time.perf_counter()
-        train_metrics = loop.train_epoch(model, batches(train_shard, True, epoch), optimizer, loss_fn,
+        train_metrics = loop.train_epoch(model, batches("train", True, epoch), optimizer, loss_fn,
                                          stage.grad_clip, amp, frozen_modules)
         n_train = train_metrics.pop("samples")
         train_metrics = _allreduce_mean(train_metrics, n_train)
-        val_metrics = loop.validate(model, batches(val_shard, False, epoch), loss_fn) if val_shard else {}
+        val_metrics = loop.validate(model, batches("val", False, epoch), loss_fn) if shards["val"] else {}
         n_val = val_metrics.pop("val_samples", 0.0)
         val_metrics = _allreduce_mean(val_metrics, n_val) if val_metrics else {}
         metrics = {"epoch": epoch, **train_metrics, **val_metrics,

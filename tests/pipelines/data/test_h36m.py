@@ -173,6 +173,7 @@ register: {{enabled: false}}
 
 @pytest.mark.parametrize("text, key", [
     ("stages: {lift: {task: full}}", "train.stages.lift.task"),
+    ("stages: {lift: {cache_frozen: true}}", "train.stages.lift.cache_frozen"),
     ("register: {enabled: true}", "register.enabled"),
     ("model: {lift_input: images}", "model.lift_input"),
     ("data: {flow: dis}", "data.flow"),
