@@ -94,17 +94,27 @@ def test_a_saved_run_reads_fields_added_to_the_spec_since_as_their_defaults(tmp_
 
     spec = load_spec(Path(__file__).resolve().parents[3] / "experiments" / "stsp_demo.yaml")
     older = spec_to_dict(spec)
+    assert [s["cache_frozen"] for s in older["train"]["stages"].values()] == [False, True, False]
     for stage in older["train"]["stages"].values():
         del stage["cache_frozen"]  # as a run saved before the field existed
     del older["model"]["epe_frames"]
     path = tmp_path / "state.json"
-    path.write_text(json.dumps({"parent_run_id": "0" * 32, "spec": older, "finished": True,
-                                "stages": {s: {"status": "finished"} for s in older["train"]["stages"]}}))
+
+    def save(spec_dict: dict) -> None:
+        path.write_text(json.dumps({"parent_run_id": "0" * 32, "spec": spec_dict, "finished": True,
+                                    "stages": {s: {"status": "finished"} for s in spec_dict["train"]["stages"]}}))
+
+    save(older)
     state = read_state(path)
-    assert state["spec"]["train"]["stages"]["lift"]["cache_frozen"] is False
+    assert state["spec"]["train"]["stages"]["epe"]["cache_frozen"] is False
     assert state["spec"]["model"]["epe_frames"] is None  # the default, not the demo's 1: the model is "changed"
     with pytest.raises(SpecError, match="model.epe_frames"):
         _check_resume(state, spec_to_dict(spec), spec)
     older["model"]["epe_frames"] = 1
-    path.write_text(json.dumps({**json.loads(path.read_text()), "spec": older}))
+    save(older)  # the lift stage ran without the cache the spec now asks for: that stage (and full) changed
+    with pytest.raises(SpecError, match="train.stages.lift.cache_frozen"):
+        _check_resume(read_state(path), spec_to_dict(spec), spec)
+    assert _check_resume(read_state(path), spec_to_dict(spec), spec, rerun_changed=True) == ["lift", "full"]
+    older["train"]["stages"]["lift"]["cache_frozen"] = True
+    save(older)
     assert _check_resume(read_state(path), spec_to_dict(spec), spec) == []
