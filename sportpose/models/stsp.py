@@ -65,7 +65,9 @@ Decisions where the paper and SPEC are silent (also in the issue note):
   ``p_i`` placed in the whole frame (:func:`frame_positions`: the crop's centre and scale from its affine,
   normalised by the frame width as VideoPose3D's screen coordinates), the cue a monocular lifter has for
   distance and so for size. Measured offline on the demo's cached EPE outputs (GSR + TMP, 3000 steps of 16):
-  held-out MPJPE 137.0 -> 124.7 mm. Off by default (the paper's node features); on in the demo specs.
+  held-out MPJPE 137.0 -> 124.7 mm (with ground-truth 2D keypoints and no frame position: 134.6, so the 2D
+  error was not what bounded it); in ``stsp_demo.yaml``: 131.6 -> 119.0 mm. Off by default (the paper's node
+  features); on in the demo specs.
 - ``use_gsr=False`` replaces the GAT by an MLP over the flattened node features that returns node
   features of the same shape (hidden width 4·``gat_hidden``); ``Φ_3D`` and TMP are unchanged.
 
