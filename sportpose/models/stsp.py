@@ -615,6 +615,12 @@ class STSPNet(nn.Module):
             names += ("affine", "frame_size")  # where the crop sits in the frame (frame_positions)
         return names
 
+    def target_names(self, task: str) -> tuple[str, ...]:
+        """The batch columns ``loss`` reads in ``task`` (what a cache of :meth:`precompute` keeps beside it)."""
+        _check_task(task)
+        return {"epe": ("heatmaps", "target_weight"), "lift": ("joints_3d", "bone_lengths"),
+                "full": ("heatmaps", "target_weight", "joints_3d", "bone_lengths")}[task]
+
     def trainable_prefixes(self, task: str) -> tuple[str, ...]:
         """Top-level module names whose parameters the stage of ``task`` trains."""
         _check_task(task)

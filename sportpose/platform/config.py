@@ -234,8 +234,9 @@ class StageSpec:
     early_stopping: int | None = None  # patience in epochs on the stage metric
     max_failures: int = 0  # worker-group restarts from the latest checkpoint
     amp: Literal["none", "bf16"] = "none"  # bf16 autocast on GPU
-    # true: run the model's frozen prefix once per worker over its shard and train on its cached outputs (a task
-    # of the model's CACHEABLE_TASKS, e.g. STSP-Net's "lift" with EPE frozen); the data are not re-read per epoch
+    # true: run the model's frozen prefix once per worker over its shard and train on its cached outputs and the
+    # loss's targets (a task of the model's CACHEABLE_TASKS, e.g. STSP-Net's "lift" with EPE frozen); the data
+    # are not re-read per epoch
     cache_frozen: bool = False
     metric: str = "val_loss"  # picks the best checkpoint
     mode: Literal["min", "max"] = "min"

@@ -527,8 +527,8 @@ def cut_clip(clip: dict[str, Any], data: Any, seed: int, epoch: int = 0, **kwarg
         rows with the columns of :func:`sample_schema`: ``tube`` (T, H, W, 3) uint8, ``tube_frames`` (T,),
         ``heatmaps`` (K, H/4, W/4) or (T, K, H/4, W/4) float32, ``target_weight`` (K,) or (T, K),
         ``keypoints`` (K, 3) or (T, K, 3) crop pixels + labeled flag, ``keypoints_image`` (K, 3) image pixels
-        + flag, ``affine`` (2, 3) image -> crop, ``frame_size`` (2,) the video's (width, height), ``head_size``, ``video``, ``frame``, ``track_id``,
-        ``image_id``, the clip's metadata, and as asked ``context`` (L, Hc, Wc, 3) uint8, ``flow``
+        + flag, ``affine`` (2, 3) image -> crop, ``frame_size`` (2,) the video's (width, height),
+        ``head_size``, ``video``, ``frame``, ``track_id``, ``image_id``, the clip's metadata, and as asked ``context`` (L, Hc, Wc, 3) uint8, ``flow``
         (T-1, H, W, 2) float32, ``joints_3d`` (J, 3) or (T, J, 3) mm, ``det_score``.
     """
     cols = cut_clip_columns(clip, data, seed, epoch, **kwargs)

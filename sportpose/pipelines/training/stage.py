@@ -256,7 +256,7 @@ def worker_loop(config: dict[str, Any]) -> None:
     if stage.cache_frozen:
         t0 = time.perf_counter()
         for split in (s for s in shards if shards[s] is not None):
-            caches[split] = loop.precompute(core, batches(split, False, 0), stage.task, TARGET_COLUMNS)
+            caches[split] = loop.precompute(core, batches(split, False, 0), stage.task, core.target_names(stage.task))
         if rank == 0:
             sizes = ", ".join(f"{len(next(iter(c.values()), ()))} {split}" for split, c in caches.items())
             print(f"[{config['stage']}] cached the frozen model's outputs of this worker's samples ({sizes}) in "
