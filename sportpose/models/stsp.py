@@ -650,23 +650,26 @@ class STSPNet(nn.Module):
                              f"cacheable: {', '.join(self.CACHEABLE_TASKS)}")
         if "tube" not in inputs:
             raise ValueError(f"precompute needs image tubes ('tube' + 'flow'); got {sorted(inputs)}")
-        tube, flow = inputs["tube"], self._incoming_flow(inputs)
+        tube = inputs["tube"]
         with torch.no_grad():
-            epe = self.epe(tube, flow)
-        points = crop_to_normalized(epe["keypoints_2d"], tuple(tube.shape[2:4]))  # (B, T, J, 2)
-        feats = sample_joint_features(epe["features"], points)  # (B·T, J, C)
-        out = {"keypoints_2d_norm": points, "joint_features": feats.reshape(*points.shape[:3], -1)}
-        if self.config.frame_position:
-            out["keypoints_frame"] = self._frame_positions(inputs, points, tuple(tube.shape[2:4]))
-        return out
+            epe = self.epe(tube, self._incoming_flow(inputs))
+        crop_size = tuple(tube.shape[2:4])
+        return self._node_inputs(inputs, crop_to_normalized(epe["keypoints_2d"], crop_size), epe["features"], crop_size)
 
-    def _frame_positions(self, inputs: dict[str, torch.Tensor], points: torch.Tensor,
-                         crop_size: tuple[int, int]) -> torch.Tensor:
-        missing = [k for k in ("affine", "frame_size") if k not in inputs]
-        if missing:
-            raise KeyError(f"STSP-Net with frame_position needs {missing} beside 'tube' (where the crop sits in "
-                           f"the frame); got {sorted(inputs)}")
-        return frame_positions(points, inputs["affine"], inputs["frame_size"], crop_size)  # (B, T, J, 2)
+    def _node_inputs(self, inputs: dict[str, torch.Tensor], points: torch.Tensor, features: torch.Tensor,
+                     crop_size: tuple[int, int]) -> dict[str, torch.Tensor]:
+        """What GSR reads of EPE's output: :meth:`precompute`'s columns, from the keypoints ``points`` (B, T, J, 2)
+        in [-1, 1] and the enhanced ``features`` (B·T, C, H/4, W/4) of the crops of ``crop_size`` (H, W)."""
+        feats = sample_joint_features(features, points)  # (B·T, J, C)
+        out = {"keypoints_2d_norm": points, "joint_features": feats.reshape(*points.shape[:3], -1)}  # (B, T, J, C)
+        if self.config.frame_position:
+            missing = [k for k in ("affine", "frame_size") if k not in inputs]
+            if missing:
+                raise KeyError(f"STSP-Net with frame_position needs {missing} beside 'tube' (where the crop sits "
+                               f"in the frame); got {sorted(inputs)}")
+            out["keypoints_frame"] = frame_positions(points, inputs["affine"], inputs["frame_size"],
+                                                     crop_size)  # (B, T, J, 2)
+        return out
 
     def _incoming_flow(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor | None:
         """Each frame's flow (B, T, H, W, 2) from the tube's ``flow`` (B, T−1, ...), or None without motion."""
@@ -705,17 +708,13 @@ class STSPNet(nn.Module):
         """
         _check_task(task)
         out: dict[str, torch.Tensor] = {}
-        feats = None  # (B·T, J, C) image features at the keypoints; None for 2D-only input
+        nodes_in = None  # precompute()'s columns: GSR's input from images; None for 2D-only input
         if "joint_features" in inputs:  # precompute()'s outputs of the frozen EPE
             if task not in self.CACHEABLE_TASKS:
                 raise ValueError(f"task {task!r} trains EPE and needs images ('tube'), not cached EPE outputs")
+            nodes_in = inputs
             points = inputs["keypoints_2d_norm"].float()  # (B, T, J, 2)
-            b, t, j = points.shape[:3]
-            feats = inputs["joint_features"].float().reshape(b * t, j, -1)  # (B·T, J, C)
-            if self.config.frame_position:
-                if "keypoints_frame" not in inputs:
-                    raise KeyError("cached EPE outputs of a model with frame_position need 'keypoints_frame'")
-                frame = inputs["keypoints_frame"].float()  # (B, T, J, 2)
+            b, t = points.shape[:2]
             out["keypoints_2d_norm"] = points
         elif "tube" in inputs:
             tube, flow = inputs["tube"], self._incoming_flow(inputs)
@@ -732,6 +731,8 @@ class STSPNet(nn.Module):
             points = crop_to_normalized(epe["keypoints_2d"], (h, w))  # (B, T, J, 2)
             out.update(heatmaps=epe["heatmaps"], keypoints_2d=epe["keypoints_2d"], keypoints_2d_norm=points,
                        motion_weights=epe["motion_weights"])
+            if task != "epe":
+                nodes_in = self._node_inputs(inputs, points, epe["features"], (h, w))
         elif "keypoints_2d" in inputs:
             if task != "lift":
                 raise ValueError(f"task {task!r} needs images ('tube'); 2D keypoints alone only serve task 'lift'")
@@ -747,13 +748,13 @@ class STSPNet(nn.Module):
         if t < tau + 1:
             raise ValueError(f"STSP-Net with tau={tau} needs at least {tau + 1} frames, got {t}")
         j = points.shape[2]
-        position = points  # (B, T, J, 2)
-        if "tube" in inputs and feats is None:
-            feats = sample_joint_features(epe["features"], points)  # (B·T, J, C)
+        position, feats = points, None  # (B, T, J, 2); image features at the keypoints, None for 2D-only input
+        if nodes_in is not None:
+            feats = nodes_in["joint_features"].float().reshape(b * t, j, -1)  # (B·T, J, C)
             if self.config.frame_position:
-                frame = self._frame_positions(inputs, points, (h, w))  # (B, T, J, 2)
-        if self.config.frame_position:
-            position = torch.cat([points, frame], dim=-1)  # (B, T, J, 4)
+                if "keypoints_frame" not in nodes_in:
+                    raise KeyError("cached EPE outputs of a model with frame_position need 'keypoints_frame'")
+                position = torch.cat([points, nodes_in["keypoints_frame"].float()], dim=-1)  # (B, T, J, 4)
         pose, nodes, attention = self.gsr(position.reshape(b * t, j, -1), feats)  # (B·T, J, 3) m, (B·T, J, d)
         pose = pose.reshape(b, t, j, 3)  # (B, T, J, 3) m
         out["joints_3d_gsr"] = pose * POSE_UNIT_MM  # (B, T, J, 3) mm

@@ -445,6 +445,7 @@ def cut_clip_columns(
     if check_only:
         return {"samples": np.array([n], np.int64)}
     cols["video"][:] = clip["name"]
+    cols["frame_size"][:] = (width, height)
     for key in META_KEYS:
         cols[key][:] = clip["meta"].get(key, "")
     return _as_strings(cols)
@@ -511,7 +512,6 @@ def _cut(plan: _Plan, i: int, frames: dict[int, np.ndarray], cols: dict[str, np.
     cols["tube_frames"][i] = plan.tube
     cols["keypoints_image"][i] = plan.keypoints
     cols["affine"][i] = plan.affine
-    cols["frame_size"][i] = native
     cols["head_size"][i] = plan.head_size
     cols["frame"][i] = plan.frame.frame_index
     cols["track_id"][i] = plan.track_id if not detection else -1
