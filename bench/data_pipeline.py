@@ -94,11 +94,11 @@ def main() -> None:
 
     import ray
 
-    from sportpose.pipelines.data import synth
-    from sportpose.pipelines.data.dataset import build_split, cut_clip_columns, load_clips
-    from sportpose.platform.config import DataSpec
+    from sportpose.data import synth
+    from sportpose.data.dataset import build_split, cut_clip_columns, load_clips
+    from sportpose.spec.experiment import DataSpec
     from sportpose.platform.runtime import init_ray
-    from sportpose.platform.tracking import runs_dir
+    from sportpose.paths import runs_dir
 
     config = synth.SynthConfig(clips=args.clips, frames=args.frames, width=WIDTH, height=HEIGHT, min_players=1,
                                max_players=3, seed=7)

@@ -1,7 +1,7 @@
 """Model complexity: parameters, GMACs, GFLOPs and CPU latency at batch 1, beside the papers' figures (SPEC §7).
 
 Run: ``python bench/model_complexity.py`` (about two minutes on 2 CPU cores). The counter itself is
-:mod:`sportpose.pipelines.evaluation.complexity`, which ``sportpose evaluate`` uses for its complexity row.
+:mod:`sportpose.evaluation.complexity`, which ``sportpose evaluate`` uses for its complexity row.
 
 Conventions, stated because papers mix them up:
 
@@ -47,7 +47,7 @@ from sportpose.models.backbones import build_backbone
 from sportpose.models.heatmaps import normalize_images
 from sportpose.models.multistream import MultiStream, MultiStreamConfig
 from sportpose.models.stsp import STSPConfig, STSPNet, complexity_inputs
-from sportpose.pipelines.evaluation.complexity import complexity as _complexity
+from sportpose.evaluation.complexity import complexity as _complexity
 
 THREADS = 2
 WARMUP = 1  # plus the FLOP-counting pass, which runs first
@@ -59,7 +59,7 @@ PAPER_HRNET_W32 = {"params_m": 28.5, "gflops_as_reported": 7.10}  # HRNet's Tabl
 
 
 def complexity(model: nn.Module, inputs: dict[str, torch.Tensor], forward=None) -> dict:
-    """The package's counter (:func:`sportpose.pipelines.evaluation.complexity.complexity`, which
+    """The package's counter (:func:`sportpose.evaluation.complexity.complexity`, which
     ``sportpose evaluate`` prints too) with this bench's warm-up and run counts."""
     return _complexity(model, inputs, forward, warmup=WARMUP, runs=RUNS)
 

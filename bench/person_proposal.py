@@ -26,12 +26,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sportpose.pipelines.data import synth
-from sportpose.pipelines.data.formats import read_posetrack18
-from sportpose.pipelines.data.video import iter_frames, open_video
-from sportpose.pipelines.inference.people import ForegroundProposal
-from sportpose.pipelines.inference.tracker import box_iou
-from sportpose.platform.tracking import runs_dir
+from sportpose.data import synth
+from sportpose.data.formats import read_posetrack18
+from sportpose.data.video import iter_frames, open_video
+from sportpose.inference.people import ForegroundProposal
+from sportpose.inference.tracker import box_iou
+from sportpose.paths import runs_dir
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "posetrack18"
 CONFIG = synth.SynthConfig(clips=12, frames=48, width=320, height=240, min_players=1, max_players=4,

@@ -93,10 +93,10 @@ asha: {{enabled: {asha}, grace_period: 1, reduction_factor: 3}}
 
 def planted_cache(folder: Path, base: Path) -> Path:
     """Validation samples of the demo's geometry with per-stream heatmaps planted from their targets."""
-    from sportpose.pipelines.data import synth
-    from sportpose.pipelines.data.dataset import cut_clip, load_clips
-    from sportpose.pipelines.evaluation.evaluate2d import INFO_KEYS, Predictions2D, save_stream_cache
-    from sportpose.platform.config import load_spec
+    from sportpose.data import synth
+    from sportpose.data.dataset import cut_clip, load_clips
+    from sportpose.evaluation.evaluate2d import INFO_KEYS, Predictions2D, save_stream_cache
+    from sportpose.spec.experiment import load_spec
 
     spec = load_spec(base)
     synth.generate(Path(spec.data.root), spec.data.synth, progress=False)
@@ -125,7 +125,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sportpose-bench-") as tmp:
         os.environ["SPORTPOSE_RUNS"] = tmp
         os.environ.pop("MLFLOW_TRACKING_URI", None)
-        from sportpose.pipelines.sweeps import load_sweep, run_sweep
+        from sportpose.pipelines.sweep.run import load_sweep, run_sweep
         from sportpose.platform.runtime import init_ray, shutdown_ray
 
         folder = Path(tmp)
@@ -139,7 +139,7 @@ def main() -> None:
         start = time.perf_counter()
         weights = run_sweep(load_sweep(folder / "fusion.yaml"), log=quiet)
         seconds = time.perf_counter() - start
-        from sportpose.pipelines.sweeps import load_fusion_cache
+        from sportpose.pipelines.sweep.run import load_fusion_cache
 
         samples = load_fusion_cache(cache).samples
         per_min = len(weights.records) / seconds * 60

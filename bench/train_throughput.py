@@ -19,11 +19,11 @@ import torch
 
 from sportpose.models import build_model
 from sportpose.models.skeleton import JOINT_SETS
-from sportpose.pipelines.data.dataset import build_split, load_clips
-from sportpose.pipelines.training import loop
-from sportpose.pipelines.training.pipeline import prepare_data
-from sportpose.pipelines.training.stage import TARGET_COLUMNS, run_stage
-from sportpose.platform.config import load_spec
+from sportpose.data.dataset import build_split, load_clips
+from sportpose.training import loop
+from sportpose.pipelines.train import prepare_data
+from sportpose.training.stage import TARGET_COLUMNS, run_stage
+from sportpose.spec.experiment import load_spec
 from sportpose.platform.runtime import init_ray, shutdown_ray
 
 SPEC = """
@@ -66,7 +66,7 @@ def plain_loop(spec, ds) -> list[float]:
 
 def ray_train(spec, datasets, workers: int) -> tuple[list[float], float]:
     """(b), (c): the stage engine with ``workers`` DDP workers of 1 CPU; returns per-epoch rates, start-up s."""
-    from sportpose.platform.config import apply_overrides, spec_from_dict, spec_to_dict
+    from sportpose.spec.experiment import apply_overrides, spec_from_dict, spec_to_dict
 
     spec = spec_from_dict(apply_overrides(spec_to_dict(spec), [f"train.stages.main.scaling.num_workers={workers}"]))
     start = time.perf_counter()

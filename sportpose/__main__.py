@@ -2,6 +2,6 @@
 
 import sys
 
-from sportpose.platform.cli import main
+from sportpose.cli.main import main
 
 sys.exit(main())

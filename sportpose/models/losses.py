@@ -13,7 +13,7 @@ Conventions:
       :mod:`sportpose.models.skeleton`.
 
 The evaluation metrics (MPJPE, MPJVE, acceleration error, ...) in numpy live in
-``sportpose.pipelines.evaluation.metrics``; these are their training counterparts.
+``sportpose.evaluation.metrics``; these are their training counterparts.
 """
 
 from __future__ import annotations

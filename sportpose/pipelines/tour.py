@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-TOUR_DIR = Path(__file__).resolve().parents[2] / "experiments" / "tour"
+from sportpose.paths import EXPERIMENTS
+
+TOUR_DIR = EXPERIMENTS / "tour"
 STEPS = ("multistream", "stsp", "reports", "sweep")
 
 
@@ -39,10 +41,10 @@ def run_tour(log: Callable[[str], None] = print, overrides: dict[str, list[str]]
     Args:
         overrides: ``-o`` overrides per tour spec (``multistream``, ``stsp``, ``sweep``).
     """
-    from sportpose.pipelines.evaluation.run import EvaluateArgs, run_evaluate
-    from sportpose.pipelines.sweeps import load_sweep, run_sweep
-    from sportpose.pipelines.training.pipeline import run_pipeline
-    from sportpose.platform.config import load_spec
+    from sportpose.pipelines.evaluate import EvaluateArgs, run_evaluate
+    from sportpose.pipelines.sweep.run import load_sweep, run_sweep
+    from sportpose.pipelines.train import run_pipeline
+    from sportpose.spec.experiment import load_spec
 
     overrides = overrides or {}
     start = time.perf_counter()
@@ -74,7 +76,7 @@ def run_tour(log: Callable[[str], None] = print, overrides: dict[str, list[str]]
 
 def summary(result: TourResult) -> str:
     """The closing summary: the numbers, where the plots are, how to open the MLflow UI."""
-    from sportpose.platform import tracking
+    from sportpose.registry import tracking
 
     lines = [f"== sportpose tour: finished in {result.seconds / 60:.1f} min =="]
     if result.step_seconds:

@@ -16,6 +16,7 @@ import sys
 import time
 from dataclasses import dataclass
 
+from sportpose.paths import runs_dir
 from sportpose.errors import SpecError
 
 
@@ -43,7 +44,7 @@ def plan(args: DashboardArgs) -> tuple[list[tuple[str, list[str], str]], list[st
     """What to start: ``[(name, command, url)]``, and lines to print about what is not started."""
     import os
 
-    from sportpose.platform import tracking
+    from sportpose.registry import tracking
     from sportpose.platform.mlflow_server import ServerArgs, server_command
 
     services, notes = [], []
@@ -54,7 +55,7 @@ def plan(args: DashboardArgs) -> tuple[list[tuple[str, list[str], str]], list[st
         backend = tracking.tracking_uri()
         services.append(("MLflow UI", server_command(ServerArgs(port=args.mlflow_port, backend_store_uri=backend, workers=1)),
                          f"http://127.0.0.1:{args.mlflow_port}"))
-    storage = args.storage or f"sqlite:///{tracking.runs_dir() / 'optuna.db'}"
+    storage = args.storage or f"sqlite:///{runs_dir() / 'optuna.db'}"
     command = optuna_dashboard_command(storage, args.optuna_port)
     if command is None:
         notes.append(f"optuna-dashboard is not installed (pip install optuna-dashboard); the sweeps' studies are in {storage}")
@@ -68,14 +69,14 @@ def serve(args: DashboardArgs) -> int:
     import os
     import signal
 
-    from sportpose.platform import tracking
+    from sportpose.registry import tracking
     from sportpose.platform.mlflow_server import _stop_group
 
     services, notes = plan(args)
     for line in notes:
         print(line, flush=True)
     env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-    logs = tracking.runs_dir() / "logs"
+    logs = runs_dir() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     procs = []
     for name, command, url in services:

@@ -51,6 +51,8 @@ from urllib.parse import urlparse
 
 import yaml
 
+from sportpose.paths import project_root
+
 # Never uploaded with the working_dir (gitignore syntax, relative to the project root).
 EXCLUDES = [
     ".venv/", "venv/", ".git/", "runs/", "reports/", "mlruns/", "mlartifacts/", "build/", "dist/",
@@ -76,15 +78,6 @@ class ClusterError(RuntimeError):
 
 
 # -- where the cluster is, and how to authenticate ---------------------------------------------------------
-
-
-def project_root() -> Path | None:
-    """The source tree this package was loaded from, or None when it is installed as a package."""
-    root = Path(__file__).resolve().parents[2]
-    pyproject = root / "pyproject.toml"
-    if pyproject.is_file() and 'name = "sportpose"' in pyproject.read_text():
-        return root
-    return None
 
 
 def api_address(address: str | None) -> str:
@@ -296,7 +289,7 @@ def storage_values(spec_path: str | Path, overrides: list[str] | tuple[str, ...]
     Raises:
         SpecError: ``validate`` and a bad spec, naming the key and the file.
     """
-    from sportpose.platform.config import DataSpec, TrainSpec, apply_overrides, load_spec
+    from sportpose.spec.experiment import DataSpec, TrainSpec, apply_overrides, load_spec
 
     if validate:
         spec = load_spec(spec_path, overrides)

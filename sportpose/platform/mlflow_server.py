@@ -55,7 +55,7 @@ class ServerArgs:
 
 def server_command(args: ServerArgs) -> list[str]:
     """The ``mlflow server`` command line for ``args`` (defaults resolved under the runs folder)."""
-    from sportpose.platform.tracking import runs_dir
+    from sportpose.paths import runs_dir
 
     backend = args.backend_store_uri or f"sqlite:///{runs_dir() / 'mlflow.db'}"
     artifacts = args.artifacts_destination or str(runs_dir() / "mlartifacts")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sportpose.platform.config import load_spec
+from sportpose.spec.experiment import load_spec
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER = REPO / "cluster"

@@ -149,7 +149,7 @@ def test_gat_attends_only_along_skeleton_edges_and_self_loops():
 
 
 def test_adult_template_matches_synthcourt_and_satisfies_the_priors():
-    from sportpose.pipelines.data import synth
+    from sportpose.data import synth
 
     lengths = synth.body_lengths(np.ones(1))
     dofs = np.zeros((1, 1, len(synth.DOFS)))
@@ -170,7 +170,7 @@ def test_angle_loss_uses_the_joint_set_limits():
     """Zero while every elbow, knee, shoulder and hip angle is inside the h36m limits; positive, by the
     violation, once the right knee folds past its 25 degree minimum."""
     from sportpose.models import losses
-    from sportpose.pipelines.data import synth
+    from sportpose.data import synth
 
     lengths = synth.body_lengths(np.ones(1))
     dofs = np.zeros((1, 1, len(synth.DOFS)))
@@ -330,7 +330,7 @@ def test_lift_from_precomputed_epe_outputs_equals_lift_from_tubes(frame_position
 def test_frame_positions_place_the_crop_by_its_centre_and_scale():
     """A 64 px crop of a 128 px box centred at (200, 150) in a 400x300 frame: crop centre -> the frame's centre
     (0, 0) in screen coordinates; a crop's own rotation is kept; a mirrored crop sits at the mirrored place."""
-    from sportpose.pipelines.data import samples as S
+    from sportpose.data import samples as S
 
     frame_size = torch.tensor([[400.0, 300.0]])
     points = torch.tensor([[[[0.0, 0.0], [1.0, 0.0], [-1.0, -1.0]]]])  # (1, 1, 3, 2) normalised crop

@@ -51,7 +51,7 @@ register: {{name: sportpose-stsp, metric: mpjpe, mode: min}}
 @pytest.fixture(scope="session")
 def tiny_synth(tmp_path_factory) -> Path:
     """Two SynthCourt clips of 16 frames (160x120; a sideline and a baseline clip, a child and an adult one)."""
-    from sportpose.pipelines.data import synth
+    from sportpose.data import synth
 
     root = tmp_path_factory.mktemp("tiny_synth")
     config = synth.SynthConfig(clips=2, frames=16, width=160, height=120, max_players=2, views=("sideline", "baseline"),
@@ -65,7 +65,7 @@ def _checkpoint(folder: Path, text: str, root: Path) -> Path:
 
     from sportpose.models import build_model
     from sportpose.models.skeleton import JOINT_SETS
-    from sportpose.platform.config import load_spec
+    from sportpose.spec.experiment import load_spec
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "spec.yaml").write_text(text.format(root=root))

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from sportpose.errors import SpecError
-from sportpose.pipelines.reproduce import SCALES, STUDY_DIR, load_study, read_spec_file, run_study, study_names, study_path
-from sportpose.platform.cli import main as cli_main
+from sportpose.pipelines.reproduce.study import SCALES, STUDY_DIR, load_study, read_spec_file, run_study, study_names, study_path
+from sportpose.cli.main import main as cli_main
 
 NAMES = ["table4-modules", "table5-backbones", "table6-spatial", "table7-temporal", "table8-context", "table9-fusion",
          "table10-sst", "table11-views", "table12-complexity", "fig3-weights", "fig6-similarity",
@@ -86,7 +86,7 @@ def test_rows_option_runs_only_the_rows_named(capsys):
         load_study(study_path("stsp-table4-window"), "tiny", rows=["1", "4"])
     assert info.value.key == "--rows"
     # the command line: an unknown label is refused before anything starts
-    from sportpose.platform import cli
+    from sportpose.cli import main as cli
 
     assert cli.main(["reproduce", "stsp-table4-window", "--scale", "tiny", "--rows", "1,4"]) == 2
     assert "--rows" in capsys.readouterr().err
@@ -150,7 +150,7 @@ def test_running_a_study_again_trains_nothing(tiny_workdir):
 
 
 def test_local_mode_is_a_valid_scaling():
-    from sportpose.platform.config import ScalingSpec
+    from sportpose.spec.experiment import ScalingSpec
 
     assert ScalingSpec(num_workers=0).num_workers == 0
     with pytest.raises(SpecError, match="local mode"):

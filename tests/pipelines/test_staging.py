@@ -3,7 +3,7 @@
 import pytest
 
 from sportpose.errors import DataError
-from sportpose.pipelines.staging import check_output, staged_dir
+from sportpose.paths import check_output, staged_dir
 
 
 def entries(folder):

@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 import yaml
 
+from sportpose.paths import runs_dir
 from sportpose.errors import SpecError
-from sportpose.pipelines import sweep_report
-from sportpose.pipelines.sweeps import (
+from sportpose.pipelines.sweep import report as sweep_report
+from sportpose.pipelines.sweep.run import (
     FUSION_KEY, SIMPLEX_SEP, TrialBook, best_spec_yaml, grid_points, load_sweep, search_space, simplex_point,
     trial_columns, trial_overrides,
 )
-from sportpose.platform.config import load_spec
+from sportpose.spec.experiment import load_spec
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -307,9 +308,9 @@ def _tiny_stream_cache(folder: Path, base_path: Path) -> Path:
     import torch
 
     from sportpose.models import build_model
-    from sportpose.pipelines.data import synth
-    from sportpose.pipelines.data.dataset import cut_clip, load_clips
-    from sportpose.pipelines.evaluation.evaluate2d import predict, save_stream_cache
+    from sportpose.data import synth
+    from sportpose.data.dataset import cut_clip, load_clips
+    from sportpose.evaluation.evaluate2d import predict, save_stream_cache
 
     spec = load_spec(base_path)
     synth.generate(Path(spec.data.root), spec.data.synth, progress=False)
@@ -329,8 +330,8 @@ def _tiny_stream_cache(folder: Path, base_path: Path) -> Path:
 @pytest.fixture(scope="module")
 def fusion_sweep(ray_local, runs_home, tmp_path_factory):
     """A 12-trial fusion-weight sweep, interrupted (SIGINT, as Ctrl-C) after 4 trials, then resumed by the CLI."""
-    from sportpose.pipelines.sweeps import run_sweep
-    from sportpose.platform.cli import main
+    from sportpose.pipelines.sweep.run import run_sweep
+    from sportpose.cli.main import main
 
     folder = tmp_path_factory.mktemp("fusion")
     base = write(folder, "ms.yaml", MULTISTREAM.format(root=runs_home / "data" / "sweep-ms"))
@@ -361,7 +362,7 @@ concurrency: 2
 
 @pytest.mark.integration
 def test_interrupted_fusion_sweep_resumes_without_rerunning_finished_trials(fusion_sweep):
-    from sportpose.pipelines.sweeps import sweep_dir
+    from sportpose.pipelines.sweep.run import sweep_dir
 
     path, first, before = fusion_sweep
     assert first.interrupted
@@ -380,7 +381,7 @@ def test_interrupted_fusion_sweep_resumes_without_rerunning_finished_trials(fusi
 def test_fusion_sweep_writes_table_best_spec_plots_and_html(fusion_sweep):
     import pandas as pd
 
-    from sportpose.pipelines.sweeps import sweep_dir
+    from sportpose.pipelines.sweep.run import sweep_dir
 
     out = sweep_dir("fw-test")
     table = pd.read_csv(out / "results.csv")
@@ -399,11 +400,11 @@ def test_fusion_sweep_writes_table_best_spec_plots_and_html(fusion_sweep):
 def test_optuna_study_holds_every_finished_trial(fusion_sweep):
     import optuna
 
-    from sportpose.pipelines.sweeps import sweep_dir
-    from sportpose.platform import tracking
+    from sportpose.pipelines.sweep.run import sweep_dir
+    from sportpose.registry import tracking
 
     records = json.loads((sweep_dir("fw-test") / "trials.json").read_text())
-    study = optuna.load_study(study_name="fw-test", storage=f"sqlite:///{tracking.runs_dir() / 'optuna.db'}")
+    study = optuna.load_study(study_name="fw-test", storage=f"sqlite:///{runs_dir() / 'optuna.db'}")
     complete = {t.number: t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE}
     finished = {r["number"]: r for r in records.values() if r["status"] == "completed"}
     assert set(complete) == set(finished)
@@ -414,7 +415,7 @@ def test_optuna_study_holds_every_finished_trial(fusion_sweep):
 
 @pytest.mark.integration
 def test_fusion_trials_are_mlflow_child_runs_with_the_best_tagged(fusion_sweep):
-    from sportpose.platform import tracking
+    from sportpose.registry import tracking
 
     path, first, _ = fusion_sweep
     client = tracking.client()
@@ -432,7 +433,7 @@ def test_fusion_trials_are_mlflow_child_runs_with_the_best_tagged(fusion_sweep):
 @pytest.fixture(scope="module")
 def trained_sweep(ray_local, runs_home, tmp_path_factory):
     """Three SimpleBaseline trials (64x64, 1 worker, 2 epochs) with ASHA, two at a time."""
-    from sportpose.pipelines.sweeps import run_sweep
+    from sportpose.pipelines.sweep.run import run_sweep
 
     folder = tmp_path_factory.mktemp("trained")
     write(folder, "sb.yaml", SIMPLE.format(root=runs_home / "data" / "sweep-sb"))
@@ -451,7 +452,7 @@ asha: {grace_period: 1, reduction_factor: 2}
 
 @pytest.mark.integration
 def test_trained_sweep_trials_are_child_runs_with_epoch_metrics(trained_sweep):
-    from sportpose.platform import tracking
+    from sportpose.registry import tracking
 
     result, lines = trained_sweep
     assert not result.interrupted and len(result.records) == 3

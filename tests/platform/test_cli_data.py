@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from sportpose.platform import cli
+from sportpose.cli import main as cli
 
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "posetrack18"
 needs_fixtures = pytest.mark.skipif(
@@ -41,7 +41,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *names: str) -> Non
 @pytest.mark.integration
 def test_synth_then_inspect(tmp_path):
     decord = pytest.importorskip("decord")
-    from sportpose.pipelines.data.formats import read_posetrack18
+    from sportpose.data.formats import read_posetrack18
 
     out = tmp_path / "sc"
     proc = sportpose("data", "synth", "--out", str(out), "--clips", "3", "--frames", "5", "--width", "160",
@@ -115,7 +115,7 @@ def test_error_paths_in_process(tmp_path, capsys):
 def test_synth_flags_cover_the_config_and_state_its_defaults():
     from dataclasses import fields
 
-    from sportpose.pipelines.data.synth import SynthConfig
+    from sportpose.data.synth import SynthConfig
 
     parser = cli.build_parser()
     args = parser.parse_args(["data", "synth", "--out", "x"])

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sportpose.errors import SpecError
-from sportpose.platform.config import (
+from sportpose.spec.experiment import (
     ExperimentSpec,
     apply_overrides,
     load_spec,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from sportpose.platform import tracking
+from sportpose.registry import tracking
 
 
 @pytest.fixture

@@ -18,13 +18,13 @@ import pytest
 from sportpose.errors import DataError, SpecError
 from sportpose.models.heatmaps import HEATMAP_STRIDE
 from sportpose.models.skeleton import H36M, POSETRACK, convert
-from sportpose.pipelines.data import synth
-from sportpose.pipelines.data.dataset import (
+from sportpose.data import synth
+from sportpose.data.dataset import (
     build_split, context_indices, cut_clip, cut_clip_columns, load_clips, tube_indices,
 )
-from sportpose.pipelines.data.samples import invert_affine, transform_points
-from sportpose.pipelines.data.video import open_video, probe_video, read_frames
-from sportpose.platform.config import AugmentSpec, DataSpec
+from sportpose.data.samples import invert_affine, transform_points
+from sportpose.data.video import open_video, probe_video, read_frames
+from sportpose.spec.experiment import AugmentSpec, DataSpec
 
 FRAMES, WIDTH, HEIGHT = 12, 160, 120
 NO_AUG = AugmentSpec(flip=False, rotation=0.0, scale=(1.0, 1.0), color_jitter=0.0)

@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from sportpose.pipelines.data.flow import FlowEstimator, optical_flow
-from sportpose.pipelines.data.samples import flip_flow, flip_images
+from sportpose.data.flow import FlowEstimator, optical_flow
+from sportpose.data.samples import flip_flow, flip_images
 
 
 def _translating_tube(dx: float, dy: float, frames: int = 4, size: int = 96) -> np.ndarray:

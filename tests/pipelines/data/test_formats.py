@@ -11,7 +11,7 @@ import pytest
 
 from sportpose.errors import DataError
 from sportpose.models.skeleton import POSETRACK
-from sportpose.pipelines.data.formats import (
+from sportpose.data.formats import (
     H36M_SPLIT,
     POSETRACK18_CATEGORY,
     read_detections,

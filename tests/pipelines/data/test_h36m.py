@@ -15,9 +15,9 @@ import pytest
 
 from sportpose.errors import DataError, SpecError
 from sportpose.models.skeleton import H36M
-from sportpose.pipelines.data import h36m
-from sportpose.pipelines.data.formats import H36M_KEPT_JOINTS
-from sportpose.platform.config import DataSpec, load_spec
+from sportpose.data import h36m
+from sportpose.data.formats import H36M_KEPT_JOINTS
+from sportpose.spec.experiment import DataSpec, load_spec
 
 # A standing adult in the h36m order, body frame (x forward, y left, z up), metres.
 TEMPLATE = np.array([
@@ -199,8 +199,8 @@ def test_lifting_spec_is_checked(tmp_path, text, key):
 
 @pytest.mark.integration
 def test_lifting_only_run_on_the_stage_engine_reports_mpjpe(ray_local, tmp_path):
-    from sportpose.pipelines.training.pipeline import run_pipeline
-    from sportpose.platform import tracking
+    from sportpose.pipelines.train import run_pipeline
+    from sportpose.registry import tracking
 
     path_3d, path_2d = write_videopose3d(tmp_path)
     spec_path = tmp_path / "h36m_lift.yaml"

@@ -14,10 +14,10 @@ import pytest
 
 from sportpose.errors import DataError
 from sportpose.models.skeleton import POSETRACK
-from sportpose.pipelines.data import inspect as data_inspect
-from sportpose.pipelines.data.formats import FrameAnnotation, VideoAnnotation, read_posetrack18
-from sportpose.pipelines.data.synth import SynthConfig, generate
-from sportpose.pipelines.evaluation import draw
+from sportpose.data import inspect as data_inspect
+from sportpose.data.formats import FrameAnnotation, VideoAnnotation, read_posetrack18
+from sportpose.data.synth import SynthConfig, generate
+from sportpose.viz import draw
 
 FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "posetrack18"
 needs_fixtures = pytest.mark.skipif(

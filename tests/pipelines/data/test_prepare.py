@@ -10,12 +10,12 @@ import pytest
 
 from sportpose.errors import DataError
 from sportpose.models.simplebaseline import SimpleBaselineConfig
-from sportpose.pipelines.data import synth
-from sportpose.pipelines.data.dataset import build_split, load_clips
-from sportpose.pipelines.data.prepare import (
+from sportpose.data import synth
+from sportpose.data.dataset import build_split, load_clips
+from sportpose.data.prepare import (
     NOT_SHAPING, is_prepared, load_prepared, open_split, prepare, prepared_dir, shaping_fields,
 )
-from sportpose.platform.config import DataSpec, ExperimentSpec
+from sportpose.spec.experiment import DataSpec, ExperimentSpec
 
 pytestmark = pytest.mark.integration
 

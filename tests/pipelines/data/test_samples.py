@@ -5,7 +5,7 @@ import pytest
 
 from sportpose.models.heatmaps import HEATMAP_STRIDE
 from sportpose.models.skeleton import H36M
-from sportpose.pipelines.data import samples as S
+from sportpose.data import samples as S
 
 
 def _argmax_xy(heatmap: np.ndarray) -> np.ndarray:

@@ -14,9 +14,9 @@ import pytest
 
 from sportpose.errors import DataError, SpecError
 from sportpose.models.skeleton import H36M, POSETRACK, SYNTH, convert, joint_angles
-from sportpose.pipelines.data import synth
-from sportpose.pipelines.data.camera import Camera, clip_polygon_near, intrinsics, look_at, project
-from sportpose.pipelines.data.synth import SynthConfig, generate, generate_clip, load_manifest
+from sportpose.data import synth
+from sportpose.data.camera import Camera, clip_polygon_near, intrinsics, look_at, project
+from sportpose.data.synth import SynthConfig, generate, generate_clip, load_manifest
 
 FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "posetrack18"
 FIXTURE = FIXTURES / "annotations" / "val" / "003418_mpii_test.json"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sportpose.errors import DataError
-from sportpose.pipelines.data.video import decord, open_video, read_frames
+from sportpose.data.video import decord, open_video, read_frames
 
 FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "posetrack18"
 CLIP = FIXTURES / "videos" / "000001_mpiinew_test" / "000001_mpiinew_test.mp4"

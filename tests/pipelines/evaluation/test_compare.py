@@ -5,7 +5,7 @@ import json
 import pytest
 
 from sportpose.errors import DataError
-from sportpose.pipelines.evaluation.compare import compare_table, load_evaluation
+from sportpose.pipelines.compare import compare_table, load_evaluation
 
 GROUPS_A = {"Head": 80.0, "Shou": 70.0, "Elb": 60.0, "Wri": 50.0, "Hip": 65.0, "Knee": 55.0, "Ankl": 45.0, "Total": 61.2}
 
@@ -58,7 +58,7 @@ def test_different_protocols_are_flagged_and_3d_columns_appear(tmp_path):
 def test_mlflow_runs_and_bad_sources(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.setenv("SPORTPOSE_RUNS", str(tmp_path))
-    from sportpose.platform import tracking
+    from sportpose.registry import tracking
 
     with_artifact = tracking.start_run("cmp", "evaluate-x", tags={"sportpose.model_label": "model x"})
     tracking.log_text(with_artifact, json.dumps({"ap": 61.2, "ap_groups": GROUPS_A, "split": "test",

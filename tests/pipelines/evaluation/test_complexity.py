@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from sportpose.pipelines.evaluation.complexity import complexity, example_inputs
+from sportpose.evaluation.complexity import complexity, example_inputs
 
 
 class Linear(nn.Module):
@@ -23,7 +23,7 @@ def test_macs_of_a_linear_layer_are_exact():
 
 
 def test_example_inputs_follow_the_model_and_the_data_section(tiny_checkpoint, stsp_checkpoint):
-    from sportpose.pipelines.inference.load import load_model
+    from sportpose.registry.load import load_model
 
     loaded = load_model(str(tiny_checkpoint))
     inputs = example_inputs(loaded.model, loaded.spec.data)

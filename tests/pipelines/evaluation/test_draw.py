@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from sportpose.models.skeleton import JOINT_SETS, POSETRACK
-from sportpose.pipelines.evaluation import draw
+from sportpose.viz import draw
 
 
 def blank(h: int = 200, w: int = 200) -> np.ndarray:

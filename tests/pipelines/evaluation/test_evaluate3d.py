@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from sportpose.models.stsp import STSPConfig, STSPNet
-from sportpose.pipelines.evaluation import evaluate3d
+from sportpose.evaluation import evaluate3d
 
 J, SIZE = 17, 64
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sportpose.pipelines.evaluation.metrics import (
+from sportpose.evaluation.metrics import (
     accel_error,
     auc3d,
     jitter,

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 
 from sportpose.models.skeleton import H36M
-from sportpose.pipelines.evaluation import plots
+from sportpose.viz import plots
 
 
 def test_bar_and_grouped_charts_write_pngs(tmp_path):

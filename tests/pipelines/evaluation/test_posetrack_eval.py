@@ -17,15 +17,15 @@ import pytest
 
 from sportpose.errors import DataError
 from sportpose.models.skeleton import POSETRACK
-from sportpose.pipelines.data.formats import (
+from sportpose.data.formats import (
     FrameAnnotation,
     PersonAnnotation,
     VideoAnnotation,
     read_posetrack18,
     write_posetrack18,
 )
-from sportpose.pipelines.evaluation.metrics import POSEVAL_JOINTS, posetrack_ap
-from sportpose.pipelines.evaluation.posetrack_eval import evaluate_folders, format_ap_table, to_json
+from sportpose.evaluation.metrics import POSEVAL_JOINTS, posetrack_ap
+from sportpose.evaluation.posetrack_eval import evaluate_folders, format_ap_table, to_json
 
 FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "posetrack18"
 needs_fixtures = pytest.mark.skipif(

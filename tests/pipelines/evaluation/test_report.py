@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from sportpose.models.skeleton import POSETRACK, convert
-from sportpose.pipelines.data.dataset import load_clips
-from sportpose.pipelines.data.formats import read_posetrack18
-from sportpose.pipelines.evaluation import evaluate3d
-from sportpose.pipelines.evaluation import metrics as M
-from sportpose.pipelines.evaluation.evaluate2d import Predictions2D, ap_score, pckh_score
-from sportpose.pipelines.evaluation.evaluate3d import Predictions3D
-from sportpose.pipelines.evaluation.report import AP_COLUMNS, Protocol, report_2d, report_3d
+from sportpose.data.dataset import load_clips
+from sportpose.data.formats import read_posetrack18
+from sportpose.evaluation import evaluate3d
+from sportpose.evaluation import metrics as M
+from sportpose.evaluation.evaluate2d import Predictions2D, ap_score, pckh_score
+from sportpose.evaluation.evaluate3d import Predictions3D
+from sportpose.evaluation.report import AP_COLUMNS, Protocol, report_2d, report_3d
 
 MODEL = {"label": "noisy-truth", "source": "test", "kind": "simplebaseline"}
 COMPLEXITY = {"params_m": 1.5, "gmacs": 0.25, "gflops": 0.5, "latency_ms": 10.0, "fps": 100.0, "machine": "test"}

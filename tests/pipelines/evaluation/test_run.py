@@ -7,9 +7,10 @@ import mlflow
 import pytest
 
 from sportpose.errors import SpecError
-from sportpose.pipelines.evaluation.compare import compare_table, load_evaluation
-from sportpose.pipelines.evaluation.run import EvaluateArgs, run_evaluate
-from sportpose.platform import cli, tracking
+from sportpose.pipelines.compare import compare_table, load_evaluation
+from sportpose.pipelines.evaluate import EvaluateArgs, run_evaluate
+from sportpose.cli import main as cli
+from sportpose.registry import tracking
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from sportpose.pipelines.evaluation.similarity import cosine, feature_similarity, similarity_on_clips, stream_features
+from sportpose.evaluation.similarity import cosine, feature_similarity, similarity_on_clips, stream_features
 
 
 class Drifting(nn.Module):
@@ -59,8 +59,8 @@ def test_multistream_streams_and_stsp_backbone_features():
 
 
 def test_similarity_on_synthcourt_clips(tiny_synth, tiny_checkpoint):
-    from sportpose.pipelines.data.dataset import load_clips
-    from sportpose.pipelines.inference.load import load_model
+    from sportpose.data.dataset import load_clips
+    from sportpose.registry.load import load_model
 
     loaded = load_model(str(tiny_checkpoint))
     clips = load_clips(tiny_synth, (0.0, 0.0, 1.0), seed=0)

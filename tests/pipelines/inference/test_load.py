@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from sportpose.errors import DataError
-from sportpose.pipelines.inference.load import load_model, parse_registry_uri
+from sportpose.registry.load import load_model, parse_registry_uri
 
 
 def same_weights(a: torch.nn.Module, b: dict) -> bool:
@@ -77,7 +77,7 @@ def test_registry_uris_are_parsed_or_refused():
 def registry(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.setenv("SPORTPOSE_RUNS", str(tmp_path))
-    from sportpose.platform import tracking
+    from sportpose.registry import tracking
 
     return tracking.client()
 
@@ -94,7 +94,7 @@ def test_a_missing_model_or_alias_names_what_the_registry_has(registry):
 
 @pytest.mark.integration
 def test_a_registered_model_is_rebuilt_from_its_spec_and_weights(registry, tiny_checkpoint):
-    from sportpose.platform import tracking
+    from sportpose.registry import tracking
 
     state = torch.load(tiny_checkpoint / "checkpoint.pt", weights_only=True)["model"]
     torch.save(state, tiny_checkpoint.parent / "weights.pt")

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from sportpose.errors import DataError
-from sportpose.pipelines.data.formats import read_posetrack18
-from sportpose.pipelines.inference.people import DetectionBoxes, ForegroundProposal, person_blobs, video_ids
+from sportpose.data.formats import read_posetrack18
+from sportpose.inference.people import DetectionBoxes, ForegroundProposal, person_blobs, video_ids
 
 
 def test_video_ids_from_names_and_ground_truth(tiny_synth):

@@ -17,10 +17,10 @@ import pytest
 import torch
 
 from sportpose.errors import DataError
-from sportpose.pipelines.data.formats import read_posetrack18
-from sportpose.pipelines.inference import run as infer_run
-from sportpose.pipelines.inference.run import InferArgs, run_infer
-from sportpose.platform import cli
+from sportpose.data.formats import read_posetrack18
+from sportpose.inference import run as infer_run
+from sportpose.inference.run import InferArgs, run_infer
+from sportpose.cli import main as cli
 
 FIXTURE_VIDEO = (Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "posetrack18" / "videos"
                  / "000001_mpiinew_test" / "000001_mpiinew_test.mp4")
@@ -144,7 +144,7 @@ def test_errors_are_one_line_and_leave_nothing_behind(tiny_synth, tiny_checkpoin
     assert_one_line(err, "corrupt.mp4")
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    from sportpose.platform import tracking
+    from sportpose.registry import tracking
 
     tracking.client().create_registered_model("sportpose-simplebaseline")
     code, err = run_cli(["infer", str(video), "--model", "models:/sportpose-simplebaseline@champion", "--out", str(out)], capsys)
@@ -187,8 +187,8 @@ def test_errors_are_one_line_and_leave_nothing_behind(tiny_synth, tiny_checkpoin
 
 PEAK_RSS = """
 import resource, sys
-from sportpose.pipelines.inference import run
-from sportpose.platform import cli
+from sportpose.inference import run
+from sportpose.cli import main as cli
 
 def rss_mb():
     return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS")) / 1024
@@ -255,11 +255,11 @@ def test_memory_stays_flat_with_video_length(tiny_checkpoint, tmp_path):
 def test_people_are_cut_and_decoded_as_evaluation_does(tiny_synth, tiny_checkpoint, stsp_checkpoint):
     """The same person in the same frame gives the same keypoints through infer's estimator and through the
     data pipeline's samples and the evaluation's prediction: crops, affines, tubes and decoding agree."""
-    from sportpose.pipelines.data.dataset import cut_clip_columns, load_clips
-    from sportpose.pipelines.data.samples import invert_affine, transform_points
-    from sportpose.pipelines.data.video import open_video, read_frames
-    from sportpose.pipelines.evaluation import evaluate2d, evaluate3d
-    from sportpose.pipelines.inference.load import load_model
+    from sportpose.data.dataset import cut_clip_columns, load_clips
+    from sportpose.data.samples import invert_affine, transform_points
+    from sportpose.data.video import open_video, read_frames
+    from sportpose.evaluation import evaluate2d, evaluate3d
+    from sportpose.registry.load import load_model
 
     (clip,) = [c for c in load_clips(tiny_synth, (0.0, 0.0, 1.0), seed=0) if c["name"] == CLIP]
     (truth,) = read_posetrack18(clip["annotations"])

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from sportpose.pipelines.inference.tracker import PoseTracker, box_iou, keypoint_box, nms
+from sportpose.inference.tracker import PoseTracker, box_iou, keypoint_box, nms
 
 
 def person(x: float, y: float, w: float = 20.0, h: float = 60.0):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from sportpose.models.stsp import STSPConfig, STSPNet
-from sportpose.pipelines.training import loop
+from sportpose.training import loop
 
 
 def test_cached_batches_yield_every_row_once_in_a_seeded_order():

@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from sportpose.errors import SpecError
-from sportpose.pipelines.training.pipeline import run_pipeline
-from sportpose.platform import tracking
-from sportpose.platform.config import load_spec
+from sportpose.pipelines.train import run_pipeline
+from sportpose.registry import tracking
+from sportpose.spec.experiment import load_spec
 
 pytestmark = pytest.mark.integration
 
@@ -89,8 +89,8 @@ def test_model_is_registered_and_loads_from_the_registry(tiny_run):
 
 def test_a_saved_run_reads_fields_added_to_the_spec_since_as_their_defaults(tmp_path):
     """An upgrade that adds a spec field (with its default) does not make a finished run "changed" on resume."""
-    from sportpose.pipelines.training.pipeline import _check_resume, read_state
-    from sportpose.platform.config import spec_to_dict
+    from sportpose.pipelines.train import _check_resume, read_state
+    from sportpose.spec.experiment import spec_to_dict
 
     spec = load_spec(Path(__file__).resolve().parents[3] / "experiments" / "stsp_demo.yaml")
     older = spec_to_dict(spec)

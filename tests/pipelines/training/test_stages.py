@@ -13,11 +13,12 @@ import pytest
 import ray
 import torch
 
+from sportpose.paths import runs_dir
 from sportpose.errors import SpecError
-from sportpose.pipelines.training.pipeline import run_pipeline
-from sportpose.pipelines.training.stage import load_checkpoint
-from sportpose.platform import tracking
-from sportpose.platform.config import DataSpec, load_spec
+from sportpose.pipelines.train import run_pipeline
+from sportpose.training.stage import load_checkpoint
+from sportpose.registry import tracking
+from sportpose.spec.experiment import DataSpec, load_spec
 
 pytestmark = pytest.mark.integration
 
@@ -82,7 +83,7 @@ def dag_run(ray_local, dag_spec_path):
 
     with pytest.raises(KeyboardInterrupt):
         run_pipeline(spec, log=interrupting_log)
-    state = (tracking.runs_dir() / "pipelines" / "dag" / "state.json").read_text()
+    state = (runs_dir() / "pipelines" / "dag" / "state.json").read_text()
     first_children = {c.data.tags["sportpose.stage"]: c for c in _children(__import__("json").loads(state)["parent_run_id"])}
     resumed_lines = []
     result = run_pipeline(spec, resume=True, log=resumed_lines.append)
@@ -163,7 +164,7 @@ def test_rerun_changed_retrains_that_stage_and_those_after_it_and_survives_a_kil
                                      "train.stages.joint.max_failures=1"])
     lines = []
     killed: list[int] = []
-    run_dir = tracking.runs_dir() / "ray" / f"dag-{before.parent_run_id[:8]}-joint-r1"  # the rerun's Ray Train run
+    run_dir = runs_dir() / "ray" / f"dag-{before.parent_run_id[:8]}-joint-r1"  # the rerun's Ray Train run
     thread = _kill_a_worker_in_epoch_1(run_dir, ray.get_runtime_context().gcs_address, killed)
     after = run_pipeline(spec, resume="rerun-changed", log=lines.append)
     thread.join(timeout=10)
@@ -193,7 +194,7 @@ def test_training_batches_mix_clips_that_were_cut_one_after_another(ray_local):
     # A split's rows come clip by clip (here 40 clips of 12 tubes): with the spec's default shuffle buffer
     # a batch of 8 draws from many clips, each epoch's seed orders them differently and every row comes
     # once; a buffer of four batches (the floor) leaves each batch to a few neighbouring clips.
-    from sportpose.pipelines.training.stage import shard_batches
+    from sportpose.training.stage import shard_batches
 
     rows = [{"keypoints": np.array([[clip, row, 0]], np.float32)} for clip in range(40) for row in range(12)]
     ds = ray.data.from_items(rows).materialize()

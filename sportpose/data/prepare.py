@@ -1,0 +1,273 @@
+"""Prepared samples: every split cut once and written as Parquet shards, streamed back for every later epoch,
+stage and trial (SPEC §3.3; ``sportpose data prepare SPEC``).
+
+Layout::
+
+    runs/prepared/<spec name>-<fingerprint>/
+        manifest.json             what shaped the shards, the clips with their splits, each split's data report
+        train/ val/ test/         Parquet shards, one per clip (Ray Data ``write_parquet``)
+        <split>-detections/       the evaluation split cut from ``data.boxes`` when that is a detections file
+
+The fingerprint hashes everything that shapes the samples and nothing else: the data section without
+:data:`NOT_SHAPING` fields, the seed (split assignment and augmentation draws), the clips with their splits
+and the size and modification time of their files, the detections file's bytes, and
+:data:`PREPARE_VERSION`. The model does not enter it, so every model, stage and trial of the spec reads the
+same shards. An unchanged spec finds its folder and reuses it; a changed shaping field names another folder
+and prepares that one (older folders stay until removed, so switching back costs nothing).
+
+Tensor columns keep their shapes and dtypes through Parquet (Ray's tensor extension type): ``tube`` is
+uint8 (B, T, H, W, 3) again when read back, targets float32.
+
+Augmentation: the train split's augmentation is drawn once, at prepare time (epoch 0's draw), and every
+epoch reads the same augmented tubes. Fresh draws per epoch come from streaming the train split from video
+instead (``data.stream``), at the cost of decoding it every epoch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import ray
+from tqdm import tqdm
+
+from sportpose.errors import DataError
+from sportpose.data.dataset import (
+    SPLITS, DataReport, ClipLog, build_split, clip_dataset, load_clips, surface_data_errors,
+)
+from sportpose.spec.fill import to_dict
+
+NOT_SHAPING = ("prepared", "stream", "max_skip_fraction", "on_error")  # data fields that do not change a sample
+PREPARE_VERSION = 2  # bump when the way samples are cut changes (2: the frame_size column)
+MANIFEST = "manifest.json"
+
+
+def shaping_fields(data: Any) -> dict[str, Any]:
+    """The data section's fields that shape samples, as plain data."""
+    return {k: v for k, v in to_dict(data).items() if k not in NOT_SHAPING}
+
+
+def _variants(spec: Any) -> list[tuple[str, str, str]]:
+    """(folder, split, boxes) of everything prepared for ``spec``."""
+    out = [(split, split, "gt") for split in SPLITS]
+    if spec.data.boxes != "gt":
+        out.append((f"{spec.evaluate.split}-detections", spec.evaluate.split, spec.data.boxes))
+    return out
+
+
+def _file_stamp(path: str) -> list[Any]:
+    if not path:
+        return []
+    try:
+        st = os.stat(path)
+    except OSError:
+        return [path, None]
+    return [path, st.st_size, st.st_mtime_ns]
+
+
+def fingerprint(spec: Any, clips: list[dict[str, Any]]) -> str:
+    """Hash of everything that shapes the prepared samples of ``spec`` (hex, 16 chars)."""
+    h = hashlib.sha256()
+    clip_list = [[c["name"], c["split"], *_file_stamp(c["video"]), *_file_stamp(c["annotations"]),
+                  *_file_stamp(c.get("points3d", ""))] for c in sorted(clips, key=lambda c: c["name"])]
+    h.update(json.dumps({"version": PREPARE_VERSION, "seed": spec.seed, "data": shaping_fields(spec.data),
+                         "clips": clip_list, "evaluate_split": spec.evaluate.split}, sort_keys=True).encode())
+    if spec.data.boxes != "gt":
+        try:
+            h.update(Path(spec.data.boxes).read_bytes())
+        except OSError as e:
+            raise DataError(spec.data.boxes, "data.boxes", f"cannot read the detections file: {e.strerror}") from None
+    return h.hexdigest()[:16]
+
+
+def _clips(spec: Any, clips: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    return clips if clips is not None else load_clips(spec.data.root, spec.data.splits, spec.seed)
+
+
+def prepared_dir(spec: Any, clips: list[dict[str, Any]] | None = None) -> Path:
+    """Where the prepared samples of ``spec`` live (whether or not they exist yet)."""
+    from sportpose.paths import runs_dir
+
+    return runs_dir() / "prepared" / f"{spec.name}-{fingerprint(spec, _clips(spec, clips))}"
+
+
+def _read_manifest(folder: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((folder / MANIFEST).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def is_prepared(spec: Any, clips: list[dict[str, Any]] | None = None) -> bool:
+    """True when shards of exactly this spec's samples exist."""
+    folder = prepared_dir(spec, clips)
+    manifest = _read_manifest(folder)
+    return (manifest is not None and manifest.get("fingerprint") == folder.name.rsplit("-", 1)[-1]
+            and manifest.get("data") == shaping_fields(spec.data)
+            and all((folder / name).is_dir() for name, _, _ in _variants(spec)))
+
+
+def prepare(spec: Any, clips: list[dict[str, Any]] | None = None, progress: bool = True) -> Path:
+    """Cut every split of ``spec`` once and write the samples as Parquet shards; reuse them when present.
+
+    Args:
+        spec: an ``ExperimentSpec``.
+        clips: :func:`~sportpose.data.dataset.load_clips` output (default: from ``data.root``).
+        progress: a tqdm bar over clips, fed by the tasks as they finish.
+
+    Returns:
+        The prepared folder (``runs/prepared/<name>-<fingerprint>``).
+
+    Raises:
+        DataError: ``on_error: raise`` and a bad clip, or a split skipped more clips than
+            ``max_skip_fraction`` (nothing is kept then: the next call prepares again).
+    """
+    clips = _clips(spec, clips)
+    folder = prepared_dir(spec, clips)
+    if is_prepared(spec, clips):
+        return folder
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    variants = _variants(spec)
+    chosen = {name: [c for c in clips if c["split"] == split] for name, split, _ in variants}
+    bar = tqdm(total=sum(len(v) for v in chosen.values()), unit="clip", desc="prepare", disable=not progress)
+    splits = {}
+    start = time.perf_counter()
+    try:
+        for name, split, boxes in variants:
+            bar.set_description(f"prepare {name}")
+            report = DataReport(split=split, clips=len(chosen[name]), boxes=boxes)
+            (partial / name).mkdir()
+            if chosen[name]:
+                log = ClipLog.remote()
+                try:
+                    ds = clip_dataset(chosen[name], spec.data, spec.seed, boxes=boxes, log=log)
+                    _write_with_progress(ds, partial / name, log, bar)
+                    report.skipped, report.samples = ray.get(log.get.remote())
+                finally:
+                    ray.kill(log)
+            report.check(spec.data.max_skip_fraction)
+            splits[name] = {"split": split, "boxes": boxes, "report": report.as_dict()}
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    finally:
+        bar.close()
+    manifest = {
+        "version": PREPARE_VERSION, "spec_name": spec.name, "fingerprint": folder.name.rsplit("-", 1)[-1],
+        "seed": spec.seed, "data": shaping_fields(spec.data), "evaluate_split": spec.evaluate.split,
+        "clips": [{k: c[k] for k in ("name", "split", "video", "annotations", "points3d")} for c in clips],
+        "splits": splits, "seconds": round(time.perf_counter() - start, 2),
+        "augmentation": "train split: drawn once at prepare time (epoch 0), the same every epoch",
+    }
+    (partial / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.rename(folder)
+    return folder
+
+
+def _write_with_progress(ds: ray.data.Dataset, path: Path, log: Any, bar: tqdm) -> None:
+    """``ds.write_parquet(path)`` while the bar follows the clips the tasks report as finished."""
+    outcome: dict[str, BaseException] = {}
+
+    def write() -> None:
+        try:
+            surface_data_errors(lambda: ds.write_parquet(str(path)))
+        except BaseException as e:  # re-raised in the caller's thread
+            outcome["error"] = e
+
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    seen = 0
+    while True:
+        thread.join(0.25)
+        finished = ray.get(log.progress.remote())
+        bar.update(finished - seen)
+        seen = finished
+        if not thread.is_alive():
+            break
+    if "error" in outcome:
+        raise outcome["error"]
+
+
+def _variant(spec: Any, split: str, evaluation: bool) -> str:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    if evaluation and spec.data.boxes != "gt":
+        if split != spec.evaluate.split:
+            raise ValueError(f"detections are prepared for the evaluation split {spec.evaluate.split!r}, not {split!r}")
+        return f"{split}-detections"
+    return split
+
+
+def prepared_report(spec: Any, split: str, *, evaluation: bool = False,
+                    clips: list[dict[str, Any]] | None = None) -> DataReport:
+    """The data report written when ``split`` was prepared.
+
+    Raises:
+        DataError: the spec's samples are not prepared.
+    """
+    folder = prepared_dir(spec, clips)
+    manifest = _read_manifest(folder)
+    if manifest is None:
+        raise DataError(str(folder), MANIFEST, "not prepared (run `sportpose data prepare SPEC`)")
+    return DataReport.from_dict(manifest["splits"][_variant(spec, split, evaluation)]["report"])
+
+
+def load_prepared(spec: Any, split: str, *, evaluation: bool = False,
+                  clips: list[dict[str, Any]] | None = None) -> ray.data.Dataset:
+    """A lazy Ray Dataset streaming the prepared samples of ``split`` from Parquet.
+
+    Args:
+        evaluation: read the detection-box samples of the evaluation split when ``data.boxes`` is a file.
+
+    Raises:
+        DataError: the spec's samples are not prepared.
+    """
+    report = prepared_report(spec, split, evaluation=evaluation, clips=clips)
+    if report.samples == 0:
+        return ray.data.from_items([])
+    return ray.data.read_parquet(str(prepared_dir(spec, clips) / _variant(spec, split, evaluation)),
+                                 file_extensions=["parquet"])
+
+
+def open_split(spec: Any, split: str, clips: list[dict[str, Any]] | None = None, *, evaluation: bool = False,
+               progress: bool = True) -> tuple[ray.data.Dataset, DataReport]:
+    """A split's samples the way the spec asks for them, and the split's data report.
+
+    ``data.prepared``: prepared Parquet shards (prepared first when missing), streamed. Otherwise cut from
+    video now: materialised once, or, for the train split with ``data.stream``, re-cut every epoch.
+    ``data.source: h36m``: lazy windows of Human3.6M 2D keypoints and 3D joints
+    (:func:`sportpose.data.h36m.open_split`).
+
+    Args:
+        spec: an ``ExperimentSpec``.
+        split: train, val or test.
+        clips: :func:`~sportpose.data.dataset.load_clips` output (default: from ``data.root``).
+        evaluation: samples for evaluation: cut with ``data.boxes`` (ground truth or detections).
+        progress: progress bar while preparing.
+
+    Raises:
+        DataError: a bad clip under ``on_error: raise``, or more clips skipped than ``max_skip_fraction``.
+    """
+    data = spec.data
+    if data.source == "h36m":  # 2D keypoint windows sliced from VideoPose3D's arrays: nothing to decode or prepare
+        from sportpose.data import h36m
+
+        return h36m.open_split(data, split, spec.seed)
+    clips = _clips(spec, clips)
+    if data.prepared:
+        prepare(spec, clips, progress=progress)
+        report = prepared_report(spec, split, evaluation=evaluation, clips=clips)
+        report.check(data.max_skip_fraction)
+        return load_prepared(spec, split, evaluation=evaluation, clips=clips), report
+    boxes = data.boxes if evaluation else "gt"
+    stream = data.stream and split == "train" and not evaluation
+    return build_split(clips, data, split, spec.seed, boxes=boxes, stream=stream)

@@ -1,0 +1,87 @@
+"""Where things live on disk: the runs folder, the source tree, and output folders that appear only when complete.
+
+The ground floor of the package (SPEC §1): every floor may import it; it imports nothing of sportpose but the
+error types.
+
+- :func:`runs_dir`: runs, data, checkpoints and the SQLite database (``SPORTPOSE_RUNS`` or ``./runs``);
+- :data:`REPO` and :func:`project_root`: the folder above the package, and whether it is a source tree;
+- :func:`check_output` / :func:`staged_dir`: output folders written beside their destination, then renamed
+  into place.
+
+``sportpose infer`` and ``sportpose evaluate`` write into a hidden ``.<name>.partial-XXXX`` folder next to
+the output folder; when everything is written it is renamed to the output folder (one ``rename`` on the same
+file system), and on any failure it is deleted. A folder named like an output is therefore always complete,
+and a failed run leaves nothing that looks like a result.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sportpose.errors import DataError
+
+REPO = Path(__file__).resolve().parents[1]  # the folder holding the package (a checkout's root)
+EXPERIMENTS = REPO / "experiments"  # the shipped specs, in a source checkout
+
+
+def runs_dir() -> Path:
+    """The local folder for runs, data, checkpoints and the SQLite database (``SPORTPOSE_RUNS`` or ./runs)."""
+    return Path(os.environ.get("SPORTPOSE_RUNS", "runs")).resolve()
+
+
+def project_root() -> Path | None:
+    """The source tree this package was loaded from, or None when it is installed as a package."""
+    pyproject = REPO / "pyproject.toml"
+    if pyproject.is_file() and 'name = "sportpose"' in pyproject.read_text():
+        return REPO
+    return None
+
+
+def check_output(out: str | Path, overwrite: bool = False, flag: str = "--out") -> Path:
+    """``out`` as a Path, after checking it may be written.
+
+    Raises:
+        DataError: ``out`` is a file, or a non-empty folder and ``overwrite`` is off.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DataError(str(out), flag, "exists and is a file; give a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise DataError(str(out), flag, "exists and is not empty (choose another folder, or pass --overwrite)")
+    return out
+
+
+@contextmanager
+def staged_dir(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """A temporary folder beside ``out`` that replaces ``out`` when the ``with`` block completes.
+
+    Args:
+        out: the output folder.
+        overwrite: replace a non-empty ``out`` (only once the new one is complete).
+
+    Yields:
+        The folder to write into.
+
+    Raises:
+        DataError: as :func:`check_output`, before anything is written.
+    """
+    out = check_output(out, overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.replace(out, old / out.name)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out)

@@ -1,7 +1,0 @@
-"""Inference on video (SPEC §7): ``sportpose infer VIDEO --model URI|CHECKPOINT --out DIR``.
-
-- :mod:`~sportpose.pipelines.inference.load`: a model from the registry or a checkpoint, rebuilt from its spec;
-- :mod:`~sportpose.pipelines.inference.people`: person boxes per frame (a detections file or the built-in proposal);
-- :mod:`~sportpose.pipelines.inference.tracker`: track ids by box IoU and keypoint similarity;
-- :mod:`~sportpose.pipelines.inference.run`: the streaming loop and its outputs.
-"""

@@ -1,0 +1,526 @@
+"""Every table and figure of the two papers as one command: ``sportpose reproduce NAME --scale tiny|demo|paper``.
+
+A study is a YAML file ``experiments/paper/NAME.yaml`` loaded strictly into :class:`StudySpec` (an unknown
+key is an error naming the key and the file). It names, per scale, the base experiment spec and its ``-o``
+overrides; the rows (a label, ``-o`` overrides of the base, the paper's numbers); the columns (a label as in
+the paper and the evaluation figure it shows); and which stages the rows may take from the base run
+(``reuse``), as :mod:`sportpose.pipelines.reproduce.variants` does: table9-fusion trains the three stage-1 streams once,
+in the base run, and each fusion row trains only its own ``fuse`` and ``joint`` stages from them.
+
+Scales: ``tiny`` (the test's: Ray Train local mode, seconds per stage), ``demo`` (the demo specs, minutes
+here; a base spec that is exactly ``experiments/*_demo.yaml`` reuses the finished ``sportpose train`` run of
+it), ``paper`` (the papers' settings for GPU clusters, ``--address``; loaded and validated here, never run).
+
+Kinds of study (``kind``):
+
+- ``variants``: each row is the base spec with its overrides, trained on the stage engine (stages in
+  ``reuse`` come from the base run) and evaluated on the held-out split as ``sportpose train`` evaluates.
+- ``views``: as ``variants``, then each row's final model is also tested zero-shot on clips of other
+  camera views (``zero_shot``: the same SynthCourt settings with every listed view, another seed; every
+  split of that set is unseen), per view group and overall (Table 11).
+- ``groups``: the base run's per-group 3D figures (STSP-Net, body: child/adult), one row per group value.
+- ``complexity``: parameters, GMACs and batch-1 CPU latency of each row's model (no training; Table 12).
+- ``fusion_weights``: the late-fusion stream weights over the simplex (step 0.1), scored by AP on the base
+  run's cached per-stream validation heatmaps, and the paper's three surfaces (Fig. 3). ``sportpose sweep
+  experiments/sweeps/fusion_weights_demo.yaml`` runs the same search as a Ray Tune/Optuna sweep.
+- ``similarity``: cosine similarity of each stream's features between frames t and t+k of the same
+  person (:mod:`sportpose.evaluation.similarity`), for the base run's final model on held-out
+  clips (Fig. 6).
+
+Outputs: ``reports/NAME/table.md`` (ours beside the paper's numbers, and a protocol line: scale, split, seed,
+boxes), ``reports/NAME/results.json``, the figure as PNG where the paper has one, and an MLflow parent run
+(tag ``sportpose.kind=reproduce``) with a child run per trained row. Finished rows are recorded in
+``<runs>/reproduce/NAME/<scale>/`` under a key of the row's resolved spec and the checkpoints it started
+from, so running the same command again trains nothing that is finished (nor a row that another study
+finished under the same key); the Ray Train runs are named the same way, so an interrupted row continues
+from its latest checkpoint.
+
+The papers' numbers: the 3D paper's tables are in its text. The 2D paper's tables 4-12 are images that the
+text extraction (``seeds/000_...txt``) lost; only the numbers its prose states are given (Table 11 overall
+76.0, Table 12 60.1M / 45.6 GFLOPs / 25.1 FPS), every other cell is ``null`` and printed as "n/r" (not
+recoverable). No number is invented.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from sportpose.paths import EXPERIMENTS, REPO, runs_dir
+from sportpose.errors import SpecError
+from sportpose.spec.experiment import ExperimentSpec, load_spec, read_spec_file, spec_hash, spec_to_dict
+from sportpose.spec.fill import fill
+
+STUDY_DIR = EXPERIMENTS / "paper"
+SCALES = ("tiny", "demo", "paper")
+KINDS = ("variants", "views", "groups", "complexity", "fusion_weights", "similarity")
+NOT_REPORTED = "n/r"
+# data hash -> (root, materialized splits, clips), per runs folder: studies run in one process (the test, a
+# shell loop in Python) cut each data section once
+_DATA_CACHE: dict[str, dict[str, tuple[Any, dict, list]]] = {}
+
+
+@dataclass(frozen=True)
+class ScaleSpec:
+    """The base experiment of one scale."""
+
+    base: str  # experiment spec, relative to the study file
+    overrides: tuple[str, ...] = ()  # -o overrides of the base at this scale
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One column of the paper's table and the figure of ours it shows."""
+
+    label: str  # as the paper prints it
+    # Dotted path into a row's figures: ap_groups.Head, ap, mpjpe, pck3d, ts_mm_per_s2, views.baseline,
+    # params_m, gmacs, fps, ...
+    key: str
+    digits: int = 1
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    """One row: the base spec with overrides, and the paper's numbers."""
+
+    label: str  # as the paper prints it
+    overrides: tuple[str, ...] = ()  # -o overrides of the base spec, every scale
+    scale_overrides: dict[str, tuple[str, ...]] = field(default_factory=dict)  # extra overrides per scale
+    reuse: tuple[str, ...] | None = None  # stages taken from the base run; None: the study's `reuse`
+    paper: dict[str, float | None] = field(default_factory=dict)  # column label -> paper's number (null: n/r)
+    # What the row shows, for kinds without training: groups: the group value (child, adult); fusion_weights:
+    # spatial, temporal, context, uniform or best; similarity: the stream (spatial, temporal, context)
+    select: str | None = None
+    skip: str | None = None  # why this row cannot be built with the model's knobs (printed, not run)
+
+    def __post_init__(self):
+        for scale in self.scale_overrides:
+            if scale not in SCALES:
+                raise SpecError(f"scale_overrides.{scale}", f"expected one of {list(SCALES)}")
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """A study of ``experiments/paper/``: one table or figure of one of the papers."""
+
+    name: str
+    paper: Literal["multistream", "stsp"]  # seeds/000 (2D) or seeds/004 (3D)
+    caption: str  # the paper's table or figure caption
+    scales: dict[str, ScaleSpec]  # tiny, demo and paper
+    columns: tuple[ColumnSpec, ...]
+    rows: tuple[RowSpec, ...]
+    kind: Literal["variants", "views", "groups", "complexity", "fusion_weights", "similarity"] = "variants"
+    reuse: tuple[str, ...] = ()  # stages every row takes from the base run (rows may say otherwise)
+    row_header: str = "Configuration"  # the first column's title, as in the paper
+    note: str = ""  # how the rows map to the paper's, deviations
+    figure: str | None = None  # PNG file name of the figure, where the paper has one
+    zero_shot: tuple[str, ...] = ()  # kind views: the camera views of the zero-shot test set
+    group_key: str = "body"  # kind groups: the clip metadata key of the groups
+    lags: tuple[int, ...] = (1, 2, 4)  # kind similarity: k (frames) of frame pairs t, t+k
+
+    def __post_init__(self):
+        missing = [s for s in SCALES if s not in self.scales]
+        if missing or set(self.scales) - set(SCALES):
+            raise SpecError("scales", f"expected exactly {list(SCALES)}, got {list(self.scales)}")
+        if not self.rows:
+            raise SpecError("rows", "a study needs at least one row")
+        labels = [c.label for c in self.columns]
+        for i, row in enumerate(self.rows):
+            for col in row.paper:
+                if col not in labels:
+                    raise SpecError(f"rows.{i}.paper.{col}", f"not a column; columns are {labels}")
+            if self.kind in ("groups", "fusion_weights", "similarity") and row.select is None:
+                raise SpecError(f"rows.{i}.select", f"kind {self.kind}: every row names what it shows")
+        if self.kind == "views" and not self.zero_shot:
+            raise SpecError("zero_shot", "kind views needs the camera views of the zero-shot test set")
+
+
+@dataclass
+class Study:
+    spec: StudySpec
+    path: Path
+    scale: str
+    base_path: Path
+    base: ExperimentSpec  # the base spec at this scale
+    rows: list[tuple[RowSpec, ExperimentSpec | None]]  # each row's resolved spec (None: skipped)
+
+
+def study_names() -> list[str]:
+    return sorted(p.stem for p in STUDY_DIR.glob("*.yaml"))
+
+
+def study_path(name: str) -> Path:
+    path = STUDY_DIR / f"{name}.yaml"
+    if not path.exists():
+        raise SpecError("<name>", f"unknown study {name!r}; studies are {study_names()}", str(STUDY_DIR))
+    return path
+
+
+def load_study(path: str | Path, scale: str, overrides: list[str] | tuple[str, ...] = (),
+               rows: list[str] | tuple[str, ...] | None = None) -> Study:
+    """Read a study, resolve the base spec and every row's spec at ``scale``, and check each row's reuse.
+
+    Args:
+        overrides: ``-o`` overrides of the base experiment spec (every row gets them).
+        rows: ``--rows``: the labels of the rows to run; the others are left out (printed as not run, and a
+            later run of the whole study trains only what is missing). None: every row.
+
+    Raises:
+        SpecError: naming the key and the file (the study's, or the base spec's for its own keys).
+    """
+    path = Path(path)
+    if scale not in SCALES:
+        raise SpecError("--scale", f"expected one of {list(SCALES)}, got {scale!r}", str(path))
+    try:
+        spec = fill(StudySpec, read_spec_file(path))
+    except SpecError as e:
+        raise e.within(file=str(path)) from None
+    if rows is not None:
+        labels = [row.label for row in spec.rows]
+        unknown = [label for label in rows if label not in labels]
+        if unknown or not rows:
+            raise SpecError("--rows", f"expected row labels of the study {labels}, got {list(rows)}", str(path))
+        left_out = f"left out of this run (--rows {','.join(rows)})"
+        spec = replace(spec, rows=tuple(
+            row if row.label in rows or row.skip else replace(row, skip=left_out) for row in spec.rows))
+    scale_spec = spec.scales[scale]
+    base_path = (path.parent / scale_spec.base).resolve()
+    base_overrides = [*scale_spec.overrides, *overrides]
+    try:
+        plain = load_spec(base_path)
+        base_overrides += _own_names(plain, load_spec(base_path, base_overrides), base_overrides)
+        base = load_spec(base_path, base_overrides)
+    except SpecError as e:
+        raise SpecError(e.key, f"{e.message} (base spec of study {path}, scale {scale})", e.file) from None
+    rows = []
+    for i, row in enumerate(spec.rows):
+        if row.skip:
+            rows.append((row, None))
+            continue
+        row_overrides = [*row.overrides, *row.scale_overrides.get(scale, ())]
+        try:
+            row_spec = load_spec(base_path, [*base_overrides, *row_overrides])
+            own_root = _own_data_root(row_spec, base, row_overrides)
+            if own_root:
+                row_spec = load_spec(base_path, [*base_overrides, *row_overrides, *own_root])
+        except SpecError as e:
+            raise SpecError(e.key, f"{e.message} (row {i} {row.label!r} of study {path}, scale {scale})",
+                            e.file) from None
+        reuse = spec.reuse if row.reuse is None else row.reuse
+        try:
+            _check_reuse(base, row_spec, reuse)
+        except SpecError as e:
+            raise SpecError(f"rows.{i}.{e.key}", e.message, str(path)) from None
+        rows.append((row, row_spec))
+    return Study(spec, path, scale, base_path, base, rows)
+
+
+def _tag(overrides: list[str] | tuple[str, ...]) -> str:
+    return hashlib.sha256(json.dumps(list(overrides)).encode()).hexdigest()[:6]
+
+
+def _own_names(plain: ExperimentSpec, base: ExperimentSpec, overrides: list[str]) -> list[str]:
+    """Overrides giving a study's changed base its own run name (and data folder when its clips differ).
+
+    ``sportpose train`` keeps one pipeline state per spec name, and SynthCourt regenerates a data folder whose
+    settings changed: a base spec changed by a study (``-o model.fusion=hybrid``, sideline views only) under the
+    plain spec's name and folder would overwrite the plain spec's finished run and clips.
+    """
+    if not overrides or spec_to_dict(base) == spec_to_dict(plain):  # overrides that change nothing: the plain run
+        return []
+    return [f"name={plain.name}-{_tag(overrides)}", *_own_data_root(base, plain, overrides)]
+
+
+def _own_data_root(spec: ExperimentSpec, reference: ExperimentSpec, overrides: list[str] | tuple[str, ...]) -> list[str]:
+    """A data folder of its own for ``spec`` when its SynthCourt clips differ from ``reference``'s in the same
+    folder (SynthCourt regenerates a folder whose settings changed)."""
+    if spec.data.synth != reference.data.synth and spec.data.root == reference.data.root:
+        return [f"data.root={reference.data.root}-{_tag(overrides)}"]
+    return []
+
+
+def _check_reuse(base: ExperimentSpec, row: ExperimentSpec, reuse: tuple[str, ...]) -> None:
+    """A row may take a stage from the base run only when nothing that stage saw or built differs."""
+    from sportpose.pipelines.reproduce.variants import reused_model_keys
+
+    b, r = spec_to_dict(base), spec_to_dict(row)
+    if not reuse:
+        return
+    for key in ("data", "seed"):
+        if b[key] != r[key]:
+            raise SpecError("reuse", f"the row changes {key}, so it cannot reuse the base run's stages {list(reuse)}")
+    for stage in reuse:
+        if stage not in base.train.stages:
+            raise SpecError("reuse", f"unknown stage {stage!r}; the base spec's stages are {list(base.train.stages)}")
+        if b["train"]["stages"][stage] != r["train"]["stages"].get(stage):
+            raise SpecError("reuse", f"the row changes train.stages.{stage}, which it reuses")
+        for key in reused_model_keys(base.model.kind, stage):
+            if b["model"].get(key) != r["model"].get(key):
+                raise SpecError("reuse", f"the row changes model.{key}, which shapes the reused stage {stage!r}")
+
+
+# -- figures of one evaluation ----------------------------------------------------------------------------
+
+
+def lookup(figures: dict[str, Any], key: str) -> float | None:
+    """A dotted key of a row's figures (``ap_groups.Head``); None when absent or not a finite number."""
+    node: Any = figures
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    try:
+        value = float(node)
+    except (TypeError, ValueError):
+        return None
+    return value if np.isfinite(value) else None
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    return NOT_REPORTED if value is None else f"{value:.{digits}f}"
+
+
+def render_table(study: Study, results: list[dict[str, Any]], protocol: str) -> str:
+    """The paper's layout: one line per row, each column as "ours / paper"."""
+    spec = study.spec
+    lines = [f"## {spec.caption}", "",
+             f"Ours / paper. {protocol}", "",
+             "| " + spec.row_header + " | " + " | ".join(c.label for c in spec.columns) + " |",
+             "|---" * (len(spec.columns) + 1) + "|"]
+    for (row, _), result in zip(study.rows, results):
+        cells = []
+        for col in spec.columns:
+            ours = "—" if row.skip else _fmt(lookup(result.get("figures", {}), col.key), col.digits)
+            cells.append(f"{ours} / {_fmt(row.paper.get(col.label), col.digits)}")
+        lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
+    skipped = [(row.label, row.skip) for row, _ in study.rows if row.skip]
+    lines.append("")
+    lines.append(f"{NOT_REPORTED}: not reported in the paper's text" + (
+        " (its tables 4-12 are images the text extraction lost)" if spec.paper == "multistream" else "")
+        + ", or not measured.")
+    for label, why in skipped:
+        lines.append(f"— {label}: not run: {why}")
+    if spec.note:
+        lines += ["", spec.note.strip()]
+    return "\n".join(lines) + "\n"
+
+
+# -- running a study --------------------------------------------------------------------------------------
+
+
+class Runner:
+    """Runs the rows of one study at one scale on the current Ray, reusing what is finished."""
+
+    def __init__(self, study: Study, log: Callable[[str], None] = print):
+        from sportpose.registry import tracking
+
+        self.study, self.log = study, log
+        self.tracking = tracking
+        self.cache_dir = runs_dir() / "reproduce" / study.spec.name / study.scale
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self._data = _DATA_CACHE.setdefault(str(runs_dir()), {})  # shared by the studies of a process
+        self._base_state: dict[str, Any] | None = None
+
+    # data ---------------------------------------------------------------------------------------------
+    def data(self, spec: ExperimentSpec) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The three splits (materialized once per data section) and the clip list."""
+        from sportpose.data.dataset import load_clips
+        from sportpose.data.prepare import open_split
+        from sportpose.pipelines.train import prepare_data
+
+        key = hashlib.sha256(json.dumps([spec_to_dict(spec)["data"], spec.seed], sort_keys=True).encode()).hexdigest()
+        if key not in self._data:
+            root = prepare_data(spec, self.log)
+            clips = load_clips(root, spec.data.splits, spec.seed)
+            datasets = {}
+            for split in ("train", "val", "test"):
+                ds, report = open_split(spec, split, clips, evaluation=(split == spec.evaluate.split))
+                datasets[split] = ds.materialize()
+                self.log(f"data: {split}: {report.samples} samples from {report.clips} clips")
+            self._data[key] = (root, datasets, clips)
+        _, datasets, clips = self._data[key]
+        return datasets, clips
+
+    # the base run -------------------------------------------------------------------------------------
+    def base_run(self) -> dict[str, Any]:
+        """The finished run of the base spec (``sportpose train``'s state), trained here when missing."""
+        from sportpose.pipelines.train import _state_path, read_state, run_pipeline
+
+        if self._base_state is not None:
+            return self._base_state
+        base = self.study.base
+        path = _state_path(base)
+        resolved = spec_to_dict(base)
+        state = read_state(path) if path.exists() else None
+        if state is not None and state.get("finished") and state["spec"] == resolved:
+            self.log(f"base: reusing the finished run {state['parent_run_id'][:8]} of {base.name} ({path})")
+        else:
+            self.log(f"base: training {base.name} (no finished run of this resolved spec in {path})")
+            resume = state is not None and state["spec"] == resolved
+            run_pipeline(base, resume=resume, log=self.log)
+            state = read_state(path)
+        self._base_state = state
+        return state
+
+    def base_evaluation(self) -> dict[str, Any]:
+        state = self.base_run()
+        path = runs_dir() / "outputs" / self.study.base.name / state["parent_run_id"][:8] / "evaluation.json"
+        return json.loads(path.read_text())
+
+    def base_final_checkpoint(self) -> str:
+        from sportpose.spec.experiment import stage_order
+
+        state = self.base_run()
+        return state["stages"][stage_order(self.study.base.train.stages)[-1]]["checkpoint"]
+
+    # one trained row ----------------------------------------------------------------------------------
+    def train_row(self, row: RowSpec, spec: ExperimentSpec, parent_id: str) -> dict[str, Any]:
+        """Train the row's stages that are not reused and evaluate its final model; cached when finished."""
+        from sportpose.pipelines.reproduce.variants import train_variant
+
+        reuse = self.study.spec.reuse if row.reuse is None else row.reuse
+        checkpoints: dict[str, str] = {}
+        if reuse or spec_to_dict(spec) == spec_to_dict(self.study.base):
+            state = self.base_run()
+            if spec_to_dict(spec) == state["spec"]:  # the row is the base run itself
+                self.log(f"row {row.label!r}: the base run")
+                evaluation = self.base_evaluation()
+                return {"evaluation": evaluation, "checkpoint": self.base_final_checkpoint(), "reused": "all"}
+            checkpoints = {s: state["stages"][s]["checkpoint"] for s in reuse}
+        key = hashlib.sha256(json.dumps([spec_hash(spec), checkpoints], sort_keys=True).encode()).hexdigest()[:12]
+        cached = self.cache_dir / f"{key}.json"
+        # the same resolved spec from the same checkpoints, finished for another study (table4's "Full Model" is
+        # table9's "Hybrid Fusion"), is the same row: the key covers both
+        found = cached if cached.exists() else next(iter(sorted(
+            self.cache_dir.parent.parent.glob(f"*/{self.study.scale}/{key}.json"))), None)
+        if found is not None:
+            self.log(f"row {row.label!r}: finished earlier ({found})")
+            result = json.loads(found.read_text())
+            if found != cached:
+                cached.write_text(json.dumps(result))
+            return result
+        datasets, clips = self.data(spec)
+        out_dir = self.cache_dir / key
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.log(f"row {row.label!r}: training {[s for s in spec.train.stages if s not in checkpoints]}"
+                 + (f" from the base run's {list(checkpoints)}" if checkpoints else ""))
+        evaluation, final = train_variant(spec, checkpoints, datasets, clips, out_dir, parent_id=parent_id,
+                                          label=row.label, run_key=key, log=self.log)
+        from sportpose.pipelines.train import _json_default
+
+        result = {"evaluation": evaluation, "checkpoint": final, "reused": list(checkpoints)}
+        cached.write_text(json.dumps(result, default=_json_default))
+        return result
+
+
+def run_study(study: Study, log: Callable[[str], None] = print, reports: Path | None = None) -> dict[str, Any]:
+    """Run every row of the study, write ``reports/NAME/`` and the MLflow parent run.
+
+    Returns:
+        ``{"table": markdown, "rows": [...], "dir": report folder}``.
+    """
+    from sportpose.pipelines.reproduce import kinds as reproduce_kinds
+    from sportpose.pipelines.train import _json_default
+    from sportpose.registry import tracking
+
+    if study.scale == "paper":
+        log("warning: paper scale is the papers' settings for GPU clusters; on this machine it would take weeks")
+    spec = study.spec
+    out = (reports or REPO / "reports") / spec.name
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    runner = Runner(study, log)
+    parent_id = tracking.start_run(study.base.name, run_name=f"reproduce-{spec.name}-{study.scale}", tags={
+        "sportpose.kind": "reproduce", "sportpose.study": spec.name, "sportpose.scale": study.scale,
+        "sportpose.git_commit": tracking.git_commit(), "sportpose.spec_hash": spec_hash(study.base)})
+    try:
+        results = reproduce_kinds.KINDS[spec.kind](runner, parent_id, out)
+    except BaseException:
+        tracking.end_run(parent_id, "FAILED")
+        raise
+    protocol = _protocol(study, results)
+    table = render_table(study, results, protocol)
+    (out / "table.md").write_text(table)
+    payload = {"study": spec.name, "scale": study.scale, "caption": spec.caption, "protocol": protocol,
+               "minutes": (time.perf_counter() - start) / 60,
+               "columns": [c.label for c in spec.columns],
+               "rows": [{"label": row.label, "skip": row.skip,
+                         "ours": {c.label: (None if row.skip else lookup(r.get("figures", {}), c.key))
+                                  for c in spec.columns},
+                         "paper": {c.label: row.paper.get(c.label) for c in spec.columns},
+                         **{k: v for k, v in r.items() if k != "figures"}}
+                        for (row, _), r in zip(study.rows, results)]}
+    (out / "results.json").write_text(json.dumps(payload, indent=1, default=_json_default))
+    for name in ("table.md", "results.json", *([spec.figure] if spec.figure else [])):
+        if (out / name).exists():
+            tracking.log_artifact(parent_id, str(out / name), "reproduce")
+    for i, r in enumerate(payload["rows"]):
+        tracking.log_metrics(parent_id, {f"row{i}.{_metric_name(c)}": v for c, v in r["ours"].items() if v is not None})
+    tracking.end_run(parent_id)
+    log(table)
+    log(f"written: {out / 'table.md'}, {out / 'results.json'}"
+        + (f", {out / spec.figure}" if spec.figure and (out / spec.figure).exists() else ""))
+    return {"table": table, "rows": payload["rows"], "dir": str(out)}
+
+
+def _metric_name(label: str) -> str:
+    return "".join(c if (c.isascii() and c.isalnum()) or c in "-_." else "_" for c in label)
+
+
+def _protocol(study: Study, results: list[dict[str, Any]]) -> str:
+    ev = next((r.get("protocol") for r in results if r.get("protocol")), {}) or {}
+    base = study.base
+    return (f"Protocol: scale {study.scale} (base spec {study.base_path.relative_to(REPO) if study.base_path.is_relative_to(REPO) else study.base_path}"
+            f", {base.data.source} data), split {ev.get('split', base.evaluate.split)}, seed {ev.get('seed', base.seed)}, "
+            f"boxes {ev.get('boxes', base.data.boxes)}, flip test {ev.get('flip_test', base.evaluate.flip_test)}.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sportpose.pipelines.reproduce.study", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    return run_command(parser.parse_args(argv))
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", nargs="?", help="the study: a table or figure of the papers (see --list)")
+    p.add_argument("--list", action="store_true", help="list the studies and exit")
+    p.add_argument("--scale", default="demo", choices=SCALES,
+                   help="tiny (seconds, Ray Train local mode), demo (minutes here), paper (the papers' settings, GPU cluster)")
+    p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key of the study's base experiment spec, every row (repeatable)")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--reports", default=None, metavar="DIR", help="report folder (default: reports/ of the repository)")
+    p.add_argument("--rows", default=None, metavar="LABEL,...",
+                   help="run only these rows, by their labels (default: every row)")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    if args.list or not args.name:
+        for name in study_names():
+            caption = read_spec_file(study_path(name)).get("caption", "")
+            print(f"{name:<22} {caption}")
+        return 0 if args.list else 2
+    try:
+        rows = None if args.rows is None else [label.strip() for label in args.rows.split(",")]
+        study = load_study(study_path(args.name), args.scale, args.override, rows)  # validated before anything starts
+    except SpecError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    from sportpose.platform.runtime import init_ray
+
+    init_ray(args.address)
+    run_study(study, reports=Path(args.reports) if args.reports else None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,492 @@
+"""A training pipeline: data -> stages (a small DAG, each one Ray Train job) -> evaluation -> registry.
+
+One invocation is one MLflow parent run with a child run per stage. The pipeline's progress is recorded in
+``runs/pipelines/<name>/state.json`` so that ``--resume`` reuses the parent run, skips finished stages and
+lets Ray Train continue an unfinished one from its latest checkpoint: a finished stage is never recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray
+import torch
+
+from sportpose.paths import runs_dir
+from sportpose.errors import SpecError
+from sportpose.models import build_model
+from sportpose.models.skeleton import JOINT_SETS
+from sportpose.data import h36m, synth
+from sportpose.data.dataset import load_clips
+from sportpose.data.prepare import open_split
+from sportpose.evaluation.evaluate2d import ap_score, pckh_score, predict, save_stream_cache, search_fusion_weights
+from sportpose.training.stage import StageResult, load_checkpoint, plan_init, prepare_stage_model, run_stage
+from sportpose.registry import tracking
+from sportpose.spec.experiment import ExperimentSpec, spec_from_dict, spec_hash, spec_to_dict, spec_yaml, stage_order
+
+
+@dataclass
+class PipelineResult:
+    spec: ExperimentSpec
+    parent_run_id: str
+    stages: dict[str, StageResult]
+    data_reports: dict[str, dict[str, Any]]
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    promotion: tracking.Promotion | None = None
+    output_dir: str = ""
+    seconds: float = 0.0
+
+
+def prepare_data(spec: ExperimentSpec, log: Callable[[str], None] = print) -> Path:
+    """Make sure the spec's clips exist: SynthCourt is generated into ``data.root`` when missing or stale."""
+    root = Path(spec.data.root).resolve()
+    if spec.data.source == "synthcourt":
+        log(f"data: SynthCourt -> {root}")
+        synth.generate(root, spec.data.synth, progress=True)
+    elif spec.data.source == "h36m":
+        log(f"data: Human3.6M (VideoPose3D layout) {spec.data.h36m.data_3d}, {spec.data.h36m.data_2d}")
+    return root
+
+
+def data_fingerprint(root: Path, clips: list[dict[str, Any]], spec: ExperimentSpec) -> str:
+    """Identifies the evaluation data: the manifest's bytes, the split assignment and the sample shape."""
+    h = hashlib.sha256((root / "manifest.json").read_bytes())
+    h.update(json.dumps(sorted((c["name"], c["split"]) for c in clips)).encode())
+    d = spec.data
+    h.update(json.dumps([d.joint_set, list(d.input_size), d.box_scale, d.window, d.interval, d.frame_stride,
+                         d.max_samples_per_clip, d.min_visible_joints]).encode())
+    return h.hexdigest()[:16]
+
+
+def _state_path(spec: ExperimentSpec) -> Path:
+    return runs_dir() / "pipelines" / spec.name / "state.json"
+
+
+def read_state(path: Path) -> dict[str, Any]:
+    """A pipeline's saved state, its resolved spec brought to the current spec's form: a field added to the
+    spec since that run reads as its default (a run is not "changed" by an upgrade that adds a setting)."""
+    state = json.loads(path.read_text())
+    try:
+        state["spec"] = spec_to_dict(spec_from_dict(state["spec"]))
+    except SpecError:  # a field removed or renamed since: compared as stored, and so found changed
+        pass
+    return state
+
+
+def _load_state(spec: ExperimentSpec, resume: bool) -> dict[str, Any] | None:
+    path = _state_path(spec)
+    if not resume or not path.exists():
+        return None
+    return read_state(path)
+
+
+def _save_state(spec: ExperimentSpec, state: dict[str, Any]) -> None:
+    path = _state_path(spec)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    tmp.replace(path)
+
+
+def run_pipeline(spec: ExperimentSpec, resume: bool | str = False, log: Callable[[str], None] = print) -> PipelineResult:
+    """Run every stage of ``spec`` on the current Ray, evaluate, and register the final model.
+
+    Args:
+        resume: False for a new run; True (or ``"refuse-changed"``) to continue the last run of this spec,
+            refusing a changed setting that affects a finished stage; ``"rerun-changed"`` to retrain the
+            changed stages and those after them.
+
+    Raises:
+        SpecError: ``resume`` with a spec whose finished stages were trained under other settings.
+        DataError: unreadable data beyond the spec's tolerance.
+    """
+    start = time.perf_counter()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    state = _load_state(spec, resume)
+    resolved = spec_to_dict(spec)
+    # a refused resume fails here, before any clip is generated, decoded or cut
+    rerun = _check_resume(state, resolved, spec, rerun_changed=(resume == "rerun-changed")) \
+        if state is not None else []
+    root = prepare_data(spec, log)
+    from_h36m = spec.data.source == "h36m"  # sequences (subject/action/camera) of VideoPose3D's files
+    clips = h36m.clip_list(spec.data) if from_h36m else load_clips(root, spec.data.splits, spec.seed)
+    log(f"data: {len(clips)} clips: " + ", ".join(f"{s} {sum(c['split'] == s for c in clips)}" for s in ("train", "val", "test")))
+    datasets, reports = {}, {}
+    # Lazy (Parquet, Human3.6M) datasets need a free CPU for their read tasks while the training workers run.
+    busy = max(s.scaling.num_workers * s.scaling.cpus_per_worker for s in spec.train.stages.values())
+    materialize = (spec.data.prepared or from_h36m) and busy >= ray.cluster_resources().get("CPU", 0.0)
+    for split in ("train", "val", "test"):
+        ds, report = open_split(spec, split, clips, evaluation=(split == spec.evaluate.split))
+        datasets[split], reports[split] = (ds.materialize() if materialize else ds), report.as_dict()
+        skipped = f", {len(report.skipped)} skipped" if report.skipped else ""
+        log(f"data: {split}: {report.samples} samples from {report.clips} clips{skipped}"
+            + (f" (boxes: {report.boxes})" if report.boxes != "gt" else ""))
+    fingerprint = h36m.fingerprint(spec.data) if from_h36m else data_fingerprint(root, clips, spec)
+
+    if state is not None:
+        for name in rerun:  # a changed stage and everything after it train again, under a new Ray run name
+            info = state["stages"].pop(name, {})
+            state.setdefault("attempts", {})[name] = state.get("attempts", {}).get(name, 0) + 1
+            if info.get("run_id"):
+                tracking.set_tags(info["run_id"], {"sportpose.superseded": "true"})
+        state["spec"] = resolved
+        parent_id = state["parent_run_id"]
+        tracking.client().update_run(parent_id, status="RUNNING")
+        finished = [s for s, v in state["stages"].items() if v.get("status") == "finished"]
+        log(f"resume: parent run {parent_id}; finished stages {finished}" + (f"; rerunning {rerun}" if rerun else ""))
+    else:
+        parent_id = tracking.start_run(spec.name, run_name=f"{spec.name}-pipeline", tags={
+            "sportpose.kind": "pipeline", "sportpose.spec_hash": spec_hash(spec), "sportpose.git_commit": tracking.git_commit(),
+            "sportpose.dataset_fingerprint": fingerprint, "sportpose.ray_address": ray.get_runtime_context().gcs_address,
+        })
+        tracking.log_params(parent_id, resolved)
+        tracking.log_text(parent_id, spec_yaml(spec), "spec/resolved.yaml")
+        state = {"parent_run_id": parent_id, "spec": resolved, "stages": {}}
+    _save_state(spec, state)
+    for split, report in reports.items():
+        tracking.log_text(parent_id, json.dumps(report, indent=2), f"data/data_report_{split}.json")
+        tracking.log_metrics(parent_id, {f"data_{split}_samples": report["samples"], f"data_{split}_skipped": report["skipped_clips"]})
+
+    try:
+        results = _run_stages(spec, state, parent_id, datasets, log)
+    except BaseException:
+        for name, info in state["stages"].items():
+            if info.get("status") == "running":
+                tracking.end_run(info["run_id"], "FAILED")
+        _save_state(spec, state)
+        tracking.end_run(parent_id, "FAILED")
+        raise
+
+    final = stage_order(spec.train.stages)[-1]
+    out_dir = runs_dir() / "outputs" / spec.name / parent_id[:8]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    evaluation, weights, spec = evaluate_final(spec, results[final].checkpoint, datasets, clips, out_dir, log)
+    log("evaluation on " + spec.evaluate.split + ": " + summary_line(evaluation))
+    tracking.log_metrics(parent_id, {k: v for k, v in evaluation.items() if isinstance(v, float) and np.isfinite(v)})
+    if spec.model.kind == "stsp":  # the 3D figures per clip group as metrics (mpjpe.sideline_adult) and a table
+        from sportpose.evaluation import evaluate3d
+
+        tracking.log_metrics(parent_id, evaluate3d.group_metrics(evaluation["groups"]))
+        table = evaluate3d.group_table(evaluation["groups"], evaluation["group_keys"])
+        tracking.log_text(parent_id, table + "\n", "evaluation/groups_3d.md")
+        log("per group:\n" + table)
+    tracking.log_text(parent_id, json.dumps(evaluation, indent=2, default=_json_default), "evaluation/metrics.json")
+    if "stream_cache" in evaluation:
+        tracking.log_artifact(parent_id, evaluation["stream_cache"], "streams")
+    (out_dir / "evaluation.json").write_text(json.dumps(evaluation, indent=2, default=_json_default))
+    (out_dir / "resolved.yaml").write_text(spec_yaml(spec))
+
+    promotion = None
+    if spec.register.enabled:
+        promotion = register(spec, parent_id, weights, datasets[spec.evaluate.split], evaluation, fingerprint)
+        log(f"registry: {promotion.name} v{promotion.version} -> candidate; "
+            f"{'champion' if promotion.promoted else 'not champion'} ({promotion.reason})")
+    tracking.end_run(parent_id)
+    state["finished"] = True
+    _save_state(spec, state)
+    return PipelineResult(spec, parent_id, results, reports, evaluation, promotion, str(out_dir), time.perf_counter() - start)
+
+
+def _run_stages(spec: ExperimentSpec, state: dict[str, Any], parent_id: str, datasets: dict[str, ray.data.Dataset],
+                log: Callable[[str], None]) -> dict[str, StageResult]:
+    """Run the stage DAG: every stage whose dependencies are done starts as soon as the cluster has room for
+    its workers, each in its own thread driving one TorchTrainer; independent stages run concurrently.
+    Finished stages are recorded as they finish; when one fails, the others still running are waited for,
+    so no finished work is lost."""
+    lock = threading.Lock()
+    results: dict[str, StageResult] = {}
+    for name, info in state["stages"].items():
+        if info.get("status") == "finished":
+            results[name] = StageResult(name=name, checkpoint=info["checkpoint"], metrics=info["metrics"],
+                                        history=info.get("history", []), run_path=info.get("run_path", ""))
+            log(f"stage {name}: finished earlier, reusing {info['checkpoint']}")
+    pending = [n for n in stage_order(spec.train.stages) if n not in results]
+
+    def run_one(name: str) -> StageResult:
+        stage = spec.train.stages[name]
+        init = plan_init(spec, name, {d: results[d].checkpoint for d in stage.after})
+        prepare_stage_model(spec, name, init)  # checks the hand-off and freezing before the job starts
+        with lock:
+            info = state["stages"].get(name, {})
+            run_id = info.get("run_id") or tracking.start_run(spec.name, run_name=name, parent_id=parent_id, tags={
+                "sportpose.kind": "stage", "sportpose.stage": name, "sportpose.task": stage.task,
+                "sportpose.after": ",".join(stage.after)})
+            state["stages"][name] = {"status": "running", "run_id": run_id}
+            _save_state(spec, state)
+        tracking.log_params(run_id, {"stage": spec_to_dict(stage), "stage_name": name})
+        tracking.log_text(run_id, spec_yaml(spec), "spec/resolved.yaml")
+        tracking.set_tags(run_id, {f"sportpose.init.{i['stage']}": f"{i['uri']} modules={','.join(i['prefixes']) or '<all>'}"
+                                   for i in init})
+        attempt = state.get("attempts", {}).get(name, 0)
+        run_name = f"{spec.name}-{parent_id[:8]}-{name}" + (f"-r{attempt}" if attempt else "")
+        where = (f"{stage.scaling.num_workers} Ray Train workers" if stage.scaling.num_workers
+                 else "Ray Train local mode (in this process)")
+        log(f"stage {name}: training {stage.epochs} epochs on {where}"
+            + (f" from {[i['stage'] for i in init]}" if init else ""))
+        result = run_stage(spec, name, {"train": datasets["train"], "val": datasets["val"]}, run_name=run_name,
+                           tracking_uri=tracking.tracking_uri(), run_id=run_id, init=init)
+        tracking.set_tags(run_id, {"sportpose.checkpoint": result.checkpoint, "sportpose.ray_run": result.run_path})
+        tracking.log_metrics(run_id, {f"best_{k}": v for k, v in result.metrics.items() if isinstance(v, (int, float))})
+        tracking.end_run(run_id)
+        with lock:
+            state["stages"][name] = {"status": "finished", "run_id": run_id, "checkpoint": result.checkpoint,
+                                     "metrics": result.metrics, "history": result.history, "run_path": result.run_path}
+            _save_state(spec, state)
+        log(f"stage {name}: done in {result.seconds:.0f}s, best {stage.metric}="
+            f"{result.metrics.get(stage.metric, float('nan')):.4g}")
+        return result
+
+    capacity = ray.cluster_resources()
+    claimed = {"CPU": 0.0, "GPU": 0.0}
+
+    def need(name: str) -> dict[str, float]:
+        scaling = spec.train.stages[name].scaling
+        return {"CPU": scaling.num_workers * scaling.cpus_per_worker,
+                "GPU": scaling.num_workers * scaling.gpus_per_worker if scaling.use_gpu else 0.0}
+
+    def fits(name: str) -> bool:
+        """Room on the cluster now; a stage bigger than the whole cluster starts alone (autoscaling may
+        bring the nodes)."""
+        if not any(v for v in claimed.values()):
+            return True
+        return all(claimed[k] + v <= capacity.get(k, 0.0) + 1e-9 for k, v in need(name).items() if v)
+
+    error: BaseException | None = None
+    with ThreadPoolExecutor(max_workers=max(1, len(pending)), thread_name_prefix="stage") as pool:
+        running: dict[Future, str] = {}
+        while (pending and error is None) or running:
+            if error is None:
+                for name in [n for n in pending if all(d in results for d in spec.train.stages[n].after)]:
+                    if not fits(name):
+                        continue
+                    pending.remove(name)
+                    for k, v in need(name).items():
+                        claimed[k] += v
+                    running[pool.submit(run_one, name)] = name
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                name = running.pop(future)
+                for k, v in need(name).items():
+                    claimed[k] -= v
+                try:
+                    results[name] = future.result()
+                except BaseException as e:  # keep waiting for the others; re-raise the first failure
+                    error = error or e
+    if error is not None:
+        raise error
+    return results
+
+
+def summary_line(evaluation: dict[str, Any]) -> str:
+    """The headline numbers next to their baselines."""
+    if "mpjpe" in evaluation:
+        return (f"MPJPE {evaluation['mpjpe']:.1f} mm (mean pose {evaluation['mpjpe_mean_pose']:.1f}), "
+                f"TS {evaluation['ts']:.2f} mm/frame² (without TMP {evaluation['ts_no_tmp']:.2f})")
+    line = f"PCKh {evaluation['pckh']:.1f} (untrained {evaluation['pckh_untrained']:.1f})"
+    if "ap" in evaluation:
+        line += f", AP {evaluation['ap']:.1f} (untrained {evaluation['ap_untrained']:.1f})"
+    return line
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def _check_resume(state: dict[str, Any], resolved: dict[str, Any], spec: ExperimentSpec,
+                  rerun_changed: bool = False) -> list[str]:
+    """Stages whose settings changed since the run being resumed, with everything downstream of them.
+
+    Without ``rerun_changed`` a change that affects a finished stage is refused, naming the field.
+
+    Raises:
+        SpecError: naming the first changed field that affects a finished stage.
+    """
+    before = state["spec"]
+    order = stage_order(spec.train.stages)
+    changed: set[str] = set()
+    for key in ("data", "model", "seed"):
+        if before.get(key) != resolved.get(key):
+            field_ = _first_difference(before.get(key), resolved.get(key), key)
+            if not rerun_changed and any(v.get("status") == "finished" for v in state["stages"].values()):
+                raise SpecError(field_, "changed since the run being resumed, whose finished stages used the old "
+                                        "value (resume with --resume=rerun-changed to retrain them)")
+            changed = set(order)
+    for name in order:
+        old = before["train"]["stages"].get(name)
+        if old != resolved["train"]["stages"][name]:
+            if not rerun_changed and state["stages"].get(name, {}).get("status") == "finished":
+                raise SpecError(_first_difference(old, resolved["train"]["stages"][name], f"train.stages.{name}"),
+                                "changed since the run being resumed, and that stage is finished "
+                                "(resume with --resume=rerun-changed to retrain it and the stages after it)")
+            changed.add(name)
+    for name in order:  # downstream of a changed stage
+        if any(d in changed for d in spec.train.stages[name].after):
+            changed.add(name)
+    return [n for n in order if n in changed and n in state["stages"]]
+
+
+def _first_difference(a: Any, b: Any, key: str) -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            if a.get(k) != b.get(k):
+                return _first_difference(a.get(k), b.get(k), f"{key}.{k}")
+    return key
+
+
+def _batches(ds: ray.data.Dataset, batch_size: int):
+    return ds.iter_batches(batch_size=batch_size, batch_format="numpy")
+
+
+def _load_weights(checkpoint: str) -> dict[str, torch.Tensor]:
+    with ray.train.Checkpoint(checkpoint).as_directory() as d:
+        return load_checkpoint(d)["model"]
+
+
+def evaluate_final(spec: ExperimentSpec, checkpoint: str, datasets: dict[str, ray.data.Dataset],
+                   clips: list[dict[str, Any]], out_dir: Path, log: Callable[[str], None] = print
+                   ) -> tuple[dict[str, Any], dict, ExperimentSpec]:
+    """Evaluate the final checkpoint on the spec's evaluation split, next to the same architecture untrained.
+
+    2D models: PCKh, and PoseTrack AP on the posetrack joint set; MultiStream with late fusion first finds
+    its stream weights on the validation split (grid over the simplex, recorded), and every MultiStream
+    run caches its per-stream validation heatmaps (``streams/val_streams.npz``) for weight sweeps.
+    STSP-Net: the 3D metrics per clip group, with the mean-pose baseline and the same model without TMP.
+
+    Returns:
+        the evaluation (flat numbers first), the weights, and the spec to register (with the late-fusion
+        weights found).
+    """
+    if spec.model.kind == "stsp":
+        return _evaluate_3d(spec, checkpoint, datasets), _load_weights(checkpoint), spec
+    return _evaluate_2d(spec, checkpoint, datasets, clips, out_dir, log)
+
+
+def _evaluate_2d(spec: ExperimentSpec, checkpoint: str, datasets: dict[str, ray.data.Dataset],
+                 clips: list[dict[str, Any]], out_dir: Path, log: Callable[[str], None]
+                 ) -> tuple[dict[str, Any], dict, ExperimentSpec]:
+    joint_set = JOINT_SETS[spec.data.joint_set]
+    weights = _load_weights(checkpoint)
+    bs = spec.evaluate.batch_size
+    extra: dict[str, Any] = {}
+    if spec.model.kind == "multistream" and set(spec.model.streams) == {"spatial", "temporal", "context"}:
+        model = build_model(spec.model, joint_set.num_joints)
+        model.load_state_dict(weights)
+        val = predict(model, _batches(datasets["val"], bs), tuple(model.input_names()), keep_streams=True)
+        cache = save_stream_cache(val, clips, out_dir / "streams" / "val_streams.npz")
+        extra["stream_cache"] = str(cache)
+        if spec.model.fusion == "late" and joint_set.name == "posetrack":
+            best, ap, table = search_fusion_weights(val, clips, joint_set)
+            log(f"late fusion: weights (w_s, w_t, w_c) = {best} give val AP {ap:.1f} ({len(table)} grid points)")
+            spec = replace(spec, model=replace(spec.model, fusion_weights=best))
+            extra |= {"fusion_weights": list(best), "fusion_weights_val_ap": ap}
+    torch.manual_seed(spec.seed)
+    untrained = build_model(spec.model, joint_set.num_joints)
+    model = build_model(spec.model, joint_set.num_joints)
+    model.load_state_dict(weights)
+    names = tuple(model.input_names())
+    flip = joint_set.flip_permutation() if spec.evaluate.flip_test else None
+    ds = datasets[spec.evaluate.split]
+    trained_p = predict(model, _batches(ds, bs), names, flip_perm=flip)
+    untrained_p = predict(untrained, _batches(ds, bs), names, flip_perm=flip)
+    alpha = spec.evaluate.pckh_alpha
+    detections = spec.data.boxes != "gt"
+    nan = {"mean": float("nan"), "per_joint": np.full(joint_set.num_joints, np.nan)}
+    # PCKh pairs each sample with its own person: only defined with ground-truth boxes (AP matches by frame).
+    trained = nan if detections else pckh_score(trained_p, alpha)
+    baseline = nan if detections else pckh_score(untrained_p, alpha)
+    evaluation: dict[str, Any] = {
+        "pckh": float(trained["mean"]), "pckh_untrained": float(baseline["mean"]),
+    }
+    if joint_set.name == "posetrack":
+        ap, ap_base = ap_score(trained_p, clips, joint_set), ap_score(untrained_p, clips, joint_set)
+        evaluation |= {"ap": float(ap["groups"]["Total"]), "ap_untrained": float(ap_base["groups"]["Total"]),
+                       "ap_groups": ap["groups"], "ap_per_joint": ap["per_joint"]}
+    evaluation |= {
+        "pckh_per_joint": {joint_set.joints[i]: float(v) for i, v in enumerate(trained["per_joint"]) if np.isfinite(v)},
+        "split": spec.evaluate.split, "boxes": _boxes(spec), "flip_test": spec.evaluate.flip_test,
+        "seed": spec.seed, "samples": int(len(trained_p.pred)), **extra,
+    }
+    return evaluation, weights, spec
+
+
+def _boxes(spec: ExperimentSpec) -> str:
+    return "ground truth" if spec.data.boxes == "gt" else f"detections ({Path(spec.data.boxes).name})"
+
+
+def _evaluate_3d(spec: ExperimentSpec, checkpoint: str, datasets: dict[str, ray.data.Dataset]) -> dict[str, Any]:
+    from sportpose.evaluation import evaluate3d
+
+    model = build_model(spec.model, JOINT_SETS[spec.data.joint_set].num_joints)
+    model.load_state_dict(_load_weights(checkpoint))
+    bs = spec.evaluate.batch_size
+    from_h36m = spec.data.source == "h36m"
+    task = "lift" if from_h36m else "full"  # Human3.6M rows hold 2D keypoints, which only the lifting task reads
+    names = tuple(model.input_names(task))
+    p = evaluate3d.predict(model, _batches(datasets[spec.evaluate.split], bs), names, task=task)
+    fps = {"synthcourt": spec.data.synth.fps, "h36m": h36m.FPS}.get(spec.data.source)
+    groups = h36m.GROUPS if from_h36m else ("view", "body")
+    result = evaluate3d.evaluate(p, stride=spec.data.frame_stride, fps=fps, groups=groups)
+    mean = evaluate3d.mean_pose(_batches(datasets["train"], bs))
+    baseline = evaluate3d.evaluate(evaluate3d.Predictions3D(np.broadcast_to(mean, p.gt.shape).copy(),
+                                                            np.broadcast_to(mean, p.gt.shape).copy(), p.gt, p.info),
+                                   stride=spec.data.frame_stride, fps=fps, groups=groups)
+    g, nt = result["group_mean"], result["group_mean_no_tmp"]
+    for name, row in result["groups"].items():  # the baseline and the no-TMP figures beside each group's own
+        row.update(mpjpe_mean_pose=baseline["groups"][name]["mpjpe"], mpjpe_no_tmp=result["groups_no_tmp"][name]["mpjpe"],
+                   ts_no_tmp=result["groups_no_tmp"][name].get("ts_mm_per_frame2", float("nan")))
+    return {
+        "mpjpe": g["mpjpe"], "p_mpjpe": g["p_mpjpe"], "pck3d": g["pck3d"], "auc3d": g["auc3d"],
+        "ts": g.get("ts_mm_per_frame2", float("nan")), "ts_mm_per_s2": g.get("ts_mm_per_s2", float("nan")),
+        "jitter": g.get("jitter_mm_per_frame2", float("nan")),
+        "mpjpe_mean_pose": baseline["group_mean"]["mpjpe"],
+        "mpjpe_no_tmp": nt["mpjpe"], "ts_no_tmp": nt.get("ts_mm_per_frame2", float("nan")),
+        "groups": result["groups"], "group_keys": result["group_keys"], "pooled": result["pooled"],
+        "split": spec.evaluate.split, "boxes": f"2D keypoints of {Path(spec.data.h36m.data_2d).name}" if from_h36m
+        else "ground truth", "flip_test": False, "seed": spec.seed,
+        "samples": int(len(p.pred)),
+        # EPE's 2D error at the anchor frame (crop px, visible joints): the lifter's input quality
+        **({"epe_err_px": float(np.nanmean(p.err_2d)), "crop_px": int(spec.data.input_size[1])}
+           if p.err_2d is not None and np.isfinite(p.err_2d).any() else {}),
+    }
+
+
+def register(spec: ExperimentSpec, parent_id: str, weights: dict, ds: ray.data.Dataset, evaluation: dict,
+             fingerprint: str) -> tracking.Promotion:
+    """Log the final model as a pyfunc from code with signature and input example, and register it."""
+    from mlflow.models import infer_signature
+
+    from sportpose.registry.pyfunc import SportposeModel
+
+    num_joints = JOINT_SETS[spec.data.joint_set].num_joints
+    model = build_model(spec.model, num_joints)
+    model.load_state_dict(weights)
+    model.eval()
+    names = tuple(model.input_names())
+    first = next(iter(ds.iter_batches(batch_size=1, batch_format="numpy")))
+    example = {n: first[n] for n in names}
+    wrapper = SportposeModel()
+    wrapper.model = model
+    signature = infer_signature(example, wrapper.predict(None, example))
+    with tempfile.TemporaryDirectory() as d:
+        spec_path, weights_path = Path(d) / "spec.yaml", Path(d) / "weights.pt"
+        spec_path.write_text(spec_yaml(spec))
+        torch.save(weights, weights_path)
+        return tracking.log_and_register(parent_id, spec.registered_name, spec_path, weights_path, signature, example,
+                                         spec.register.metric, float(evaluation[spec.register.metric]),
+                                         spec.register.mode, fingerprint)

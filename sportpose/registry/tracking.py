@@ -1,0 +1,241 @@
+"""MLflow tracking and the model registry (SPEC §9).
+
+- Tracking URI: ``MLFLOW_TRACKING_URI``, else ``sqlite:///runs/mlflow.db`` (made absolute) with artifacts
+  under ``runs/mlartifacts``; the registry needs a database backend, which SQLite is.
+- One experiment per spec name; a parent run per pipeline invocation; a child run per stage (and per trial).
+  Params are the flattened resolved spec; tags carry the git commit, spec hash, dataset fingerprint and Ray
+  address; the resolved spec is an artifact of every run.
+- Final models are pyfunc models defined from code (:mod:`sportpose.registry.pyfunc`) carrying the
+  resolved spec and a state dict; loading one never unpickles code.
+- A new version gets the alias ``candidate``; ``champion`` moves to it only when it beats the current
+  champion on the primary metric (direction-aware) on the same evaluation data.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from sportpose.paths import REPO, runs_dir
+from sportpose.spec.fill import flatten
+
+PARENT_TAG = "mlflow.parentRunId"
+SECRET_WORDS = ("password", "secret", "token", "apikey", "api_key", "access_key", "credential")
+
+
+def tracking_uri() -> str:
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    path = runs_dir() / "mlflow.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def artifact_root() -> str | None:
+    """Artifact location for new experiments on a local database; a server chooses its own."""
+    if tracking_uri().startswith("sqlite:"):
+        return (runs_dir() / "mlartifacts").as_uri()
+    return None
+
+
+def client() -> MlflowClient:
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return MlflowClient(uri, registry_uri=uri)
+
+
+def experiment_id(name: str) -> str:
+    c = client()
+    exp = c.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    try:
+        return c.create_experiment(name, artifact_location=artifact_root())
+    except MlflowException:  # created concurrently
+        return c.get_experiment_by_name(name).experiment_id
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=REPO)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _redact(params: dict[str, Any]) -> dict[str, Any]:
+    """No secrets in logged params: values under secret-looking keys are masked."""
+    return {k: ("***" if any(w in k.lower() for w in SECRET_WORDS) else v) for k, v in params.items()}
+
+
+def start_run(experiment: str, run_name: str, parent_id: str | None = None, tags: dict[str, str] | None = None) -> str:
+    """Create a run (a child run when ``parent_id`` is given) and return its id."""
+    all_tags = dict(tags or {})
+    if parent_id:
+        all_tags[PARENT_TAG] = parent_id
+    run = client().create_run(experiment_id(experiment), run_name=run_name, tags=all_tags)
+    return run.info.run_id
+
+
+def end_run(run_id: str, status: str = "FINISHED") -> None:
+    client().set_terminated(run_id, status=status)
+
+
+def log_params(run_id: str, params: dict[str, Any]) -> None:
+    """Log (flattened, redacted) params in batches of 100, MLflow's limit per call."""
+    flat = _redact(flatten(params))
+    items = [Param(k, str(v)[:6000]) for k, v in flat.items()]
+    c = client()
+    for i in range(0, len(items), 100):
+        c.log_batch(run_id, params=items[i : i + 100])
+
+
+def log_metrics(run_id: str, metrics: dict[str, float], step: int | None = None) -> None:
+    now = int(time.time() * 1000)
+    items = [Metric(k, float(v), now, step or 0) for k, v in metrics.items() if v is not None]
+    if items:
+        client().log_batch(run_id, metrics=items)
+
+
+def set_tags(run_id: str, tags: dict[str, Any]) -> None:
+    client().log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+
+def log_text(run_id: str, text: str, artifact_file: str) -> None:
+    client().log_text(run_id, text, artifact_file)
+
+
+def log_artifact(run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
+    c = client()
+    if Path(path).is_dir():
+        c.log_artifacts(run_id, str(path), artifact_path)
+    else:
+        c.log_artifact(run_id, str(path), artifact_path)
+
+
+# -- registry --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """What the champion rule decided for a new version."""
+
+    name: str
+    version: str
+    promoted: bool
+    reason: str
+
+
+def beats(new: float, current: float | None, mode: str) -> bool:
+    """The champion rule: a strictly better primary metric in the direction ``mode`` (max or min)."""
+    if current is None:
+        return True
+    return new > current if mode == "max" else new < current
+
+
+def log_and_register(
+    run_id: str,
+    registered_name: str,
+    spec_yaml_path: str | Path,
+    weights_path: str | Path,
+    signature: Any,
+    input_example: Any,
+    metric: str,
+    value: float,
+    mode: str,
+    eval_fingerprint: str,
+) -> Promotion:
+    """Log the model to ``run_id`` as a pyfunc from code, register it, and apply the alias rules."""
+    import sportpose
+    from sportpose.registry import pyfunc as pyfunc_model
+
+    client()
+    with mlflow.start_run(run_id=run_id):
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=pyfunc_model.__file__,
+            artifacts={"spec": str(spec_yaml_path), "weights": str(weights_path)},
+            code_paths=[str(Path(sportpose.__file__).parent)],
+            signature=signature,
+            input_example=input_example,
+            pip_requirements=_requirements(),
+            registered_model_name=registered_name,
+        )
+    version = str(info.registered_model_version)
+    return apply_aliases(registered_name, version, metric, value, mode, eval_fingerprint)
+
+
+def _requirements() -> list[str]:
+    import numpy
+    import torch
+    import yaml
+
+    return [f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}",
+            f"numpy=={numpy.__version__}", f"pyyaml=={yaml.__version__}"]
+
+
+def apply_aliases(name: str, version: str, metric: str, value: float, mode: str, eval_fingerprint: str) -> Promotion:
+    """Tag the version with its metric, give it ``candidate``, and move ``champion`` if it wins.
+
+    The comparison is only made on the same evaluation data (``eval_fingerprint``); against a champion
+    evaluated on other data the new version stays a candidate (promote by hand with
+    ``sportpose registry promote``).
+    """
+    c = client()
+    c.set_model_version_tag(name, version, f"metric.{metric}", f"{value:.6f}")
+    c.set_model_version_tag(name, version, "metric_name", metric)
+    c.set_model_version_tag(name, version, "metric_mode", mode)
+    c.set_model_version_tag(name, version, "eval_data", eval_fingerprint)
+    c.set_registered_model_alias(name, "candidate", version)
+    try:
+        champion = c.get_model_version_by_alias(name, "champion")
+    except MlflowException:
+        champion = None
+    if champion is None:
+        c.set_registered_model_alias(name, "champion", version)
+        return Promotion(name, version, True, "first version: champion")
+    tags = champion.tags
+    if tags.get("eval_data") != eval_fingerprint or f"metric.{metric}" not in tags:
+        return Promotion(name, version, False,
+                         f"champion v{champion.version} was evaluated on other data or another metric; stays champion")
+    current = float(tags[f"metric.{metric}"])
+    if beats(value, current, mode):
+        c.set_registered_model_alias(name, "champion", version)
+        return Promotion(name, version, True, f"{metric} {value:.4f} beats champion v{champion.version} ({current:.4f})")
+    return Promotion(name, version, False, f"{metric} {value:.4f} does not beat champion v{champion.version} ({current:.4f})")
+
+
+def promote(name: str, version: str, alias: str = "champion") -> None:
+    """Move an alias to a version by hand."""
+    client().set_registered_model_alias(name, alias, str(version))
+
+
+def registry_rows() -> list[dict[str, str]]:
+    """Every version of every registered model, with aliases and primary metric."""
+    c = client()
+    rows = []
+    for model in c.search_registered_models():
+        aliases: dict[str, list[str]] = {}
+        for alias, version in (model.aliases or {}).items():
+            aliases.setdefault(str(version), []).append(alias)
+        for v in c.search_model_versions(f"name='{model.name}'"):
+            metric = v.tags.get("metric_name", "")
+            rows.append({
+                "name": model.name, "version": str(v.version),
+                "aliases": ",".join(sorted(aliases.get(str(v.version), []))),
+                "metric": f"{metric}={float(v.tags[f'metric.{metric}']):.4f}" if metric and f"metric.{metric}" in v.tags else "",
+                "run_id": v.run_id or "", "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(v.creation_timestamp / 1000)),
+            })
+    return sorted(rows, key=lambda r: (r["name"], -int(r["version"])))

@@ -1,0 +1,240 @@
+"""The plain PyTorch training loop: optimiser, schedule, freezing, one epoch of training and validation.
+
+Nothing here knows of Ray or MLflow; :mod:`sportpose.training.stage` wraps it for Ray Train.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+from sportpose.errors import SpecError
+
+Batch = dict[str, torch.Tensor]
+LossFn = Callable[[nn.Module, Batch], dict[str, torch.Tensor]]
+
+
+def freeze_modules(model: nn.Module, prefixes: Iterable[str]) -> list[str]:
+    """Set ``requires_grad=False`` on every parameter under the given module prefixes.
+
+    Frozen BatchNorm layers are also kept in eval mode by :func:`train_epoch` (their statistics stay put).
+
+    Returns:
+        the names of the frozen parameters.
+
+    Raises:
+        SpecError: a prefix matches no parameter (naming it and what the model has).
+    """
+    frozen = []
+    names = [n for n, _ in model.named_parameters()]
+    for prefix in prefixes:
+        hit = [n for n in names if matches(n, prefix)]
+        if not hit:
+            top = sorted({n.split(".")[0] for n in names})
+            raise SpecError("freeze", f"{prefix!r} matches no module of the model; top-level modules: {top}")
+        frozen += hit
+    params = dict(model.named_parameters())
+    for name in frozen:
+        params[name].requires_grad_(False)
+    return frozen
+
+
+def matches(name: str, prefix: str) -> bool:
+    """``name`` lies under the module ``prefix`` ("" is the whole model)."""
+    return prefix == "" or name == prefix or name.startswith(prefix + ".")
+
+
+def freeze_outside(model: nn.Module, trainable: Iterable[str]) -> list[str]:
+    """Freeze every parameter not under one of the ``trainable`` prefixes; returns the names frozen."""
+    trainable = tuple(trainable)
+    frozen = []
+    for name, p in model.named_parameters():
+        if not any(matches(name, t) for t in trainable):
+            p.requires_grad_(False)
+            frozen.append(name)
+    return frozen
+
+
+def load_modules(model: nn.Module, state: dict[str, torch.Tensor], prefixes: Iterable[str], source: str,
+                 key: str) -> list[str]:
+    """Copy the given modules from another stage's state dict into ``model``.
+
+    Args:
+        state: the source checkpoint's model state dict.
+        prefixes: module prefixes to copy ("" copies everything).
+        source: the source stage's name (for messages).
+        key: the spec key that declared the hand-off (for messages).
+
+    Returns:
+        the state-dict keys loaded.
+
+    Raises:
+        SpecError: a module the model has is missing from the checkpoint, or shapes differ; names both.
+    """
+    own = model.state_dict()
+    loaded = []
+    for prefix in prefixes:
+        wanted = [k for k in own if matches(k, prefix)]
+        if not wanted:
+            raise SpecError(key, f"module {prefix!r} does not exist in the model being trained")
+        missing = [k for k in wanted if k not in state]
+        if missing:
+            raise SpecError(key, f"module {prefix!r}: stage {source!r}'s checkpoint lacks {missing[0]!r}"
+                                 f"{f' and {len(missing) - 1} more' if len(missing) > 1 else ''}")
+        for k in wanted:
+            if tuple(state[k].shape) != tuple(own[k].shape):
+                raise SpecError(key, f"module {prefix!r}: {k} has shape {tuple(state[k].shape)} in stage "
+                                     f"{source!r}'s checkpoint but {tuple(own[k].shape)} in this stage's model")
+            own[k] = state[k]
+            loaded.append(k)
+    model.load_state_dict(own)
+    return loaded
+
+
+def frozen_module_prefixes(model: nn.Module) -> list[nn.Module]:
+    """Modules all of whose parameters are frozen (kept in eval mode during training)."""
+    out = []
+    for _, module in model.named_modules():
+        params = list(module.parameters(recurse=True))
+        if params and not any(p.requires_grad for p in params):
+            out.append(module)
+    return out
+
+
+def build_optimizer(model: nn.Module, spec: Any) -> torch.optim.Optimizer:
+    """Adam / AdamW / SGD over trainable parameters, with ``module_lr`` learning rates per module prefix.
+
+    Raises:
+        SpecError: a ``module_lr`` prefix matches no trainable parameter.
+    """
+    groups: dict[str, list[nn.Parameter]] = {prefix: [] for prefix in spec.module_lr}
+    rest: list[nn.Parameter] = []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        prefix = next((m for m in spec.module_lr if name == m or name.startswith(m + ".")), None)
+        (groups[prefix] if prefix else rest).append(p)
+    for prefix, params in groups.items():
+        if not params:
+            raise SpecError(f"optimizer.module_lr.{prefix}", "matches no trainable parameter of the model")
+    param_groups = [{"params": rest, "lr": spec.lr}] if rest else []
+    param_groups += [{"params": ps, "lr": spec.module_lr[m]} for m, ps in groups.items()]
+    if not param_groups:
+        raise SpecError("freeze", "every parameter of the model is frozen: nothing to train")
+    if spec.kind == "adam":
+        return torch.optim.Adam(param_groups, lr=spec.lr, weight_decay=spec.weight_decay)
+    if spec.kind == "adamw":
+        return torch.optim.AdamW(param_groups, lr=spec.lr, weight_decay=spec.weight_decay)
+    return torch.optim.SGD(param_groups, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, spec: Any, epochs: int) -> Any:
+    """Per-epoch schedule (``none | step | cosine | plateau``) with optional linear warm-up."""
+    if spec.kind == "step":
+        main = torch.optim.lr_scheduler.StepLR(optimizer, step_size=spec.step_size, gamma=spec.gamma)
+    elif spec.kind == "cosine":
+        main = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs - spec.warmup_epochs))
+    elif spec.kind == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=spec.gamma, patience=spec.patience)
+    else:
+        main = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    if spec.warmup_epochs:
+        warm = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.1, total_iters=spec.warmup_epochs)
+        return torch.optim.lr_scheduler.SequentialLR(optimizer, [warm, main], milestones=[spec.warmup_epochs])
+    return main
+
+
+def step_scheduler(scheduler: Any, metric: float) -> None:
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        scheduler.step(metric)
+    else:
+        scheduler.step()
+
+
+def train_epoch(
+    model: nn.Module,
+    batches: Iterable[Batch],
+    optimizer: torch.optim.Optimizer,
+    loss_fn: LossFn,
+    grad_clip: float | None = None,
+    amp: bool = False,
+    frozen: list[nn.Module] | None = None,
+) -> dict[str, float]:
+    """One pass over ``batches``. Returns mean losses, the sample count, and samples per second."""
+    model.train()
+    for module in frozen or []:
+        module.eval()  # frozen BatchNorm keeps its statistics
+    totals: dict[str, float] = {}
+    n = 0
+    start = time.perf_counter()
+    for batch in batches:
+        bs = next(iter(batch.values())).shape[0]
+        ctx = torch.autocast("cuda", dtype=torch.bfloat16) if amp else contextlib.nullcontext()
+        with ctx:
+            losses = loss_fn(model, batch)
+        optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        if grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        for k, v in losses.items():
+            totals[k] = totals.get(k, 0.0) + float(v.detach()) * bs
+        n += bs
+    seconds = time.perf_counter() - start
+    out = {k: v / max(n, 1) for k, v in totals.items()}
+    out.update(samples=float(n), epoch_seconds=seconds, samples_per_s=n / seconds if seconds > 0 else 0.0)
+    return out
+
+
+@torch.no_grad()
+def precompute(model: nn.Module, batches: Iterable[Batch], task: str, keep: Iterable[str]) -> Batch:
+    """One pass of the model's frozen prefix over ``batches`` (``model.precompute(batch, task)``, eval mode).
+
+    Args:
+        model: a model with ``precompute`` for ``task`` (one of its ``CACHEABLE_TASKS``).
+        keep: batch columns carried into the cache as they are: the loss's targets (the model's
+            ``target_names(task)``; STSP-Net's lift reads the 3D joints, not the heatmaps, which would take
+            ~100 KB per demo tube and ~1.7 MB per paper-scale tube).
+
+    Returns:
+        every column, the batches concatenated along the first axis (empty for no batches).
+    """
+    was_training = model.training
+    model.eval()
+    parts: dict[str, list[torch.Tensor]] = {}
+    keep = tuple(keep)
+    for batch in batches:
+        columns = model.precompute(batch, task) | {k: batch[k] for k in keep if k in batch}
+        for k, v in columns.items():
+            parts.setdefault(k, []).append(v.detach())
+    model.train(was_training)
+    return {k: torch.cat(v) for k, v in parts.items()}
+
+
+def cached_batches(cache: Batch, batch_size: int, seed: int | None) -> Iterable[Batch]:
+    """Batches of a :func:`precompute` cache, in a random order drawn from ``seed`` (None: in order); every row
+    once, only the last batch short."""
+    n = len(next(iter(cache.values()))) if cache else 0
+    order = torch.arange(n) if seed is None else torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    for i in range(0, n, batch_size):
+        rows = order[i : i + batch_size]
+        yield {k: v[rows] for k, v in cache.items()}
+
+
+@torch.no_grad()
+def validate(model: nn.Module, batches: Iterable[Batch], loss_fn: LossFn) -> dict[str, float]:
+    """Mean losses over ``batches`` in eval mode, prefixed ``val_``."""
+    model.eval()
+    totals: dict[str, float] = {}
+    n = 0
+    for batch in batches:
+        bs = next(iter(batch.values())).shape[0]
+        for k, v in loss_fn(model, batch).items():
+            totals[k] = totals.get(k, 0.0) + float(v) * bs
+        n += bs
+    return {f"val_{k}": v / max(n, 1) for k, v in totals.items()} | {"val_samples": float(n)}

@@ -1,0 +1,420 @@
+"""One training stage as one Ray Train ``TorchTrainer`` job (SPEC §6).
+
+The worker function is a thin adapter around :mod:`sportpose.training.loop`: it rebuilds the spec
+from the plain dict it was handed, builds the model, resumes from Ray Train's latest checkpoint (after a
+worker failure or on ``--resume``) or starts from the checkpoints of the stages it depends on, then runs
+``setup -> train -> cleanup``. Every epoch, every rank reports its metrics and rank 0 attaches the checkpoint
+(model, optimiser, scheduler, epoch, RNG state, config hash); rank 0 alone logs to MLflow.
+
+``scaling.num_workers: 0`` is Ray Train local mode (for debugging and tiny runs): the worker function runs in
+the driver process with the same ray.train APIs, without starting worker actors. In Ray 2.60 local mode keeps
+only the last reported checkpoint object and persists nothing (``Result.path`` is None, no best checkpoint,
+no resume), and its train context is one global of the process. So in local mode the worker writes every
+epoch's checkpoint itself to ``<storage>/<run name>/epoch_NNNN/`` (the layout Ray Train uses), the best one is
+picked from the epochs' metrics, a rerun continues from the latest epoch written (a finished stage starts no
+training at all), and local-mode stages of one process take turns (:data:`_LOCAL_MODE_LOCK`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray
+import ray.train
+import torch
+import torch.distributed as dist
+from ray.train.torch import TorchTrainer
+
+from sportpose.errors import SpecError
+from sportpose.models import build_model
+from sportpose.models.skeleton import JOINT_SETS
+from sportpose.training import loop
+from sportpose.paths import runs_dir
+
+CHECKPOINT_FILE = "checkpoint.pt"
+_LOCAL_MODE_LOCK = threading.Lock()  # Ray Train local mode's context is process-global: one local fit at a time
+# Columns a loss may read; models name their inputs with input_names(task). Only these are turned into tensors.
+TARGET_COLUMNS = ("heatmaps", "target_weight", "keypoints", "joints_3d", "bone_lengths")
+
+
+@dataclass
+class StageResult:
+    """What a finished stage hands to the next one and to MLflow."""
+
+    name: str
+    checkpoint: str  # directory of the best checkpoint (by the stage metric)
+    metrics: dict[str, float]  # metrics of that checkpoint's epoch
+    history: list[dict[str, float]] = field(default_factory=list)  # every epoch's reported metrics
+    run_path: str = ""  # Ray Train's run folder
+    seconds: float = 0.0
+
+
+def checkpoint_uri(checkpoint: ray.train.Checkpoint) -> str:
+    """A checkpoint's location as a path (local storage) or a URI with its scheme (shared storage)."""
+    scheme = getattr(checkpoint.filesystem, "type_name", "local")
+    return checkpoint.path if scheme == "local" else f"{scheme}://{checkpoint.path}"
+
+
+def save_checkpoint(directory: str, state: dict[str, Any]) -> None:
+    torch.save(state, os.path.join(directory, CHECKPOINT_FILE))
+
+
+def load_checkpoint(directory: str | Path) -> dict[str, Any]:
+    """A stage checkpoint, loaded without unpickling code."""
+    return torch.load(os.path.join(directory, CHECKPOINT_FILE), map_location="cpu", weights_only=True)
+
+
+def _rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
+        "numpy_pos": int(np_state[2]),
+        "python": random.getstate(),
+    }
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0))
+    random.setstate(state["python"])
+
+
+def _to_tensors(batch: dict[str, np.ndarray], columns: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    # Ray hands out read-only views of its object store; torch wants writable memory.
+    return {c: torch.from_numpy(np.array(batch[c])) for c in columns if c in batch}
+
+
+def shard_batches(shard: Any, columns: tuple[str, ...], batch_size: int, shuffle_buffer: int | None,
+                  seed: int) -> Any:
+    """Tensor batches of a worker's dataset shard, drawn at random from ``shuffle_buffer`` rows (None: in order).
+
+    The buffer holds rows (views of Ray's blocks) and each batch stacks only its own rows: with Ray Data's
+    ``local_shuffle_buffer_size`` instead, STSP-Net's demo lift stage ran at about half the samples per
+    second. Every row is yielded exactly once per pass; only the last batch may be short.
+    """
+    it = shard.iter_batches(batch_size=batch_size, batch_format="numpy", drop_last=False)
+    if not shuffle_buffer:
+        for b in it:
+            yield _to_tensors(b, columns)
+        return
+    rng = np.random.default_rng(seed)
+    pool: list[dict[str, np.ndarray]] = []
+
+    def take() -> dict[str, torch.Tensor]:
+        picks = sorted(rng.choice(len(pool), size=min(batch_size, len(pool)), replace=False).tolist(), reverse=True)
+        rows = [pool[i] for i in picks]
+        for i in picks:  # swap-remove, highest index first: the last row is never a pick still to remove
+            pool[i] = pool[-1]
+            pool.pop()
+        return {c: torch.from_numpy(np.stack([r[c] for r in rows])) for c in rows[0]}
+
+    for b in it:
+        kept = [c for c in columns if c in b]
+        n = len(b[kept[0]]) if kept else 0
+        pool.extend({c: b[c][i] for c in kept} for i in range(n))
+        while len(pool) >= shuffle_buffer:
+            yield take()
+    while pool:
+        yield take()
+
+
+def _allreduce_mean(values: dict[str, float], weight: float) -> dict[str, float]:
+    """Sample-weighted mean of per-rank metrics across the worker group."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return values
+    keys = sorted(values)
+    t = torch.tensor([values[k] * weight for k in keys] + [weight], dtype=torch.float64)
+    dist.all_reduce(t)
+    total = t[-1].item()
+    return {k: (t[i].item() / total if total else 0.0) for i, k in enumerate(keys)}
+
+
+def prepare_stage_model(spec: Any, stage_name: str, init: list[dict[str, Any]]) -> tuple[torch.nn.Module, list[str]]:
+    """Build the stage's model, load the modules handed on by earlier stages, and freeze what stays fixed.
+
+    Frozen: everything outside the task's ``trainable_prefixes``, the stage's ``freeze`` prefixes, and the
+    model's ``freeze_prefixes(freeze_layers)``. Runs on the driver first (to check the hand-off before a
+    job starts) and then on every worker.
+
+    Args:
+        init: ``[{"stage": name, "uri": checkpoint, "prefixes": [...]}]`` from :func:`plan_init`.
+
+    Returns:
+        the model and the names of its frozen parameters.
+
+    Raises:
+        SpecError: a module is missing from a checkpoint or mismatched (naming both), or a freeze prefix
+            matches nothing.
+    """
+    stage = spec.train.stages[stage_name]
+    model = build_model(spec.model, JOINT_SETS[spec.data.joint_set].num_joints)
+    for item in init:
+        with ray.train.Checkpoint(item["uri"]).as_directory() as d:
+            state = load_checkpoint(d)["model"]
+        loop.load_modules(model, state, item["prefixes"], item["stage"],
+                          f"train.stages.{stage_name}.load.{item['stage']}")
+    frozen = loop.freeze_outside(model, model.trainable_prefixes(stage.task))
+    try:
+        frozen += loop.freeze_modules(model, stage.freeze)
+        if stage.freeze_layers:
+            frozen += loop.freeze_modules(model, model.freeze_prefixes(stage.freeze_layers))
+    except SpecError as e:
+        raise e.within(f"train.stages.{stage_name}") from None
+    return model, sorted(set(frozen))
+
+
+def plan_init(spec: Any, stage_name: str, checkpoints: dict[str, str]) -> list[dict[str, Any]]:
+    """What a stage loads from the stages it comes after (SPEC §6): explicit ``load`` or, per source
+    stage, the modules that stage trained (``trainable_prefixes`` of its task)."""
+    stage = spec.train.stages[stage_name]
+    probe = build_model(spec.model, JOINT_SETS[spec.data.joint_set].num_joints)
+    init = []
+    for source in stage.after:
+        prefixes = stage.load.get(source)
+        if prefixes is None:
+            prefixes = probe.trainable_prefixes(spec.train.stages[source].task)
+        init.append({"stage": source, "uri": checkpoints[source], "prefixes": list(prefixes)})
+    return init
+
+
+def _quiet_report_log() -> None:
+    """Ray Train 2.60 logs every ``report`` (the whole metrics dict and checkpoint path) at INFO under a logger
+    named by its source file's path, not under ``ray.train``: one screenful per epoch in ``sportpose train`` and
+    ``sportpose sweep`` output. Raise that logger to WARNING (a no-op where Ray has moved the module)."""
+    try:
+        from ray.train.v2._internal.execution import context as train_context
+    except ImportError:
+        return
+    logging.getLogger(train_context.__file__).setLevel(logging.WARNING)
+
+
+def worker_loop(config: dict[str, Any]) -> None:
+    """The Ray Train worker function: setup -> train -> cleanup."""
+    from sportpose.spec.experiment import spec_from_dict  # the dict becomes the typed spec again, first thing
+
+    spec = spec_from_dict(config["spec"])
+    stage = spec.train.stages[config["stage"]]
+    if config.get("quiet", True):  # per-report INFO lines from Ray Train's internals drown the epoch lines
+        logging.getLogger("ray.train").setLevel(logging.WARNING)
+        _quiet_report_log()
+    torch.set_num_threads(stage.scaling.torch_threads)
+    ctx = ray.train.get_context()
+    rank = ctx.get_world_rank()
+
+    # setup
+    torch.manual_seed(spec.seed + rank)
+    np.random.seed(spec.seed + rank)
+    random.seed(spec.seed + rank)
+    model, frozen_names = prepare_stage_model(spec, config["stage"], config.get("init", []))
+    optimizer = loop.build_optimizer(model, stage.optimizer)
+    scheduler = loop.build_scheduler(optimizer, stage.schedule, stage.epochs)
+    start_epoch, best, since_best, history = 0, None, 0, []
+    resumed = ray.train.get_checkpoint()
+    local_dir = config.get("local_dir")  # local mode: checkpoints persisted here by this function
+    if resumed is None and local_dir and _local_epochs(local_dir):
+        resumed = ray.train.Checkpoint.from_directory(str(_local_epochs(local_dir)[-1]))
+    if resumed is not None:
+        with resumed.as_directory() as d:
+            state = load_checkpoint(d)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if rank == 0:
+            _set_rng_state(state["rng"])
+        start_epoch, best, since_best = state["epoch"] + 1, state["best"], state["since_best"]
+        history = json.loads(state["history"])
+    model = ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"find_unused_parameters": False}) \
+        if ctx.get_world_size() > 1 else model
+    core = model.module if hasattr(model, "module") else model
+    frozen_modules = loop.frozen_module_prefixes(core)
+    columns = tuple(core.input_names(stage.task)) + TARGET_COLUMNS
+    shards = {split: ray.train.get_dataset_shard(split) for split in ("train", "val")}  # val may be None
+    tracker = _MlflowLogger(config.get("tracking_uri"), config.get("run_id")) if rank == 0 else None
+
+    def loss_fn(m: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return core.loss(m(batch, task=stage.task), batch, task=stage.task)
+
+    def batches(split: str, shuffle: bool, epoch: int):
+        seed = spec.seed * 1000 + epoch
+        if split in caches:
+            return loop.cached_batches(caches[split], stage.batch_size, seed if shuffle else None)
+        buffer = max(4 * stage.batch_size, spec.data.shuffle_buffer) if shuffle else None
+        return shard_batches(shards[split], columns, stage.batch_size, buffer, seed)
+
+    caches: dict[str, dict[str, torch.Tensor]] = {}  # split -> the frozen prefix's outputs (cache_frozen)
+    if stage.cache_frozen:
+        t0 = time.perf_counter()
+        for split in (s for s in shards if shards[s] is not None):
+            caches[split] = loop.precompute(core, batches(split, False, 0), stage.task, core.target_names(stage.task))
+        if rank == 0:
+            sizes = ", ".join(f"{len(next(iter(c.values()), ()))} {split}" for split, c in caches.items())
+            print(f"[{config['stage']}] cached the frozen model's outputs of this worker's samples ({sizes}) in "
+                  f"{time.perf_counter() - t0:.0f}s", flush=True)
+
+    # train
+    amp = stage.amp == "bf16" and torch.cuda.is_available()
+    for epoch in range(start_epoch, stage.epochs):
+        t0 = time.perf_counter()
+        train_metrics = loop.train_epoch(model, batches("train", True, epoch), optimizer, loss_fn,
+                                         stage.grad_clip, amp, frozen_modules)
+        n_train = train_metrics.pop("samples")
+        train_metrics = _allreduce_mean(train_metrics, n_train)
+        val_metrics = loop.validate(model, batches("val", False, epoch), loss_fn) if shards["val"] else {}
+        n_val = val_metrics.pop("val_samples", 0.0)
+        val_metrics = _allreduce_mean(val_metrics, n_val) if val_metrics else {}
+        metrics = {"epoch": epoch, **train_metrics, **val_metrics,
+                   "lr": optimizer.param_groups[0]["lr"], "epoch_time_s": time.perf_counter() - t0}
+        metrics["samples_per_s"] = train_metrics.get("samples_per_s", 0.0) * ctx.get_world_size()
+        value = metrics.get(stage.metric, metrics.get("loss"))
+        improved = best is None or (value < best if stage.mode == "min" else value > best)
+        best, since_best = (value, 0) if improved else (best, since_best + 1)
+        loop.step_scheduler(scheduler, value)
+        history.append(metrics)
+        stop = stage.early_stopping is not None and since_best >= stage.early_stopping
+        with tempfile.TemporaryDirectory() as d:
+            if local_dir:  # local mode persists nothing itself: write where Ray Train would
+                d = os.path.join(local_dir, f"epoch_{epoch:04d}")
+                os.makedirs(d, exist_ok=True)
+            checkpoint = None
+            if rank == 0:
+                save_checkpoint(d, {
+                    "model": core.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "epoch": epoch, "best": best, "since_best": since_best,
+                    "rng": _rng_state(), "config_hash": config["config_hash"], "stage": config["stage"],
+                    "frozen": frozen_names, "history": json.dumps(history),
+                })
+                checkpoint = ray.train.Checkpoint.from_directory(d)
+                print(f"[{config['stage']}] epoch {epoch + 1}/{stage.epochs} " +
+                      " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k in ("loss", "val_loss", "samples_per_s")),
+                      flush=True)
+                if tracker:
+                    tracker.log(metrics, epoch)
+            ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=f"epoch_{epoch:04d}")
+        if stop:
+            break
+    # cleanup: nothing held beyond the process
+
+
+class _MlflowLogger:
+    """Per-epoch metrics to the stage's MLflow run, from rank 0 only."""
+
+    def __init__(self, uri: str | None, run_id: str | None):
+        self.client = None
+        if uri and run_id:
+            from mlflow.tracking import MlflowClient
+
+            self.client, self.run_id = MlflowClient(uri), run_id
+
+    def log(self, metrics: dict[str, float], step: int) -> None:
+        if self.client is None:
+            return
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+
+
+def run_stage(
+    spec: Any,
+    stage_name: str,
+    datasets: dict[str, ray.data.Dataset],
+    *,
+    run_name: str,
+    tracking_uri: str | None = None,
+    run_id: str | None = None,
+    init: list[dict[str, Any]] | None = None,
+    callbacks: list[Any] | None = None,
+) -> StageResult:
+    """Fit one stage with Ray Train and return its best checkpoint.
+
+    A second call with the same ``run_name`` and storage resumes from the latest checkpoint (Ray Train V2),
+    so a finished stage trains no further epochs.
+    """
+    from sportpose.spec.experiment import spec_hash, spec_to_dict
+
+    stage = spec.train.stages[stage_name]
+    storage = spec.train.storage_path or str(runs_dir() / "ray")
+    if "://" not in storage:
+        storage = str(Path(storage).resolve())
+    resources = {"CPU": stage.scaling.cpus_per_worker}
+    if stage.scaling.use_gpu:
+        resources["GPU"] = stage.scaling.gpus_per_worker
+    local_dir = os.path.join(storage, run_name) if stage.scaling.num_workers == 0 else None
+    if local_dir and "://" in local_dir:
+        raise SpecError(f"train.stages.{stage_name}.scaling.num_workers",
+                        f"0 (Ray Train local mode) writes checkpoints to a local folder, not {storage}")
+    trainer = TorchTrainer(
+        worker_loop,
+        train_loop_config={
+            "spec": spec_to_dict(spec), "stage": stage_name, "config_hash": spec_hash(spec),
+            "tracking_uri": tracking_uri, "run_id": run_id, "init": init or [], "local_dir": local_dir,
+        },
+        scaling_config=ray.train.ScalingConfig(num_workers=stage.scaling.num_workers, use_gpu=stage.scaling.use_gpu,
+                                               resources_per_worker=resources),
+        datasets=datasets,
+        run_config=ray.train.RunConfig(
+            name=run_name,
+            storage_path=storage,
+            failure_config=ray.train.FailureConfig(max_failures=stage.max_failures),
+            logging_config=ray.train.LoggingConfig(log_level="WARNING"),
+            callbacks=callbacks,  # e.g. Tune's TuneReportCallback when the stage runs inside a sweep trial
+            checkpoint_config=ray.train.CheckpointConfig(
+                num_to_keep=None, checkpoint_score_attribute=stage.metric, checkpoint_score_order=stage.mode),
+        ),
+    )
+    start = time.perf_counter()
+    if stage.scaling.num_workers == 0:
+        return _fit_local(trainer, spec, stage_name, os.path.join(storage, run_name), start)
+    result = trainer.fit()
+    if result.error:
+        raise result.error
+    best = result.get_best_checkpoint(stage.metric, stage.mode) or result.checkpoint
+    metrics = next((m for c, m in result.best_checkpoints or [] if c.path == best.path), result.metrics or {})
+    with result.checkpoint.as_directory() as d:
+        history = json.loads(load_checkpoint(d)["history"])
+    return StageResult(name=stage_name, checkpoint=checkpoint_uri(best), metrics=dict(metrics), history=history,
+                       run_path=str(result.path), seconds=time.perf_counter() - start)
+
+
+def _local_epochs(run_dir: str | Path) -> list[Path]:
+    """The epoch checkpoints a local-mode stage wrote, oldest first."""
+    return sorted(p.parent for p in Path(run_dir).glob(f"epoch_*/{CHECKPOINT_FILE}"))
+
+
+def _fit_local(trainer: TorchTrainer, spec: Any, stage_name: str, run_dir: str, start: float) -> StageResult:
+    """Ray Train local mode: fit in this process (unless the stage finished earlier), then pick the best epoch
+    checkpoint from the epochs' own metrics, as ``Result.get_best_checkpoint`` does for worker runs."""
+    stage = spec.train.stages[stage_name]
+    epochs = _local_epochs(run_dir)
+    history = json.loads(load_checkpoint(epochs[-1])["history"]) if epochs else []
+    finished = bool(history) and (len(history) >= stage.epochs or (
+        stage.early_stopping is not None and load_checkpoint(epochs[-1])["since_best"] >= stage.early_stopping))
+    if not finished:
+        with _LOCAL_MODE_LOCK:
+            result = trainer.fit()
+        if result.error:
+            raise result.error
+        epochs = _local_epochs(run_dir)
+        history = json.loads(load_checkpoint(epochs[-1])["history"])
+    by_epoch = {int(m["epoch"]): m for m in history}
+
+    def score(path: Path) -> float:
+        m = by_epoch.get(int(path.name.split("_")[1]), {})
+        value = m.get(stage.metric, m.get("loss", float("inf")))
+        return value if stage.mode == "min" else -value
+
+    best = min(epochs, key=score)
+    metrics = by_epoch.get(int(best.name.split("_")[1]), {})
+    return StageResult(name=stage_name, checkpoint=str(best), metrics=dict(metrics), history=history,
+                       run_path=run_dir, seconds=time.perf_counter() - start)
