@@ -1,11 +1,14 @@
-"""Shared fixtures: one local Ray for every integration test, and a private runs/ folder per session."""
+"""Shared fixtures: one local Ray for every integration test, a private runs/ folder per session, a tiny SynthCourt
+set and untrained models saved as checkpoints with their specs (an untrained model is enough for formats,
+consistency and memory; nothing is trained)."""
 
 import os
 from pathlib import Path
 
 import pytest
+from sportpose.paths import REPO
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+FIXTURES = REPO.parent / "shared" / "fixtures"
 
 
 @pytest.fixture(scope="session")
@@ -31,3 +34,101 @@ def ray_local(runs_home):
     init_ray()
     yield
     shutdown_ray()
+
+
+TINY_2D = """
+name: tiny-infer
+seed: 1
+data:
+  root: {root}
+  synth: {{clips: 2, frames: 16, width: 160, height: 120, max_players: 2, views: [sideline, baseline],
+          blur: [none, low], child_fraction: 0.5, seed: 5}}
+  splits: [0.0, 0.0, 1.0]
+  input_size: [64, 64]
+  frame_stride: 2
+model: {{kind: simplebaseline, width: 16, deconv_channels: 32}}
+train:
+  stages:
+    main: {{epochs: 1, batch_size: 8, scaling: {{num_workers: 1}}}}
+"""
+
+TINY_STSP = """
+name: tiny-stsp
+seed: 1
+data:
+  root: {root}
+  synth: {{clips: 2, frames: 16, width: 160, height: 120, max_players: 2, views: [sideline, baseline],
+          blur: [none, low], child_fraction: 0.5, seed: 5}}
+  splits: [0.0, 0.0, 1.0]
+  joint_set: h36m
+  input_size: [64, 64]
+  window: 3
+  tube_anchor: end
+  targets: all
+  points3d: true
+  flow: dis
+  frame_stride: 2
+model: {{kind: stsp, backbone: hrnet_w18_small, width: 8, window: 3, tau: 2, gat_layers: 1, gat_hidden: 16,
+        tmp_dim: 16, tmp_heads: 2, beta: 20.0, frame_position: true}}
+train:
+  stages:
+    main: {{task: full, epochs: 1, batch_size: 8, scaling: {{num_workers: 1}}}}
+register: {{name: sportpose-stsp, metric: mpjpe, mode: min}}
+"""
+
+
+@pytest.fixture(scope="session")
+def tiny_synth(tmp_path_factory) -> Path:
+    """Two SynthCourt clips of 16 frames (160x120; a sideline and a baseline clip, a child and an adult one)."""
+    from sportpose.data import synth
+
+    root = tmp_path_factory.mktemp("tiny_synth")
+    config = synth.SynthConfig(clips=2, frames=16, width=160, height=120, max_players=2, views=("sideline", "baseline"),
+                               blur=("none", "low"), child_fraction=0.5, seed=5)
+    synth.generate(root, config, progress=False)
+    return root
+
+
+def _checkpoint(folder: Path, text: str, root: Path) -> Path:
+    import torch
+
+    from sportpose.models import build_model
+    from sportpose.models.skeleton import JOINT_SETS
+    from sportpose.spec.experiment import load_spec
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "spec.yaml").write_text(text.format(root=root))
+    spec = load_spec(folder / "spec.yaml")
+    torch.manual_seed(0)
+    model = build_model(spec.model, JOINT_SETS[spec.data.joint_set].num_joints)
+    torch.save({"model": model.state_dict(), "epoch": 0}, folder / "checkpoint.pt")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, tiny_synth) -> Path:
+    """An untrained SimpleBaseline (64x64 crops) as ``checkpoint.pt`` with its ``spec.yaml`` beside it."""
+    return _checkpoint(tmp_path_factory.mktemp("ckpt2d") / "model", TINY_2D, tiny_synth)
+
+
+@pytest.fixture(scope="session")
+def stsp_checkpoint(tmp_path_factory, tiny_synth) -> Path:
+    """An untrained, narrow STSP-Net (T=3, τ=2, 64x64, GSR reading where crops sit in the frame) as
+    ``checkpoint.pt`` with its ``spec.yaml`` beside it."""
+    return _checkpoint(tmp_path_factory.mktemp("ckpt3d") / "model", TINY_STSP, tiny_synth)
+
+
+@pytest.fixture(scope="session")
+def gt_detections():
+    """``gt_detections(annotation, out)``: a COCO-results detections file made from a PoseTrack18 ground truth's
+    person boxes (score 1)."""
+    import json
+
+    def make(annotation: Path, out: Path) -> Path:
+        data = json.loads(Path(annotation).read_text())
+        dets = [{"image_id": a["image_id"], "bbox": a["bbox"], "score": 1.0, "category_id": 1}
+                for a in data["annotations"] if a.get("bbox")]
+        out.write_text(json.dumps(dets))
+        return out
+
+    return make

@@ -17,7 +17,7 @@ import yaml
 
 from sportpose.spec.experiment import load_spec
 
-REPO = Path(__file__).resolve().parents[2]
+from sportpose.paths import REPO
 CLUSTER = REPO / "cluster"
 KUBERAY = sorted((CLUSTER / "kuberay").glob("*.yaml"))
 LAUNCHER = CLUSTER / "aws-gpu.yaml"

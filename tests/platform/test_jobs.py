@@ -24,7 +24,7 @@ from sportpose.errors import SpecError
 from sportpose.platform import jobs
 from sportpose.platform.jobs import ClusterError, ClusterInfo
 
-REPO = Path(__file__).resolve().parents[2]
+from sportpose.paths import REPO
 HEAD = {"node_id": "a" * 56, "node_ip": "10.0.0.1", "is_head_node": True, "resources_total": {"CPU": 8.0}}
 WORKER = {"node_id": "b" * 56, "node_ip": "10.0.0.2", "is_head_node": False, "resources_total": {"CPU": 8.0}}
 ONE_NODE = ClusterInfo("http://head:8265", [HEAD])

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
+from sportpose.paths import REPO
 from sportpose.errors import DataError
 from sportpose.models.skeleton import POSETRACK
 from sportpose.data import inspect as data_inspect
@@ -19,7 +20,7 @@ from sportpose.data.formats import FrameAnnotation, VideoAnnotation, read_posetr
 from sportpose.data.synth import SynthConfig, generate
 from sportpose.viz import draw
 
-FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "posetrack18"
+FIXTURES = REPO.parent / "shared" / "fixtures" / "posetrack18"
 needs_fixtures = pytest.mark.skipif(
     not FIXTURES.is_dir(), reason=f"PoseTrack 2018 fixtures not found at {FIXTURES} (../shared/fixtures/posetrack18)"
 )

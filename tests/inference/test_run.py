@@ -16,13 +16,14 @@ import numpy as np
 import pytest
 import torch
 
+from sportpose.paths import REPO
 from sportpose.errors import DataError
 from sportpose.data.formats import read_posetrack18
 from sportpose.inference import run as infer_run
 from sportpose.inference.run import InferArgs, run_infer
 from sportpose.cli import main as cli
 
-FIXTURE_VIDEO = (Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "posetrack18" / "videos"
+FIXTURE_VIDEO = (REPO.parent / "shared" / "fixtures" / "posetrack18" / "videos"
                  / "000001_mpiinew_test" / "000001_mpiinew_test.mp4")
 needs_fixture = pytest.mark.skipif(not FIXTURE_VIDEO.is_file(),
                                    reason=f"PoseTrack fixture video not found at {FIXTURE_VIDEO} (../shared/fixtures)")

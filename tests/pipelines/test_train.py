@@ -9,6 +9,7 @@ import mlflow
 import pytest
 import yaml
 
+from sportpose.paths import REPO
 from sportpose.errors import SpecError
 from sportpose.pipelines.train import run_pipeline
 from sportpose.registry import tracking
@@ -92,7 +93,7 @@ def test_a_saved_run_reads_fields_added_to_the_spec_since_as_their_defaults(tmp_
     from sportpose.pipelines.train import _check_resume, read_state
     from sportpose.spec.experiment import spec_to_dict
 
-    spec = load_spec(Path(__file__).resolve().parents[3] / "experiments" / "stsp_demo.yaml")
+    spec = load_spec(REPO / "experiments" / "stsp_demo.yaml")
     older = spec_to_dict(spec)
     assert [s["cache_frozen"] for s in older["train"]["stages"].values()] == [False, True, False]
     for stage in older["train"]["stages"].values():

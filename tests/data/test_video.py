@@ -5,10 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sportpose.paths import REPO
 from sportpose.errors import DataError
 from sportpose.data.video import decord, open_video, read_frames
 
-FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "posetrack18"
+FIXTURES = REPO.parent / "shared" / "fixtures" / "posetrack18"
 CLIP = FIXTURES / "videos" / "000001_mpiinew_test" / "000001_mpiinew_test.mp4"
 pytestmark = pytest.mark.skipif(not CLIP.exists(), reason=f"PoseTrack fixtures not found at {FIXTURES}")
 

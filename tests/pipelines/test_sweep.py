@@ -22,7 +22,7 @@ from sportpose.pipelines.sweep.run import (
 )
 from sportpose.spec.experiment import load_spec
 
-REPO = Path(__file__).resolve().parents[2]
+from sportpose.paths import REPO
 
 SIMPLE = """
 name: tiny-sb

@@ -13,9 +13,10 @@ from pathlib import Path
 import cv2
 import pytest
 
+from sportpose.paths import REPO
 from sportpose.cli import main as cli
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "posetrack18"
+FIXTURES = REPO.parent / "shared" / "fixtures" / "posetrack18"
 needs_fixtures = pytest.mark.skipif(
     not FIXTURES.is_dir(), reason=f"PoseTrack 2018 fixtures not found at {FIXTURES} (../shared/fixtures/posetrack18)"
 )

@@ -17,7 +17,7 @@ from sportpose.spec.experiment import (
     stage_order,
 )
 
-REPO = Path(__file__).resolve().parents[2]
+from sportpose.paths import REPO
 MINIMAL = "name: t\nmodel: {kind: simplebaseline}\n"
 
 

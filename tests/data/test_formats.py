@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sportpose.paths import REPO
 from sportpose.errors import DataError
 from sportpose.models.skeleton import POSETRACK
 from sportpose.data.formats import (
@@ -22,7 +23,7 @@ from sportpose.data.formats import (
     write_posetrack18,
 )
 
-FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "posetrack18"
+FIXTURES = REPO.parent / "shared" / "fixtures" / "posetrack18"
 needs_fixtures = pytest.mark.skipif(
     not FIXTURES.is_dir(), reason=f"PoseTrack 2018 fixtures not found at {FIXTURES} (../shared/fixtures/posetrack18)"
 )

@@ -12,13 +12,14 @@ import cv2
 import numpy as np
 import pytest
 
+from sportpose.paths import REPO
 from sportpose.errors import DataError, SpecError
 from sportpose.models.skeleton import H36M, POSETRACK, SYNTH, convert, joint_angles
 from sportpose.data import synth
 from sportpose.data.camera import Camera, clip_polygon_near, intrinsics, look_at, project
 from sportpose.data.synth import SynthConfig, generate, generate_clip, load_manifest
 
-FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "posetrack18"
+FIXTURES = REPO.parent / "shared" / "fixtures" / "posetrack18"
 FIXTURE = FIXTURES / "annotations" / "val" / "003418_mpii_test.json"
 
 # Four small clips: one per view group (baseline with many players), blur none and low, half of them children.

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sportpose.paths import REPO
 from sportpose.errors import DataError
 from sportpose.models.skeleton import POSETRACK
 from sportpose.data.formats import (
@@ -27,7 +28,7 @@ from sportpose.data.formats import (
 from sportpose.evaluation.metrics import POSEVAL_JOINTS, posetrack_ap
 from sportpose.evaluation.posetrack_eval import evaluate_folders, format_ap_table, to_json
 
-FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "posetrack18"
+FIXTURES = REPO.parent / "shared" / "fixtures" / "posetrack18"
 needs_fixtures = pytest.mark.skipif(
     not FIXTURES.is_dir(), reason=f"PoseTrack 2018 fixtures not found at {FIXTURES} (../shared/fixtures/posetrack18)"
 )
