@@ -36,7 +36,6 @@ import numpy as np
 from sportpose.errors import DataError
 from sportpose.models.skeleton import POSETRACK, POSETRACK15, convert
 
-H36M_SPLIT = {"train": ("S1", "S5", "S6", "S7", "S8"), "test": ("S9", "S11")}
 
 # VideoPose3D's Human36mDataset.remove_joints: the 32 mocap joints minus these 15 give the 17 h36m joints.
 H36M_REMOVED_JOINTS = (4, 5, 9, 10, 11, 16, 20, 21, 22, 23, 24, 28, 29, 30, 31)

@@ -44,7 +44,7 @@ Decisions, where the files are silent:
   the 2D arrays to the mocap length).
 - **Frame rate.** 50 Hz (:data:`FPS`), for TS in mm/s².
 - **Splits** are by subject: train S1, S5, S6, S7; val S8; test S9, S11 by default (SPEC's split
-  ``formats.H36M_SPLIT`` with its last training subject as the validation subject).
+  ``spec.data.H36M_SPLIT`` with its last training subject as the validation subject).
 - **Bad input.** An unreadable file, an unknown subject, a camera index a sequence does not have, or a 2D
   file in another joint layout is a :class:`~sportpose.errors.DataError` naming the file and the field. An
   action of the 3D file without 2D keypoints is skipped and listed in the split's data report (the job fails
@@ -69,46 +69,14 @@ import numpy as np
 
 from sportpose.errors import DataError, SpecError
 from sportpose.models.skeleton import H36M
-from sportpose.data.formats import H36M_KEPT_JOINTS, H36M_SPLIT, read_h36m_2d, read_h36m_3d
+from sportpose.data.formats import H36M_KEPT_JOINTS, read_h36m_2d, read_h36m_3d
+from sportpose.spec.data import H36MConfig
 
-# Not imported here: ray and the video pipeline (the spec loader imports H36MConfig and stays light).
-SPLITS = ("train", "val", "test")
+from sportpose.spec.data import SPLITS
 
 FPS = 50.0  # Hz of VideoPose3D's Human3.6M files
 GROUPS = ("action",)  # the evaluation averages per action, then over actions (Human3.6M's protocol)
 IMAGE_ID_BASE = 1_000_000  # image_id = sequence number * IMAGE_ID_BASE + frame
-
-
-@dataclass(frozen=True)
-class H36MConfig:
-    """``data.h36m``: where the VideoPose3D files are and how they are split (used with ``source: h36m``)."""
-
-    data_3d: str = ""  # data_3d_h36m.npz (world joints, metres); required with source h36m
-    data_2d: str = ""  # data_2d_h36m_<detector>.npz (per-camera 2D pixels); required with source h36m
-    train: tuple[str, ...] = H36M_SPLIT["train"][:-1]  # S1 S5 S6 S7
-    val: tuple[str, ...] = H36M_SPLIT["train"][-1:]  # S8: the validation subject
-    test: tuple[str, ...] = H36M_SPLIT["test"]  # S9 S11
-    cameras: tuple[int, ...] = (0,)  # indices into each action's camera list; one camera: a well-posed target
-    resolution: tuple[int, int] = (1000, 1000)  # width, height px, when the 2D file's metadata has none
-
-    def __post_init__(self):
-        for name in SPLITS:
-            if not isinstance(getattr(self, name), tuple):
-                object.__setattr__(self, name, tuple(getattr(self, name)))
-        if not self.train:
-            raise SpecError("train", "needs at least one training subject")
-        for a in SPLITS:
-            for b in SPLITS[SPLITS.index(a) + 1 :]:
-                common = sorted(set(getattr(self, a)) & set(getattr(self, b)))
-                if common:
-                    raise SpecError(b, f"subjects {common} are also in {a}: splits are by subject")
-        if not self.cameras or any(c < 0 for c in self.cameras) or len(set(self.cameras)) != len(self.cameras):
-            raise SpecError("cameras", f"expected distinct camera indices >= 0, got {list(self.cameras)}")
-        if min(self.resolution) < 1:
-            raise SpecError("resolution", f"expected a width and height in pixels, got {list(self.resolution)}")
-
-    def split_of(self, subject: str) -> str | None:
-        return next((s for s in SPLITS if subject in getattr(self, s)), None)
 
 
 @dataclass

@@ -53,77 +53,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from sportpose.errors import DataError, SpecError
+from sportpose.errors import DataError
 from sportpose.models.skeleton import POSETRACK, SYNTH, convert
 from sportpose.data.camera import Camera, clip_polygon_near, clip_polyline_near, intrinsics, look_at, project
 
-VIEWS = ("sideline", "baseline", "high_angle")
-BLUR_SUBFRAMES = {"none": 1, "low": 3, "high": 5}  # sub-frames averaged per frame
-MOTIONS = ("run", "jog", "dribble", "jump_shot", "pass", "defensive_slide", "idle")
-BALL_MOTIONS = ("dribble", "jump_shot", "pass")
-MAX_PLAYERS = 6
-MAX_FRAMES = 9999  # the frame index has 4 digits in PoseTrack image ids
-
-
-@dataclass(frozen=True)
-class SynthConfig:
-    """What to generate. The spec loader fills it from YAML (``data.synth``); lists become tuples."""
-
-    clips: int = 8  # number of clips
-    frames: int = 48  # frames per clip (at most 9999: PoseTrack image ids keep 4 digits for the frame)
-    width: int = 320  # frame size, pixels (even: the mp4v encoder needs even sizes)
-    height: int = 240
-    fps: float = 25.0
-    min_players: int = 1
-    max_players: int = 3  # at most 6
-    views: tuple[str, ...] = ("sideline",)  # subset of sideline, baseline, high_angle; clip i uses views[i % n]
-    blur: tuple[str, ...] = ("none",)  # subset of none, low, high; clip i uses blur[(i // len(views)) % n]
-    child_fraction: float = 0.0  # fraction of clips whose players are children (spread evenly over indices)
-    motions: tuple[str, ...] = MOTIONS  # primitives the players may perform
-    seed: int = 0  # clip i draws from numpy.random.default_rng([seed, i])
-
-    def __post_init__(self):
-        for name in ("views", "blur", "motions"):
-            value = getattr(self, name)
-            if isinstance(value, list):
-                object.__setattr__(self, name, tuple(value))
-        for name in ("clips", "frames", "width", "height", "min_players", "max_players", "seed"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise SpecError(name, f"expected an integer, got {value!r}")
-        for name in ("fps", "child_fraction"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool):
-                raise SpecError(name, f"expected a number, got {value!r}")
-        if self.clips < 1:
-            raise SpecError("clips", f"expected at least 1 clip, got {self.clips}")
-        if not 1 <= self.frames <= MAX_FRAMES:
-            raise SpecError("frames", f"expected 1 to {MAX_FRAMES} frames per clip, got {self.frames}")
-        for name in ("width", "height"):
-            value = getattr(self, name)
-            if value < 32 or value > 4096 or value % 2:
-                raise SpecError(name, f"expected an even number of pixels between 32 and 4096, got {value}")
-        if not 0 < self.fps <= 240:
-            raise SpecError("fps", f"expected a frame rate in (0, 240], got {self.fps}")
-        if not 1 <= self.min_players <= MAX_PLAYERS:
-            raise SpecError("min_players", f"expected 1 to {MAX_PLAYERS} players, got {self.min_players}")
-        if not 1 <= self.max_players <= MAX_PLAYERS:
-            raise SpecError("max_players", f"expected 1 to {MAX_PLAYERS} players, got {self.max_players}")
-        if self.min_players > self.max_players:
-            raise SpecError("min_players", f"expected at most max_players={self.max_players}, got {self.min_players}")
-        if not 0.0 <= self.child_fraction <= 1.0:
-            raise SpecError("child_fraction", f"expected a fraction in [0, 1], got {self.child_fraction}")
-        if self.seed < 0:
-            raise SpecError("seed", f"expected a non-negative integer, got {self.seed}")
-        for name, known in (("views", VIEWS), ("blur", tuple(BLUR_SUBFRAMES)), ("motions", MOTIONS)):
-            value = getattr(self, name)
-            if not isinstance(value, tuple) or not value:
-                raise SpecError(name, f"expected a non-empty list of names from {list(known)}, got {value!r}")
-            unknown = [v for v in value if v not in known]
-            if unknown:
-                raise SpecError(name, f"expected names from {list(known)}, got unknown {unknown}")
-            if len(set(value)) != len(value):
-                raise SpecError(name, f"expected distinct names, got {list(value)}")
+from sportpose.spec.data import BALL_MOTIONS, BLUR_SUBFRAMES, MOTIONS, VIEWS, SynthConfig
 
 
 def config_dict(config: SynthConfig) -> dict:

@@ -30,132 +30,13 @@ from sportpose.errors import SpecError
 from sportpose.models.multistream import MultiStreamConfig
 from sportpose.models.simplebaseline import SimpleBaselineConfig
 from sportpose.models.stsp import STSPConfig
-from sportpose.models.skeleton import JOINT_SETS
-from sportpose.data.h36m import H36MConfig
-from sportpose.data.synth import SynthConfig
+from sportpose.spec.data import DataSpec
 from sportpose.spec.fill import fill, to_dict
 
 # The model section is one of these, chosen by its `kind`.
 ModelConfig = SimpleBaselineConfig | MultiStreamConfig | STSPConfig
 MODEL_CONFIGS: dict[str, type] = {"simplebaseline": SimpleBaselineConfig, "multistream": MultiStreamConfig,
                                   "stsp": STSPConfig}
-
-
-@dataclass(frozen=True)
-class AugmentSpec:
-    """Training-split augmentation; one transform per tube, the same for each of its frames."""
-
-    flip: bool = True  # horizontal flip with left/right joint swap
-    rotation: float = 30.0  # degrees, uniform in [-rotation, rotation]
-    scale: tuple[float, float] = (0.75, 1.25)
-    color_jitter: float = 0.2  # brightness/contrast/saturation factor range, 0 = off
-    probability: float = 1.0  # chance that a training tube is augmented at all
-
-    def __post_init__(self):
-        if not 0.0 <= self.rotation <= 180.0:
-            raise SpecError("rotation", f"must be in [0, 180] degrees, got {self.rotation}")
-        if not 0.0 < self.scale[0] <= self.scale[1]:
-            raise SpecError("scale", f"must be [low, high] with 0 < low <= high, got {list(self.scale)}")
-        if not 0.0 <= self.color_jitter < 1.0:
-            raise SpecError("color_jitter", f"must be in [0, 1), got {self.color_jitter}")
-        if not 0.0 <= self.probability <= 1.0:
-            raise SpecError("probability", f"must be in [0, 1], got {self.probability}")
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    """Where clips come from and how samples are cut from them (SPEC §3.3).
-
-    The defaults cut MultiStream-style samples (tubes centred on the annotated frame, centre-frame targets,
-    PoseTrack joints); STSP-Net takes ``tube_anchor: end``, ``targets: all``, ``joint_set: h36m``,
-    ``points3d: true`` and ``flow: dis``.
-    """
-
-    # synthcourt: generated into `root` if missing; manifest: clips listed in root/manifest.json;
-    # h36m: Human3.6M 2D keypoint windows and 3D joints from VideoPose3D's files (`h36m`), no images
-    source: Literal["synthcourt", "manifest", "h36m"] = "synthcourt"
-    root: str = "runs/data/synthcourt"  # folder holding manifest.json (relative paths: to the working dir)
-    synth: SynthConfig = field(default_factory=SynthConfig)  # used when source is synthcourt
-    h36m: H36MConfig = field(default_factory=H36MConfig)  # used when source is h36m
-    splits: tuple[float, float, float] = (0.7, 0.15, 0.15)  # train/val/test fractions of videos (never frames)
-    joint_set: str = "posetrack"  # posetrack: 2D from the PoseTrack JSON; h36m: 2D + visibility from the 3D npz
-    input_size: tuple[int, int] = (128, 128)  # crop H, W; heatmaps are H/4 x W/4
-    heatmap_sigma: float = 2.0  # Gaussian sigma in heatmap pixels
-    box_scale: float = 1.25  # person box enlargement before cropping
-    window: int = 1  # T: frames per person tube (odd with tube_anchor centre; 1 = single frame)
-    interval: int = 1  # Δ: frame interval within a tube
-    tube_anchor: Literal["centre", "end"] = "centre"  # centre: t-(T//2)Δ..t+(T//2)Δ (MultiStream); end: t-(T-1)Δ..t
-    context_len: int = 0  # L: full frames ending at t for the context stream (column `context`); 0 = none
-    context_size: tuple[int, int] = (128, 128)  # Hc, Wc of the context frames (multiples of 32)
-    targets: Literal["centre", "all"] = "centre"  # centre: targets of the annotated frame; all: of every tube frame
-    points3d: bool = False  # joints_3d: root-relative mm h36m joints from the clip's 3D file (joint_set h36m)
-    flow: Literal["none", "dis", "farneback"] = "none"  # dense optical flow between consecutive crops (column `flow`)
-    boxes: str = "gt"  # evaluation samples' boxes: gt, or a COCO-style detections file (training always uses gt)
-    det_threshold: float = 0.5  # detections scoring below this are dropped
-    frame_stride: int = 1  # use every n-th annotated frame as a tube anchor
-    max_samples_per_clip: int | None = None  # cap on tubes per clip (evenly spread), None = all
-    min_visible_joints: int = 4  # training tubes whose anchor person shows fewer labeled joints are not used
-    # Training rows each Ray Train worker holds and draws its batches from at random (at least 4 batches;
-    # stage.shard_batches). Samples are cut clip by clip, so a buffer of a few batches makes every batch a
-    # handful of neighbouring clips' tubes.
-    shuffle_buffer: int = 256
-    augment: AugmentSpec = field(default_factory=AugmentSpec)
-    prepared: bool = False  # true: stream samples from Parquet shards written once (`sportpose data prepare`)
-    stream: bool = False  # true: re-cut the train split from video each epoch, fresh augmentation (needs a free CPU)
-    max_skip_fraction: float = 0.05  # fail when more clips than this are unreadable
-    on_error: Literal["skip", "raise"] = "skip"  # raise: the first bad clip is fatal
-
-    def __post_init__(self):
-        cut_sets = [s for s in JOINT_SETS if s in ("posetrack", "h36m")]  # the sets the pipeline has sources for
-        if self.joint_set not in cut_sets:
-            raise SpecError("joint_set", f"expected one of {cut_sets}, got {self.joint_set!r}")
-        if len(self.splits) != 3 or any(s < 0 for s in self.splits) or abs(sum(self.splits) - 1.0) > 1e-6:
-            raise SpecError("splits", f"must be three non-negative fractions summing to 1, got {list(self.splits)}")
-        for name in ("input_size", "context_size"):
-            h, w = getattr(self, name)
-            if h < 32 or w < 32 or h % 32 or w % 32:
-                raise SpecError(name, f"must be multiples of 32 (stride of C5), at least 32, got {[h, w]}")
-        if self.heatmap_sigma <= 0:
-            raise SpecError("heatmap_sigma", f"must be positive, got {self.heatmap_sigma}")
-        if self.box_scale < 1.0:
-            raise SpecError("box_scale", f"must be at least 1, got {self.box_scale}")
-        if self.window < 1:
-            raise SpecError("window", f"must be at least 1, got {self.window}")
-        if self.tube_anchor == "centre" and self.window % 2 == 0:
-            raise SpecError("window", f"must be odd with tube_anchor centre (a centre frame), got {self.window}")
-        if self.interval < 1:
-            raise SpecError("interval", f"must be at least 1, got {self.interval}")
-        if self.context_len < 0:
-            raise SpecError("context_len", f"must be 0 (no context clip) or more, got {self.context_len}")
-        if self.points3d and self.joint_set != "h36m":
-            raise SpecError("points3d", f"3D joints are h36m joints: needs joint_set h36m, got {self.joint_set!r}")
-        if self.flow != "none" and self.window < 2:
-            raise SpecError("flow", f"flow between consecutive crops needs window >= 2, got {self.window}")
-        if not self.boxes:
-            raise SpecError("boxes", "expected gt or the path of a detections file, got an empty string")
-        if not 0.0 <= self.det_threshold <= 1.0:
-            raise SpecError("det_threshold", f"must be in [0, 1], got {self.det_threshold}")
-        if self.frame_stride < 1:
-            raise SpecError("frame_stride", f"must be at least 1, got {self.frame_stride}")
-        if self.max_samples_per_clip is not None and self.max_samples_per_clip < 1:
-            raise SpecError("max_samples_per_clip", f"must be at least 1, got {self.max_samples_per_clip}")
-        if self.min_visible_joints < 0:
-            raise SpecError("min_visible_joints", f"must be non-negative, got {self.min_visible_joints}")
-        if self.shuffle_buffer < 0:
-            raise SpecError("shuffle_buffer", f"must be non-negative, got {self.shuffle_buffer}")
-        if self.prepared and self.stream:
-            raise SpecError("stream", "cutting from video each epoch and reading prepared Parquet exclude each other")
-        if not 0.0 <= self.max_skip_fraction <= 1.0:
-            raise SpecError("max_skip_fraction", f"must be in [0, 1], got {self.max_skip_fraction}")
-        if self.source == "h36m":  # 2D keypoint windows ending at the current frame, nothing to decode or prepare
-            for name, value in (("joint_set", "h36m"), ("tube_anchor", "end"), ("flow", "none"), ("context_len", 0),
-                                ("prepared", False), ("stream", False), ("boxes", "gt")):
-                if getattr(self, name) != value:
-                    raise SpecError(name, f"must be {value!r} with source h36m (2D keypoints, no images), "
-                                          f"got {getattr(self, name)!r}")
-            for name in ("data_3d", "data_2d"):
-                if not getattr(self.h36m, name):
-                    raise SpecError(f"h36m.{name}", "the VideoPose3D file is required with source h36m")
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from sportpose.data.dataset import (
 )
 from sportpose.data.samples import invert_affine, transform_points
 from sportpose.data.video import open_video, probe_video, read_frames
-from sportpose.spec.experiment import AugmentSpec, DataSpec
+from sportpose.spec.data import AugmentSpec, DataSpec
 
 FRAMES, WIDTH, HEIGHT = 12, 160, 120
 NO_AUG = AugmentSpec(flip=False, rotation=0.0, scale=(1.0, 1.0), color_jitter=0.0)

@@ -11,9 +11,9 @@ import pytest
 
 from sportpose.paths import REPO
 from sportpose.errors import DataError
+from sportpose.spec.data import H36M_SPLIT
 from sportpose.models.skeleton import POSETRACK
 from sportpose.data.formats import (
-    H36M_SPLIT,
     POSETRACK18_CATEGORY,
     read_detections,
     read_h36m_2d,
