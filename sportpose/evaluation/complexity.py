@@ -24,6 +24,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from sportpose.models.stsp import example_placement
+
 
 def complexity(model: nn.Module, inputs: dict[str, torch.Tensor], forward: Callable | None = None,
                warmup: int = 1, runs: int = 5) -> dict[str, float]:
@@ -86,7 +88,6 @@ def example_inputs(model: nn.Module, data) -> dict[str, torch.Tensor]:
     inputs = {}
     placement = {"affine", "frame_size"} & set(model.input_names())
     if placement:  # where the crop sits in the frame (STSP-Net's frame_position): a valid placement, not noise
-        from sportpose.models.stsp import example_placement
 
         inputs.update(example_placement(1, (h, w)))
     for name in model.input_names():

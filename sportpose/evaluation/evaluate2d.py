@@ -22,11 +22,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from sportpose.models.heatmaps import HEATMAP_STRIDE, decode_heatmaps, heatmap_to_crop
-from sportpose.models.skeleton import JointSet
 from sportpose.data.formats import FrameAnnotation, PersonAnnotation, VideoAnnotation, read_posetrack18
 from sportpose.data.samples import invert_affine, transform_points
 from sportpose.evaluation.metrics import pckh, posetrack_ap
+from sportpose.models.heatmaps import HEATMAP_STRIDE, decode_heatmaps, heatmap_to_crop
+from sportpose.models.skeleton import JointSet
 
 INFO_KEYS = ("video", "frame", "track_id", "image_id", "view", "blur", "occlusion", "body", "det_score")
 STREAM_KEYS = ("heatmaps_spatial", "heatmaps_temporal", "heatmaps_context")

@@ -17,8 +17,8 @@ import math
 import os
 from pathlib import Path
 
-from sportpose.errors import DataError
 from sportpose.data.formats import read_posetrack
+from sportpose.errors import DataError
 from sportpose.evaluation.metrics import AP_GROUPS, posetrack_ap_pairs
 
 

@@ -34,14 +34,18 @@ from typing import Any
 
 import numpy as np
 
-from sportpose.models.skeleton import H36M, JointSet
 from sportpose.data.dataset import META_KEYS
-from sportpose.viz import draw
+from sportpose.data.formats import read_posetrack18
+from sportpose.data.video import open_video, read_frames
 from sportpose.evaluation import evaluate3d
 from sportpose.evaluation import metrics as M
-from sportpose.viz import plots
 from sportpose.evaluation.evaluate2d import Predictions2D, ap_score, ground_truth_for, pckh_score, to_videos
 from sportpose.evaluation.evaluate3d import Predictions3D
+from sportpose.evaluation.similarity import similarity_table
+from sportpose.evaluation.tables import fmt as _fmt
+from sportpose.evaluation.tables import md_table
+from sportpose.models.skeleton import H36M, JointSet
+from sportpose.viz import draw, plots
 
 AP_COLUMNS = (*M.AP_GROUPS, "Total")
 FACTORS = {"view": "camera view", "blur": "blur level", "occlusion": "occlusion level", "body": "child/adult"}
@@ -68,17 +72,6 @@ class Protocol:
         skipped = f", {self.skipped} skipped" if self.skipped else ""
         return (f"split {self.split} · boxes {self.boxes} · flip test {'on' if self.flip_test else 'off'} · "
                 f"seed {self.seed} · {self.samples} samples from {self.clips} clips{skipped}")
-
-
-def _fmt(value: float | None, pattern: str = "{:.1f}") -> str:
-    return "-" if value is None or not math.isfinite(float(value)) else pattern.format(float(value))
-
-
-def md_table(header: list[str], rows: list[list[str]]) -> str:
-    """A markdown table."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def _levels(info: dict[str, np.ndarray], factor: str) -> list[str]:
@@ -130,7 +123,6 @@ def _complexity_section(complexity: dict[str, Any] | None) -> list[str]:
 def _similarity_section(similarity: dict[str, Any] | None, out: Path) -> list[str]:
     if not similarity:
         return []
-    from sportpose.evaluation.similarity import similarity_table
 
     plots.line_chart(similarity["curves"], out / "similarity.png",
                      "feature similarity over time (cosine, frames t and t+k)", "frame gap k",
@@ -173,8 +165,6 @@ def frame_scores(p: Predictions2D, clips: list[dict[str, Any]], joint_set: Joint
 def _overlay_frames_2d(p: Predictions2D, clips: list[dict[str, Any]], joint_set: JointSet,
                        chosen: list[tuple[tuple[str, int], float]], label: str) -> np.ndarray | None:
     """A contact sheet of the chosen frames: ground truth in white, predictions in the side colours."""
-    from sportpose.data.formats import read_posetrack18
-    from sportpose.data.video import open_video, read_frames
 
     by_name = {c["name"]: c for c in clips}
     tiles, captions = [], []

@@ -27,6 +27,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from sportpose.data.dataset import cut_clip_columns
+from sportpose.evaluation.tables import md_table
+
 GAPS = (1, 2, 4, 8, 16)
 STREAM_FEATURES = {"spatial": "feat_spatial", "temporal": "feat_temporal", "context": "context_vector"}
 
@@ -115,7 +118,6 @@ def similarity_on_clips(model: nn.Module, spec: Any, clips: list[dict[str, Any]]
         spec: the experiment spec whose data section cuts the samples (frame stride 1, no cap, GT boxes).
         clips: clips of the evaluated split (:func:`~sportpose.data.dataset.load_clips` entries).
     """
-    from sportpose.data.dataset import cut_clip_columns
 
     data = replace(spec.data, frame_stride=1, max_samples_per_clip=None)
     chosen = clips[:max_clips]
@@ -137,8 +139,6 @@ def similarity_on_clips(model: nn.Module, spec: Any, clips: list[dict[str, Any]]
 
 def similarity_table(similarity: dict[str, Any]) -> str:
     """The curves as a markdown table: one row per stream, one column per gap k."""
-    from sportpose.evaluation.report import md_table
-
     gaps = similarity["gaps"]
     rows = [[stream, *[f"{curve[k]:.3f}" if k in curve else "-" for k in gaps]]
             for stream, curve in similarity["curves"].items()]

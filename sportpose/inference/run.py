@@ -30,6 +30,8 @@ Everything is written into a temporary folder beside ``--out`` and renamed into 
 from __future__ import annotations
 
 import json
+import os
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,22 +41,30 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 import torch
+from tqdm import tqdm
 
-from sportpose.errors import DataError, SpecError
-from sportpose.models.skeleton import POSETRACK, convert
 from sportpose.data import samples as S
 from sportpose.data.dataset import context_indices, tube_indices
 from sportpose.data.flow import FlowEstimator
-from sportpose.data.formats import (FrameAnnotation, PersonAnnotation, VideoAnnotation, read_posetrack18,
-                                              write_posetrack18)
+from sportpose.data.formats import (
+    FrameAnnotation,
+    PersonAnnotation,
+    VideoAnnotation,
+    read_posetrack18,
+    write_posetrack18,
+)
 from sportpose.data.video import iter_frames, open_video
-from sportpose.viz import draw
+from sportpose.errors import DataError, SpecError
 from sportpose.evaluation.evaluate2d import decode_to_image
-from sportpose.registry.load import LoadedModel, load_model
-from sportpose.inference.people import (FRAMES_PER_VIDEO, DetectionBoxes, ForegroundProposal, VideoIds,
-                                                  video_ids)
+from sportpose.evaluation.metrics import posetrack_ap
+from sportpose.evaluation.posetrack_eval import to_json
+from sportpose.inference.people import FRAMES_PER_VIDEO, DetectionBoxes, ForegroundProposal, VideoIds, video_ids
 from sportpose.inference.tracker import PoseTracker, nms
+from sportpose.models.skeleton import POSETRACK, convert
 from sportpose.paths import check_output, staged_dir
+from sportpose.registry.load import LoadedModel, load_model
+from sportpose.viz import draw
+from sportpose.viz.plots import skeletons_3d_figure
 
 DECODE_CHUNK = 8  # frames per decoder call
 
@@ -285,8 +295,6 @@ def run_infer(args: InferArgs, log: Callable[[str], None] = print) -> InferResul
 @contextmanager
 def _native_stderr_silenced():
     """Route the process's file descriptor 2 to /dev/null for the block (C libraries write there directly)."""
-    import os
-    import sys
 
     sys.stderr.flush()
     saved = os.dup(2)
@@ -325,8 +333,6 @@ class _Stream:
 
 def _stream(loaded: LoadedModel, reader: Any, people: Any, ids: VideoIds, args: InferArgs, tmp: Path
             ) -> tuple[InferResult, _Stream]:
-    from tqdm import tqdm
-
     estimator = PoseEstimator(loaded, args.batch_size)
     geometry = estimator.geometry
     tracker = PoseTracker()
@@ -439,8 +445,6 @@ def _draw(canvas: np.ndarray, poses: list[Pose], joint_set, threshold: float, fr
 
 
 def _skeleton_png(tmp: Path, frame: int, canvas: np.ndarray, poses: list[Pose], joint_set) -> str:
-    from sportpose.viz.plots import skeletons_3d_figure
-
     name = f"skeleton3d_f{frame:06d}.png"
     panels = [(f"track {p.track_id}", p.joints_3d, None) for p in poses[:3] if p.joints_3d is not None]
     scale = min(1.0, 480 / canvas.shape[1])
@@ -468,9 +472,6 @@ def to_posetrack(pose: Pose, joint_set) -> PersonAnnotation:
 
 def _write_outputs(result: InferResult, state: _Stream, ids: VideoIds, reader: Any, loaded: LoadedModel,
                    gt: VideoAnnotation | None, args: InferArgs, tmp: Path) -> dict[str, str]:
-    from sportpose.evaluation.metrics import posetrack_ap
-    from sportpose.evaluation.posetrack_eval import to_json
-
     joint_set = loaded.joint_set
     files: dict[str, str] = {}
     frames = [FrameAnnotation(image_id=ids.image_id(f), file_name=ids.file_name(f), frame_index=f, is_labeled=True,

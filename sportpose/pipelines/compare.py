@@ -27,8 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import mlflow
+from mlflow.exceptions import MlflowException
+
 from sportpose.errors import DataError
-from sportpose.evaluation.report import AP_COLUMNS, md_table
+from sportpose.evaluation.report import AP_COLUMNS
+from sportpose.evaluation.tables import md_table
+from sportpose.registry import tracking
+from sportpose.registry.load import model_version
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 COLUMNS_2D = [(f"ap_groups.{g}", g, "{:.1f}") for g in AP_COLUMNS] + [("pckh", "PCKh", "{:.1f}")]
@@ -64,10 +70,6 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _from_run(run_id: str, source: str, name: str | None = None) -> Evaluation:
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    from sportpose.registry import tracking
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     client = tracking.client()
@@ -100,8 +102,6 @@ def load_evaluation(source: str) -> Evaluation:
         DataError: nothing readable as an evaluation there.
     """
     if source.startswith("models:/"):
-        from sportpose.registry.load import model_version
-
         version = model_version(source)
         if not version.run_id:
             raise DataError(source, "", "the registered version names no source run")

@@ -20,6 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from sportpose.paths import EXPERIMENTS
+from sportpose.pipelines.evaluate import EvaluateArgs, run_evaluate
+from sportpose.pipelines.sweep.run import load_sweep, run_sweep
+from sportpose.pipelines.train import run_pipeline
+from sportpose.registry import tracking
+from sportpose.spec.experiment import load_spec
 
 TOUR_DIR = EXPERIMENTS / "tour"
 STEPS = ("multistream", "stsp", "reports", "sweep")
@@ -41,10 +46,6 @@ def run_tour(log: Callable[[str], None] = print, overrides: dict[str, list[str]]
     Args:
         overrides: ``-o`` overrides per tour spec (``multistream``, ``stsp``, ``sweep``).
     """
-    from sportpose.pipelines.evaluate import EvaluateArgs, run_evaluate
-    from sportpose.pipelines.sweep.run import load_sweep, run_sweep
-    from sportpose.pipelines.train import run_pipeline
-    from sportpose.spec.experiment import load_spec
 
     overrides = overrides or {}
     start = time.perf_counter()
@@ -76,7 +77,6 @@ def run_tour(log: Callable[[str], None] = print, overrides: dict[str, list[str]]
 
 def summary(result: TourResult) -> str:
     """The closing summary: the numbers, where the plots are, how to open the MLflow UI."""
-    from sportpose.registry import tracking
 
     lines = [f"== sportpose tour: finished in {result.seconds / 60:.1f} min =="]
     if result.step_seconds:

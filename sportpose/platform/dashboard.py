@@ -10,14 +10,18 @@ foreground until Ctrl-C, each in its own process group, which is stopped on the 
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 
-from sportpose.paths import runs_dir
 from sportpose.errors import SpecError
+from sportpose.paths import runs_dir
+from sportpose.platform.mlflow_server import ServerArgs, _stop_group, server_command
+from sportpose.registry import tracking
 
 
 @dataclass(frozen=True)
@@ -42,10 +46,6 @@ def optuna_dashboard_command(storage: str, port: int) -> list[str] | None:
 
 def plan(args: DashboardArgs) -> tuple[list[tuple[str, list[str], str]], list[str]]:
     """What to start: ``[(name, command, url)]``, and lines to print about what is not started."""
-    import os
-
-    from sportpose.registry import tracking
-    from sportpose.platform.mlflow_server import ServerArgs, server_command
 
     services, notes = [], []
     uri = os.environ.get("MLFLOW_TRACKING_URI", "")
@@ -66,11 +66,6 @@ def plan(args: DashboardArgs) -> tuple[list[tuple[str, list[str], str]], list[st
 
 def serve(args: DashboardArgs) -> int:
     """Start the dashboards, print their URLs, and keep them up until Ctrl-C (or one of them exits)."""
-    import os
-    import signal
-
-    from sportpose.registry import tracking
-    from sportpose.platform.mlflow_server import _stop_group
 
     services, notes = plan(args)
     for line in notes:

@@ -49,9 +49,14 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlparse
 
+import requests
+import tomllib
 import yaml
+from ray.job_submission import JobSubmissionClient
 
+from sportpose.errors import SpecError
 from sportpose.paths import project_root
+from sportpose.spec.experiment import DataSpec, TrainSpec, apply_overrides, load_spec
 
 # Never uploaded with the working_dir (gitignore syntax, relative to the project root).
 EXCLUDES = [
@@ -132,7 +137,6 @@ def connect(address: str | None = None):
     Raises:
         ClusterError: the address is missing or unreachable, or the cluster refused the token.
     """
-    from ray.job_submission import JobSubmissionClient
 
     url = api_address(address)
     headers = auth_headers()
@@ -149,7 +153,6 @@ def connect(address: str | None = None):
 
 def _get(address: str | None, path: str, params: dict[str, Any] | None = None) -> Any:
     """GET one of the dashboard's JSON endpoints (the State API lives there too)."""
-    import requests
 
     url = api_address(address)
     try:
@@ -289,7 +292,6 @@ def storage_values(spec_path: str | Path, overrides: list[str] | tuple[str, ...]
     Raises:
         SpecError: ``validate`` and a bad spec, naming the key and the file.
     """
-    from sportpose.spec.experiment import DataSpec, TrainSpec, apply_overrides, load_spec
 
     if validate:
         spec = load_spec(spec_path, overrides)
@@ -318,7 +320,6 @@ def storage_values(spec_path: str | Path, overrides: list[str] | tuple[str, ...]
 
 def project_requirements(root: Path) -> list[str]:
     """The project's dependencies from pyproject.toml (for ``--pip``)."""
-    import tomllib
 
     data = tomllib.loads((root / "pyproject.toml").read_text())
     return list(data["project"]["dependencies"])
@@ -422,8 +423,6 @@ def submit(spec_path: str | Path, address: str | None = None, overrides: list[st
     """
     spec_path = Path(spec_path)
     if not spec_path.is_file():
-        from sportpose.errors import SpecError
-
         raise SpecError("<file>", "spec file not found", str(spec_path))
     values = storage_values(spec_path, overrides, validate=validate and command == "train", job_env=env)
     tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or None

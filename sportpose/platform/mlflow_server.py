@@ -28,6 +28,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from sportpose.errors import SpecError
+from sportpose.paths import runs_dir
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,6 @@ class ServerArgs:
 
 def server_command(args: ServerArgs) -> list[str]:
     """The ``mlflow server`` command line for ``args`` (defaults resolved under the runs folder)."""
-    from sportpose.paths import runs_dir
 
     backend = args.backend_store_uri or f"sqlite:///{runs_dir() / 'mlflow.db'}"
     artifacts = args.artifacts_destination or str(runs_dir() / "mlartifacts")

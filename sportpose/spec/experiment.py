@@ -27,6 +27,7 @@ from typing import Any, Literal
 import yaml
 
 from sportpose.errors import SpecError
+from sportpose.models import MODELS
 from sportpose.models.multistream import MultiStreamConfig
 from sportpose.models.simplebaseline import SimpleBaselineConfig
 from sportpose.models.stsp import STSPConfig
@@ -206,7 +207,6 @@ class ExperimentSpec:
         if not self.name or not all(c.isalnum() or c in "-_." for c in self.name):
             raise SpecError("name", f"must be non-empty letters, digits, '-', '_' or '.', got {self.name!r}")
         _check_model_against_data(self.model, self.data)
-        from sportpose.models import MODELS
 
         tasks = MODELS[self.model.kind].TASKS
         for name, stage in self.train.stages.items():

@@ -16,7 +16,11 @@ from sportpose.viz.draw import SIDE_COLOURS, edge_side, joint_side
 
 
 def pyplot():
-    """matplotlib's pyplot on the Agg backend (files only)."""
+    """matplotlib's pyplot on the Agg backend (files only).
+
+    Imported here, not at the top: the backend must be chosen before pyplot loads, and pyplot is heavy for a
+    CLI start-up that draws nothing.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
