@@ -715,6 +715,8 @@ class MultiStream(nn.Module):
     """
 
     TASKS = ("spatial", "temporal", "context", "fused")
+    CACHEABLE_TASKS: tuple[str, ...] = ()  # every task trains through its backbones: nothing frozen to cache
+    FREEZE_LAYERS = 5  # freeze_prefixes(N): stem, layer1..layer4 of the stream backbones (SST stage 2)
 
     def __init__(self, config: MultiStreamConfig, num_joints: int):
         super().__init__()

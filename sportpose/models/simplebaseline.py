@@ -54,6 +54,8 @@ class SimpleBaseline(nn.Module):
     """Heatmaps for the centre frame of a person crop."""
 
     TASKS = ("default",)
+    CACHEABLE_TASKS: tuple[str, ...] = ()
+    FREEZE_LAYERS = 0  # the baseline trains whole
 
     def __init__(self, config: SimpleBaselineConfig, num_joints: int):
         super().__init__()

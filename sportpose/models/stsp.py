@@ -578,6 +578,7 @@ class STSPNet(nn.Module):
     TASKS = TASKS
     # Tasks whose frozen prefix (EPE in "lift") gives the same outputs every epoch: precompute() caches them
     CACHEABLE_TASKS = ("lift",)
+    FREEZE_LAYERS = 0  # no backbone schedule: stages freeze EPE, GSR or TMP whole through trainable_prefixes
 
     def __init__(self, config: STSPConfig, num_joints: int = 17):
         super().__init__()

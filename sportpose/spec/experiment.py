@@ -212,8 +212,15 @@ class ExperimentSpec:
         for name, stage in self.train.stages.items():
             if stage.task not in tasks:
                 raise SpecError(f"train.stages.{name}.task", f"model {self.model.kind!r} has tasks {list(tasks)}, got {stage.task!r}")
+            family = MODELS[self.model.kind]
+            if stage.freeze_layers is not None and stage.freeze_layers > family.FREEZE_LAYERS:
+                raise SpecError(f"train.stages.{name}.freeze_layers",
+                                f"model {self.model.kind!r} can freeze at most {family.FREEZE_LAYERS} backbone "
+                                f"stages, got {stage.freeze_layers}" if family.FREEZE_LAYERS else
+                                f"model {self.model.kind!r} has no backbone stages to freeze; use "
+                                f"`freeze` (module prefixes) or the task's trainable parts")
             if stage.cache_frozen:
-                cacheable = getattr(MODELS[self.model.kind], "CACHEABLE_TASKS", ())
+                cacheable = family.CACHEABLE_TASKS
                 if stage.task not in cacheable:
                     raise SpecError(f"train.stages.{name}.cache_frozen",
                                     f"model {self.model.kind!r} has no frozen part to cache in task {stage.task!r} "

@@ -17,6 +17,7 @@ from sportpose.spec.experiment import (
     stage_order,
 )
 
+from sportpose.models import MODELS
 from sportpose.paths import REPO
 MINIMAL = "name: t\nmodel: {kind: simplebaseline}\n"
 
@@ -122,6 +123,29 @@ def test_cache_frozen_only_where_the_model_has_a_frozen_part():
         with pytest.raises(SpecError) as info:
             load_spec(demo, [f"train.stages.{stage}.cache_frozen=true"])
         assert info.value.key == f"train.stages.{stage}.cache_frozen" and "cacheable tasks: ['lift']" in info.value.message
+
+
+def test_freeze_layers_only_where_the_model_has_backbone_stages():
+    """MultiStream freezes up to 5 backbone stages (SST stage 2); STSP-Net has no such schedule: refused up front."""
+    multistream = REPO / "experiments" / "multistream_demo.yaml"
+    stage = next(iter(load_spec(multistream).train.stages))
+    assert load_spec(multistream, [f"train.stages.{stage}.freeze_layers=4"]).train.stages[stage].freeze_layers == 4
+    with pytest.raises(SpecError) as info:
+        load_spec(multistream, [f"train.stages.{stage}.freeze_layers=6"])
+    assert info.value.key == f"train.stages.{stage}.freeze_layers" and "at most 5" in info.value.message
+    stsp = REPO / "experiments" / "stsp_demo.yaml"
+    with pytest.raises(SpecError) as info:
+        load_spec(stsp, ["train.stages.lift.freeze_layers=2"])
+    assert info.value.key == "train.stages.lift.freeze_layers" and "no backbone stages" in info.value.message
+    assert str(stsp) in str(info.value)
+
+
+def test_every_model_family_declares_what_the_stages_ask_of_it():
+    for kind, cls in MODELS.items():
+        for name in ("TASKS", "CACHEABLE_TASKS", "FREEZE_LAYERS", "input_names", "trainable_prefixes", "loss"):
+            assert hasattr(cls, name), f"{kind} lacks {name} of ModelFamily"
+        assert set(cls.CACHEABLE_TASKS) <= set(cls.TASKS)
+        assert (cls.FREEZE_LAYERS > 0) == hasattr(cls, "freeze_prefixes")
 
 
 def test_bad_override_names_the_key(tmp_path):
