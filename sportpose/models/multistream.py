@@ -119,7 +119,7 @@ class MultiStreamConfig:
     mask_ratio: tuple[float, float] = (0.15, 0.3)  # masked frame modelling: share of the L frames masked
     streams: tuple[str, ...] = STREAMS  # which streams exist (ablations: e.g. ("spatial",))
     pretrained: str | None = None  # local ImageNet state dict for the spatial backbone (width 64 only)
-    # Added fields:
+    # Fields the paper leaves open (sizes of the blocks it names, per-stream initialisation):
     input_size: tuple[int, int] = (256, 256)  # H, W of the crops: the context task predicts H/4 x W/4
     # heatmaps without seeing a tube, so the size is fixed here; must equal the data's crop size
     temporal_pretrained: str | None = None  # local ImageNet state dict for the temporal ResNet (layer4 skipped)

@@ -43,10 +43,7 @@ Decisions where the paper and SPEC are silent (also in the issue note):
 - **EPE pre-training frames** (``epe_frames``). Task "epe" in training mode may read k random frames of each
   tube instead of all T, with those frames' targets; evaluation and the other tasks read the whole tube.
   k = 1 reads one frame; k >= 2 a run of k consecutive frames. Neighbouring frames are near-duplicates, so
-  at a fixed compute budget fewer frames per tube show EPE more players (the demo's 2D error is what bounds
-  its 3D error). Measured offline on the demo's tubes: 372 steps of 8 runs of 3 frames -> 4.3 px held-out
-  2D error, 300 / 600 steps of 16 single frames -> 3.9 / 3.3 px; in ``stsp_demo.yaml`` at about the same
-  stage time, k = 3 -> 1: 3.81 -> 2.47 px on the held-out test clips. Each frame's motion weights take its
+  at a fixed compute budget fewer frames per tube show EPE more players. Each frame's motion weights take its
   incoming flow (frame 0 its outgoing flow), whichever frames are read; ``L_smooth`` (an acceleration) is
   0 with fewer than 3 frames, so with k < 3 the local trajectory constraint is first trained in the full
   stage.
@@ -57,26 +54,19 @@ Decisions where the paper and SPEC are silent (also in the issue note):
   ``precompute(inputs, "lift")`` returns them (``keypoints_2d_norm`` (B, T, J, 2) and ``joint_features``
   (B, T, J, C), about 7 KB per 6-frame tube at demo scale, 14 KB at paper scale), and ``forward`` in "lift"
   accepts them in place of ``tube`` + ``flow``, giving what the tube gives (a test holds the two equal). The
-  stage engine runs ``precompute`` once per worker over its shard and trains GSR + TMP on the cache: the
-  demo's lift stage went from ~57 tubes/s to ~500 (two workers), after a pass of ~40 s that fills the cache.
+  stage engine runs ``precompute`` once per worker over its shard and trains GSR + TMP on the cache.
 - **Frame position** (``frame_position``). SPEC §5's node feature is ``[normalised p_i; F*_t at p_i]``; the
   crop is scaled to the player's box, so crop-normalised keypoints say nothing of how far away the player is,
   and the lifter cannot tell a child's size from an adult's. With ``frame_position`` each node also gets
   ``p_i`` placed in the whole frame (:func:`frame_positions`: the crop's centre and scale from its affine,
   normalised by the frame width as VideoPose3D's screen coordinates), the cue a monocular lifter has for
-  distance and so for size. Measured offline on the demo's cached EPE outputs (GSR + TMP, 3000 steps of 16):
-  held-out MPJPE 137.0 -> 124.7 mm (with ground-truth 2D keypoints and no frame position: 134.6, so the 2D
-  error was not what bounded it); in ``stsp_demo.yaml``: 131.6 -> 119.0 mm. Off by default (the paper's node
+  distance and so for size. Off by default (the paper's node
   features); on in the demo specs.
 - ``use_gsr=False`` replaces the GAT by an MLP over the flattened node features that returns node
   features of the same shape (hidden width 4·``gat_hidden``); ``Φ_3D`` and TMP are unchanged.
 
-Size: paper scale (HRNet-W32, τ=5, GAT 2×256, TMP 256) has 30,215,047 parameters: EPE 28,536,113 (backbone
-28,535,552, the paper's "28.5M" pose_hrnet_w32 with its 1x1 head), GSR 1,269,075 (1,114,368 of them in
-``Φ_3D``'s first layer), TMP 409,859; a 6-frame 256×256 tube costs 61.2 GMACs (122.4 GFLOPs by
-``torch.utils.flop_counter``, convolutions and matmuls), all but 0.1% in the backbone. Demo scale
-(``hrnet_w18_small`` width 16, GAT 2×64, TMP 64): 1,573,159 parameters, 1.15 GMACs for a 6-frame 96×96 tube.
-The paper reports neither parameters nor FLOPs (it only claims "real-time efficiency").
+Sizes and costs at paper and demo scale are what ``bench/model_complexity.py`` prints; the paper reports
+neither parameters nor FLOPs.
 """
 
 from __future__ import annotations
