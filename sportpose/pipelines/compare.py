@@ -35,6 +35,7 @@ from sportpose.evaluation.report import AP_COLUMNS
 from sportpose.evaluation.tables import md_table
 from sportpose.registry import tracking
 from sportpose.registry.load import model_version
+from sportpose.spec.fill import get_key
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 COLUMNS_2D = [(f"ap_groups.{g}", g, "{:.1f}") for g in AP_COLUMNS] + [("pckh", "PCKh", "{:.1f}")]
@@ -48,15 +49,6 @@ class Evaluation:
     name: str  # row label
     source: str  # what was given
     metrics: dict[str, Any]
-
-
-def _value(metrics: dict[str, Any], key: str) -> Any:
-    node: Any = metrics
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -132,12 +124,12 @@ def _fmt(value: Any, pattern: str) -> str:
 def compare_table(evaluations: list[Evaluation]) -> str:
     """One markdown table of the evaluations, and notes on protocols that differ."""
     columns = []
-    if any(_value(e.metrics, "ap_groups.Total") is not None or e.metrics.get("pckh") is not None for e in evaluations):
-        columns += [c for c in COLUMNS_2D if any(_value(e.metrics, c[0]) is not None for e in evaluations)]
+    if any(get_key(e.metrics, "ap_groups.Total") is not None or e.metrics.get("pckh") is not None for e in evaluations):
+        columns += [c for c in COLUMNS_2D if any(get_key(e.metrics, c[0]) is not None for e in evaluations)]
     if any(e.metrics.get("mpjpe") is not None for e in evaluations):
         columns += COLUMNS_3D
     header = ["evaluation", *[c[1] for c in columns], "split", "boxes", "flip test", "samples"]
-    rows = [[e.name, *[_fmt(_value(e.metrics, key), pattern) for key, _, pattern in columns],
+    rows = [[e.name, *[_fmt(get_key(e.metrics, key), pattern) for key, _, pattern in columns],
              *[_fmt(e.metrics.get(k), "{:.0f}") for k in PROTOCOL]] for e in evaluations]
     lines = [md_table(header, rows), ""]
     protocols = {tuple(str(e.metrics.get(k)) for k in PROTOCOL) for e in evaluations}

@@ -57,6 +57,7 @@ from ray.job_submission import JobSubmissionClient
 from sportpose.errors import SpecError
 from sportpose.paths import project_root
 from sportpose.spec.experiment import DataSpec, TrainSpec, apply_overrides, load_spec
+from sportpose.spec.fill import get_key
 
 # Never uploaded with the working_dir (gitignore syntax, relative to the project root).
 EXCLUDES = [
@@ -303,14 +304,8 @@ def storage_values(spec_path: str | Path, overrides: list[str] | tuple[str, ...]
             raw = {}
         raw = apply_overrides(raw if isinstance(raw, dict) else {}, overrides, str(spec_path))
 
-        def dig(key: str, default: Any) -> Any:
-            node: Any = raw
-            for part in key.split("."):
-                node = node.get(part) if isinstance(node, dict) else None
-            return node if node is not None else default
-
-        storage = dig("train.storage_path", TrainSpec().storage_path)
-        root = dig("data.root", DataSpec().root)
+        storage = get_key(raw, "train.storage_path") or TrainSpec().storage_path
+        root = get_key(raw, "data.root") or DataSpec().root
     runs = (job_env or {}).get("SPORTPOSE_RUNS") or "runs"
     return {"train.storage_path": str(storage or f"{runs.rstrip('/')}/ray"), "data.root": str(root)}
 

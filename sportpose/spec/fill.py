@@ -173,3 +173,33 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
             out.update(flatten(v, _join(prefix, str(k))))
         return out
     return {prefix: data}
+
+
+_MISSING = object()
+
+
+def get_key(data: Any, key: str, default: Any = None) -> Any:
+    """The value at dotted ``key`` (``a.b.c``) in nested plain data, or ``default`` where a part is absent."""
+    node = data
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def has_key(data: Any, key: str) -> bool:
+    """Whether dotted ``key`` names a value in nested plain data."""
+    return get_key(data, key, _MISSING) is not _MISSING
+
+
+def set_key(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set dotted ``key`` in nested plain data, creating sections (or replacing non-dict values) on the way."""
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        nxt = node.get(part)
+        if not isinstance(nxt, dict):
+            nxt = node[part] = {}
+        node = nxt
+    node[parts[-1]] = value
