@@ -23,23 +23,14 @@ from sportpose.data.dataset import build_split, load_clips
 from sportpose.training import loop
 from sportpose.pipelines.train import prepare_data
 from sportpose.training.stage import TARGET_COLUMNS, run_stage
+from sportpose.paths import EXPERIMENTS
 from sportpose.spec.experiment import load_spec
 from sportpose.platform.runtime import init_ray, shutdown_ray
 
-SPEC = """
-name: bench-throughput
-seed: 0
-data:
-  root: {root}
-  synth: {{clips: {clips}, frames: 24, width: 320, height: 240, max_players: 3, seed: 11}}
-  splits: [0.9, 0.1, 0.0]
-  input_size: [96, 96]
-  frame_stride: 2
-model: {{kind: simplebaseline, width: 32, deconv_channels: 64}}
-train:
-  stages:
-    main: {{epochs: {epochs}, batch_size: 32, scaling: {{num_workers: 1, torch_threads: 1}}}}
-"""
+# The tests' tiny SimpleBaseline, widened to a size where a step is mostly compute (96x96 crops, width 32).
+SPEC = EXPERIMENTS / "paper" / "base" / "simplebaseline_tiny.yaml"
+OVERRIDES = ["name=bench-throughput", "seed=0", "data.splits=[0.9, 0.1, 0.0]", "data.input_size=[96, 96]",
+             "model={kind: simplebaseline, width: 32, deconv_channels: 64}"]
 
 
 def plain_loop(spec, ds) -> list[float]:
@@ -85,10 +76,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sportpose-bench-") as tmp:
         os.environ["SPORTPOSE_RUNS"] = tmp
         os.environ.pop("MLFLOW_TRACKING_URI", None)
-        path = os.path.join(tmp, "spec.yaml")
-        with open(path, "w") as f:
-            f.write(SPEC.format(root=os.path.join(tmp, "data"), clips=args.clips, epochs=args.epochs))
-        spec = load_spec(path)
+        spec = load_spec(SPEC, [*OVERRIDES, f"data.root={os.path.join(tmp, 'data')}",
+                                f"data.synth={{clips: {args.clips}, frames: 24, width: 320, height: 240, "
+                                f"max_players: 3, seed: 11}}",
+                                f"train.stages.main={{epochs: {args.epochs}, batch_size: 32, "
+                                f"scaling: {{num_workers: 1, torch_threads: 1}}}}"])
         init_ray(num_cpus=2)
         root = prepare_data(spec, log=lambda _: None)
         clips = load_clips(root, spec.data.splits, spec.seed)

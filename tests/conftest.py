@@ -6,7 +6,13 @@ import os
 from pathlib import Path
 
 import pytest
-from sportpose.paths import REPO
+import torch
+
+from sportpose.data.synth import generate
+from sportpose.models import build_model
+from sportpose.models.skeleton import JOINT_SETS
+from sportpose.paths import EXPERIMENTS, REPO
+from sportpose.spec.experiment import load_spec, spec_yaml
 
 FIXTURES = REPO.parent / "shared" / "fixtures"
 
@@ -36,68 +42,34 @@ def ray_local(runs_home):
     shutdown_ray()
 
 
-TINY_2D = """
-name: tiny-infer
-seed: 1
-data:
-  root: {root}
-  synth: {{clips: 2, frames: 16, width: 160, height: 120, max_players: 2, views: [sideline, baseline],
-          blur: [none, low], child_fraction: 0.5, seed: 5}}
-  splits: [0.0, 0.0, 1.0]
-  input_size: [64, 64]
-  frame_stride: 2
-model: {{kind: simplebaseline, width: 16, deconv_channels: 32}}
-train:
-  stages:
-    main: {{epochs: 1, batch_size: 8, scaling: {{num_workers: 1}}}}
-"""
+TINY_BASE = EXPERIMENTS / "paper" / "base"  # the tiny specs every test and bench starts from, with overrides
+# Two SynthCourt clips of 16 frames (160x120; a sideline and a baseline clip, a child and an adult one), all test
+TINY_CLIPS = ["data.synth={clips: 2, frames: 16, width: 160, height: 120, max_players: 2, views: [sideline, baseline], "
+              "blur: [none, low], child_fraction: 0.5, seed: 5}", "data.splits=[0.0, 0.0, 1.0]"]
+TINY_2D = ["name=tiny-infer", *TINY_CLIPS, "train.stages.main.epochs=1", "train.stages.main.scaling.num_workers=1"]
+TINY_STSP = ["name=tiny-stsp", *TINY_CLIPS, "data.input_size=[64, 64]", "data.window=3", "data.flow=dis",
+             "data.frame_stride=2", "data.max_samples_per_clip=null", "model.window=3", "model.tau=2",
+             "model.gat_layers=1",
+             "train.stages={main: {task: full, epochs: 1, batch_size: 8, scaling: {num_workers: 1}}}",
+             "register={name: sportpose-stsp, metric: mpjpe, mode: min}", "evaluate={}"]
 
-TINY_STSP = """
-name: tiny-stsp
-seed: 1
-data:
-  root: {root}
-  synth: {{clips: 2, frames: 16, width: 160, height: 120, max_players: 2, views: [sideline, baseline],
-          blur: [none, low], child_fraction: 0.5, seed: 5}}
-  splits: [0.0, 0.0, 1.0]
-  joint_set: h36m
-  input_size: [64, 64]
-  window: 3
-  tube_anchor: end
-  targets: all
-  points3d: true
-  flow: dis
-  frame_stride: 2
-model: {{kind: stsp, backbone: hrnet_w18_small, width: 8, window: 3, tau: 2, gat_layers: 1, gat_hidden: 16,
-        tmp_dim: 16, tmp_heads: 2, beta: 20.0, frame_position: true}}
-train:
-  stages:
-    main: {{task: full, epochs: 1, batch_size: 8, scaling: {{num_workers: 1}}}}
-register: {{name: sportpose-stsp, metric: mpjpe, mode: min}}
-"""
+
+def tiny_spec(kind: str, overrides: list[str] = ()):
+    """``experiments/paper/base/<kind>_tiny.yaml`` with ``overrides`` (kind: simplebaseline, multistream, stsp)."""
+    return load_spec(TINY_BASE / f"{kind}_tiny.yaml", list(overrides))
 
 
 @pytest.fixture(scope="session")
 def tiny_synth(tmp_path_factory) -> Path:
     """Two SynthCourt clips of 16 frames (160x120; a sideline and a baseline clip, a child and an adult one)."""
-    from sportpose.data import synth
-
     root = tmp_path_factory.mktemp("tiny_synth")
-    config = synth.SynthConfig(clips=2, frames=16, width=160, height=120, max_players=2, views=("sideline", "baseline"),
-                               blur=("none", "low"), child_fraction=0.5, seed=5)
-    synth.generate(root, config, progress=False)
+    generate(root, tiny_spec("simplebaseline", TINY_CLIPS).data.synth, progress=False)
     return root
 
 
-def _checkpoint(folder: Path, text: str, root: Path) -> Path:
-    import torch
-
-    from sportpose.models import build_model
-    from sportpose.models.skeleton import JOINT_SETS
-    from sportpose.spec.experiment import load_spec
-
+def _checkpoint(folder: Path, kind: str, overrides: list[str], root: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "spec.yaml").write_text(text.format(root=root))
+    (folder / "spec.yaml").write_text(spec_yaml(tiny_spec(kind, [*overrides, f"data.root={root}"])))
     spec = load_spec(folder / "spec.yaml")
     torch.manual_seed(0)
     model = build_model(spec.model, JOINT_SETS[spec.data.joint_set].num_joints)
@@ -108,14 +80,14 @@ def _checkpoint(folder: Path, text: str, root: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory, tiny_synth) -> Path:
     """An untrained SimpleBaseline (64x64 crops) as ``checkpoint.pt`` with its ``spec.yaml`` beside it."""
-    return _checkpoint(tmp_path_factory.mktemp("ckpt2d") / "model", TINY_2D, tiny_synth)
+    return _checkpoint(tmp_path_factory.mktemp("ckpt2d") / "model", "simplebaseline", TINY_2D, tiny_synth)
 
 
 @pytest.fixture(scope="session")
 def stsp_checkpoint(tmp_path_factory, tiny_synth) -> Path:
     """An untrained, narrow STSP-Net (T=3, τ=2, 64x64, GSR reading where crops sit in the frame) as
     ``checkpoint.pt`` with its ``spec.yaml`` beside it."""
-    return _checkpoint(tmp_path_factory.mktemp("ckpt3d") / "model", TINY_STSP, tiny_synth)
+    return _checkpoint(tmp_path_factory.mktemp("ckpt3d") / "model", "stsp", TINY_STSP, tiny_synth)
 
 
 @pytest.fixture(scope="session")

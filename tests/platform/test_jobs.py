@@ -24,7 +24,8 @@ from sportpose.errors import SpecError
 from sportpose.platform import jobs
 from sportpose.platform.jobs import ClusterError, ClusterInfo
 
-from sportpose.paths import REPO
+from sportpose.paths import EXPERIMENTS, REPO
+from sportpose.spec.experiment import load_spec, spec_yaml
 HEAD = {"node_id": "a" * 56, "node_ip": "10.0.0.1", "is_head_node": True, "resources_total": {"CPU": 8.0}}
 WORKER = {"node_id": "b" * 56, "node_ip": "10.0.0.2", "is_head_node": False, "resources_total": {"CPU": 8.0}}
 ONE_NODE = ClusterInfo("http://head:8265", [HEAD])
@@ -251,24 +252,10 @@ def test_unreachable_cluster_is_one_line_and_exit_2():
 
 # -- integration: a real 2-node cluster on this machine and a real MLflow server ---------------------------
 
-TINY = """
-name: tiny-cluster
-seed: 1
-data:
-  root: {shared}/data/tiny
-  synth: {{clips: 6, frames: 12, width: 192, height: 144, max_players: 2, seed: 3}}
-  splits: [0.5, 0.25, 0.25]
-  input_size: [64, 64]
-  frame_stride: 2
-model: {{kind: simplebaseline, width: 16, deconv_channels: 32}}
-train:
-  storage_path: {shared}/ray
-  stages:
-    # 2 CPUs per worker on nodes of 3 CPUs: one worker fits per node, so the two land on different nodes,
-    # and each node keeps a CPU for Ray Data.
-    main: {{epochs: {epochs}, batch_size: 8, scaling: {{num_workers: 2, cpus_per_worker: 2}}}}
-register: {{name: sportpose-cluster-test}}
-"""
+# 2 CPUs per worker on nodes of 3 CPUs: one worker fits per node, so the two land on different nodes, and each
+# node keeps a CPU for Ray Data.
+TINY = ["name=tiny-cluster", "train.stages.main.scaling={num_workers: 2, cpus_per_worker: 2}",
+        "register.name=sportpose-cluster-test"]
 
 
 def _free_port() -> int:
@@ -372,7 +359,11 @@ def sportpose(cluster, *args, timeout=600):
 
 def _spec(cluster, name: str, epochs: int = 2, extra: str = "") -> Path:
     path = cluster["shared"].parent / f"{name}.yaml"
-    path.write_text(TINY.format(shared=cluster["shared"], epochs=epochs) + extra)
+    shared = cluster["shared"]
+    spec = load_spec(EXPERIMENTS / "paper" / "base" / "simplebaseline_tiny.yaml",
+                     [*TINY, f"data.root={shared}/data/tiny", f"train.storage_path={shared}/ray",
+                      f"train.stages.main.epochs={epochs}"])
+    path.write_text(spec_yaml(spec) + extra)
     return path
 
 
