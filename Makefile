@@ -21,10 +21,13 @@ $(STAMP): pyproject.toml | $(PY)
 demo: $(STAMP)
 	$(VENV)/bin/sportpose demo
 
+# The layer contract first (pyproject.toml [tool.importlinter]): an upward import or a circle fails, named.
 test: $(STAMP)
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q -x --timeout=900 tests
 
 test-fast: $(STAMP)
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q -m "not integration" tests
 
 bench: $(STAMP)
