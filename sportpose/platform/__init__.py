@@ -1,0 +1,1 @@
+"""Where the work runs: the Ray runtime, job submission to clusters, the MLflow server and the dashboards."""

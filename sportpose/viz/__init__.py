@@ -1,0 +1,1 @@
+"""Skeleton drawing, contact sheets and plots shared by data inspection, evaluation reports and inference."""

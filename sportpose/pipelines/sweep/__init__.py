@@ -1,0 +1,1 @@
+"""Hyper-parameter sweeps with Ray Tune and Optuna (SPEC §9): run, trial book, trial functions, report."""
