@@ -25,6 +25,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from sportpose.models.stsp import example_placement
+from sportpose.spec.data import DataSpec
 
 
 def complexity(model: nn.Module, inputs: dict[str, torch.Tensor], forward: Callable | None = None,
@@ -73,7 +74,7 @@ def complexity(model: nn.Module, inputs: dict[str, torch.Tensor], forward: Calla
     }
 
 
-def example_inputs(model: nn.Module, data) -> dict[str, torch.Tensor]:
+def example_inputs(model: nn.Module, data: DataSpec) -> dict[str, torch.Tensor]:
     """A batch of one for ``model`` as the data section ``data`` (a ``DataSpec``) cuts its samples: ``tube``
     (1, T, H, W, 3) uint8, and ``context`` (1, L, Hc, Wc, 3) uint8 / ``flow`` (1, T-1, H, W, 2) float32 /
     ``affine`` (1, 2, 3) and ``frame_size`` (1, 2) where the model reads them. Seeded random content."""

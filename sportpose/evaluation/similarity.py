@@ -29,6 +29,7 @@ from torch import nn
 
 from sportpose.data.dataset import cut_clip_columns
 from sportpose.evaluation.tables import md_table
+from sportpose.spec.experiment import ExperimentSpec
 
 GAPS = (1, 2, 4, 8, 16)
 STREAM_FEATURES = {"spatial": "feat_spatial", "temporal": "feat_temporal", "context": "context_vector"}
@@ -109,7 +110,7 @@ def feature_similarity(model: nn.Module, batches: Iterable[dict[str, np.ndarray]
     return {"gaps": [k for k in gaps if k in pairs], "curves": curves, "pairs": pairs, "tracks": len(set(keys))}
 
 
-def similarity_on_clips(model: nn.Module, spec: Any, clips: list[dict[str, Any]], max_clips: int = 4,
+def similarity_on_clips(model: nn.Module, spec: ExperimentSpec, clips: list[dict[str, Any]], max_clips: int = 4,
                         batch_size: int = 32, gaps: tuple[int, ...] = GAPS) -> dict[str, Any]:
     """:func:`feature_similarity` on samples cut at every annotated frame of the first ``max_clips`` clips.
 

@@ -63,6 +63,7 @@ from sportpose.inference.tracker import PoseTracker, nms
 from sportpose.models.skeleton import POSETRACK, convert
 from sportpose.paths import check_output, staged_dir
 from sportpose.registry.load import LoadedModel, load_model
+from sportpose.spec.data import DataSpec
 from sportpose.viz import draw
 from sportpose.viz.plots import skeletons_3d_figure
 
@@ -158,7 +159,7 @@ class TubeGeometry:
     flow: str
 
     @staticmethod
-    def of(data: Any) -> "TubeGeometry":
+    def of(data: DataSpec) -> "TubeGeometry":
         return TubeGeometry(data.window, data.interval, data.tube_anchor, data.context_len, tuple(data.context_size),
                             tuple(data.input_size), data.box_scale, data.flow)
 
