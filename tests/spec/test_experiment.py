@@ -11,6 +11,7 @@ from sportpose.spec.experiment import (
     ExperimentSpec,
     apply_overrides,
     load_spec,
+    read_spec_file,
     spec_from_dict,
     spec_hash,
     spec_to_dict,
@@ -36,14 +37,29 @@ def load_error(tmp_path, text, overrides=()) -> SpecError:
     return info.value
 
 
-def test_every_spec_in_experiments_loads():
-    specs = sorted((REPO / "experiments").rglob("*.yaml"))
-    assert specs, "experiments/ holds no specs"
-    for path in specs:
-        if "sweeps" in path.parts or path.parent.name == "paper" or path.name == "fusion_weights.yaml":
-            continue  # sweep specs (also the tour's) and reproduce studies (experiments/paper/*.yaml) have their own loaders
-        spec = load_spec(path)
-        assert isinstance(spec, ExperimentSpec)
+def test_every_yaml_in_experiments_loads():
+    """Every YAML under experiments/ loads with its own loader: experiment specs, sweeps and paper studies (at
+    each scale they declare). A file that is none of the three fails the test."""
+    from sportpose.pipelines.reproduce.study import load_study
+    from sportpose.pipelines.sweep.run import load_sweep
+
+    files = sorted((REPO / "experiments").rglob("*.yaml"))
+    assert files, "experiments/ holds no specs"
+    kinds = {"experiment": 0, "sweep": 0, "study": 0}
+    for path in files:
+        raw = read_spec_file(path)
+        if "space" in raw:
+            load_sweep(path)
+            kinds["sweep"] += 1
+        elif "rows" in raw:
+            for scale in raw.get("scales", {}):
+                load_study(path, scale)
+            kinds["study"] += 1
+        else:
+            assert "model" in raw, f"{path}: neither an experiment spec, a sweep nor a study"
+            assert isinstance(load_spec(path), ExperimentSpec)
+            kinds["experiment"] += 1
+    assert all(kinds.values()), kinds
 
 
 def test_minimal_spec_fills_defaults(tmp_path):
