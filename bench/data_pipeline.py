@@ -92,18 +92,20 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=FRAMES)
     args = parser.parse_args()
 
+    # Heavy (Ray, torch): imported once the arguments are parsed, so that --help answers at once.
     import ray
 
-    from sportpose.data import synth
+    from sportpose.data import synthcourt
     from sportpose.data.dataset import build_split, cut_clip_columns, load_clips
+    from sportpose.spec.data import SynthConfig
     from sportpose.spec.experiment import DataSpec
     from sportpose.platform.runtime import init_ray
     from sportpose.paths import runs_dir
 
-    config = synth.SynthConfig(clips=args.clips, frames=args.frames, width=WIDTH, height=HEIGHT, min_players=1,
-                               max_players=3, seed=7)
+    config = SynthConfig(clips=args.clips, frames=args.frames, width=WIDTH, height=HEIGHT, min_players=1,
+                         max_players=3, seed=7)
     root = runs_dir() / "bench" / f"synthcourt-{WIDTH}x{HEIGHT}-{args.clips}x{args.frames}"
-    synth.generate(root, config, progress=True, workers=CPUS)
+    synthcourt.generate(root, config, progress=True, workers=CPUS)
     clips = load_clips(root, (0.0, 1.0, 0.0), seed=0)  # all in one split without augmentation
     data = DataSpec(root=str(root), window=WINDOW, interval=1, input_size=SIZE, frame_stride=STRIDE)
     print(f"clips: {len(clips)} x {args.frames} frames, {WIDTH}x{HEIGHT}, 1-3 players; tubes T={WINDOW} "

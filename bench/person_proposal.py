@@ -26,16 +26,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sportpose.data import synth
+from sportpose.data.synthcourt import generate, load_manifest
 from sportpose.data.formats import read_posetrack18
 from sportpose.data.video import iter_frames, open_video
 from sportpose.inference.people import ForegroundProposal
 from sportpose.inference.tracker import box_iou
 from sportpose.paths import runs_dir
+from sportpose.spec.data import SynthConfig
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "posetrack18"
-CONFIG = synth.SynthConfig(clips=12, frames=48, width=320, height=240, min_players=1, max_players=4,
-                           views=("sideline", "baseline", "high_angle"), blur=("none", "low", "high"), seed=21)
+CONFIG = SynthConfig(clips=12, frames=48, width=320, height=240, min_players=1, max_players=4,
+                     views=("sideline", "baseline", "high_angle"), blur=("none", "low", "high"), seed=21)
 
 
 def match(found: list[np.ndarray], truth: list[np.ndarray]) -> tuple[int, int, int]:
@@ -54,7 +55,7 @@ def match(found: list[np.ndarray], truth: list[np.ndarray]) -> tuple[int, int, i
 
 def synthcourt(cue: str) -> tuple[int, int, int, dict[str, tuple[int, int, int]]]:
     root = runs_dir() / "bench" / "synthcourt-proposal"
-    manifest = synth.load_manifest(synth.generate(root, CONFIG, progress=False))
+    manifest = load_manifest(generate(root, CONFIG, progress=False))
     total = np.zeros(3, int)
     per_view: dict[str, np.ndarray] = {}
     for clip in manifest["clips"]:

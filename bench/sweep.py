@@ -93,13 +93,14 @@ asha: {{enabled: {asha}, grace_period: 1, reduction_factor: 3}}
 
 def planted_cache(folder: Path, base: Path) -> Path:
     """Validation samples of the demo's geometry with per-stream heatmaps planted from their targets."""
-    from sportpose.data import synth
+    # Heavy (torch): imported when the bench runs, not for --help.
+    from sportpose.data import synthcourt
     from sportpose.data.dataset import cut_clip, load_clips
     from sportpose.evaluation.evaluate2d import INFO_KEYS, Predictions2D, save_stream_cache
     from sportpose.spec.experiment import load_spec
 
     spec = load_spec(base)
-    synth.generate(Path(spec.data.root), spec.data.synth, progress=False)
+    synthcourt.generate(Path(spec.data.root), spec.data.synth, progress=False)
     clips = load_clips(spec.data.root, spec.data.splits, spec.seed)
     rows = [r for c in clips for r in cut_clip(c, spec.data, seed=0)]
     targets = np.stack([r["heatmaps"] for r in rows]).astype(np.float32)  # (N, K, h, w)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sportpose.data.synth import generate
+from sportpose.data.synthcourt import generate
 from sportpose.models import build_model
 from sportpose.models.skeleton import JOINT_SETS
 from sportpose.paths import EXPERIMENTS, REPO

@@ -141,8 +141,10 @@ SYNTH_FLAGS = ("clips", "frames", "width", "height", "fps", "min_players", "max_
 def cmd_data_synth(args: argparse.Namespace) -> int:
     import time
 
+    # Deferred to this command (CLI start-up time): the generator and its config load cv2 and torch.
     from sportpose.data.inspect import format_summary, load_dataset, summarize
-    from sportpose.data.synth import SynthConfig, generate
+    from sportpose.data.synthcourt import generate
+    from sportpose.spec.data import SynthConfig
 
     try:
         config = SynthConfig(**{k: getattr(args, k) for k in SYNTH_FLAGS if getattr(args, k) is not None})

@@ -44,7 +44,7 @@ import numpy as np
 from sportpose.errors import DataError
 from sportpose.models.skeleton import POSETRACK
 from sportpose.data.formats import VideoAnnotation, read_posetrack
-from sportpose.data.synth import load_manifest
+from sportpose.data.synthcourt import load_manifest
 from sportpose.data.video import open_video, read_frames
 from sportpose.viz import draw
 

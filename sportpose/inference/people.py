@@ -38,7 +38,8 @@ import cv2
 import numpy as np
 
 from sportpose.errors import DataError
-from sportpose.data.formats import VideoAnnotation, read_detections
+from sportpose.data.formats import VideoAnnotation, _posetrack_image_id, read_detections  # the readers' id rule
+from sportpose.data.synthcourt import image_id as synth_image_id
 
 POSETRACK_NAME = re.compile(r"(\d+)_(mpiinew|mpii|bonn)(?:_|$)")
 SYNTH_NAME = re.compile(r"^synth_\d+_(\d+)$")
@@ -74,14 +75,10 @@ def video_ids(video: str | Path, gt: VideoAnnotation | None = None) -> VideoIds:
                         {f.frame_index: f.file_name for f in gt.frames})
     m = POSETRACK_NAME.match(stem)
     if m:
-        from sportpose.data.formats import _posetrack_image_id  # the readers' own id rule
-
         return VideoIds(stem, _posetrack_image_id(stem, 0), True)
     m = SYNTH_NAME.match(stem)
     if m:
-        from sportpose.data.synth import image_id
-
-        return VideoIds(stem, image_id(int(m.group(1)), 0), True)
+        return VideoIds(stem, synth_image_id(int(m.group(1)), 0), True)
     return VideoIds(stem, 0, False)
 
 

@@ -91,7 +91,7 @@ POSE_UNIT_MM = 1000.0  # GSR and TMP regress metres; outputs are mm
 TASKS = ("epe", "lift", "full")
 
 # Reference bone lengths (mm) of an adult, per H36M edge: SynthCourt's adult template
-# (sportpose.data.synth.ADULT_MM; a test keeps the two in step). Hip and shoulder bones are the
+# (sportpose.data.synthcourt.ADULT_MM; a test keeps the two in step). Hip and shoulder bones are the
 # hypotenuses of their lateral offset and drop.
 ADULT_BONE_LENGTHS_MM = (
     math.hypot(120.0, 30.0), 425.0, 415.0,  # root-r_hip, r_hip-r_knee, r_knee-r_foot

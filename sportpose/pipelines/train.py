@@ -26,7 +26,7 @@ from sportpose.paths import runs_dir
 from sportpose.errors import SpecError
 from sportpose.models import build_model
 from sportpose.models.skeleton import JOINT_SETS
-from sportpose.data import h36m, synth
+from sportpose.data import h36m, synthcourt
 from sportpose.data.dataset import load_clips
 from sportpose.data.prepare import open_split
 from sportpose.evaluation.evaluate2d import ap_score, pckh_score, predict, save_stream_cache, search_fusion_weights
@@ -52,7 +52,7 @@ def prepare_data(spec: ExperimentSpec, log: Callable[[str], None] = print) -> Pa
     root = Path(spec.data.root).resolve()
     if spec.data.source == "synthcourt":
         log(f"data: SynthCourt -> {root}")
-        synth.generate(root, spec.data.synth, progress=True)
+        synthcourt.generate(root, spec.data.synth, progress=True)
     elif spec.data.source == "h36m":
         log(f"data: Human3.6M (VideoPose3D layout) {spec.data.h36m.data_3d}, {spec.data.h36m.data_2d}")
     return root

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import cv2
@@ -15,6 +16,7 @@ import pytest
 
 from sportpose.paths import REPO
 from sportpose.cli import main as cli
+from sportpose.spec.data import SynthConfig
 
 FIXTURES = REPO.parent / "shared" / "fixtures" / "posetrack18"
 needs_fixtures = pytest.mark.skipif(
@@ -114,10 +116,6 @@ def test_error_paths_in_process(tmp_path, capsys):
 
 
 def test_synth_flags_cover_the_config_and_state_its_defaults():
-    from dataclasses import fields
-
-    from sportpose.data.synth import SynthConfig
-
     parser = cli.build_parser()
     args = parser.parse_args(["data", "synth", "--out", "x"])
     assert args.action == "synth" and all(getattr(args, k) is None for k in cli.SYNTH_FLAGS)

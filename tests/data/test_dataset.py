@@ -18,13 +18,13 @@ import pytest
 from sportpose.errors import DataError, SpecError
 from sportpose.models.heatmaps import HEATMAP_STRIDE
 from sportpose.models.skeleton import H36M, POSETRACK, convert
-from sportpose.data import synth
+from sportpose.data import synthcourt
 from sportpose.data.dataset import (
     build_split, context_indices, cut_clip, cut_clip_columns, load_clips, tube_indices,
 )
 from sportpose.data.samples import invert_affine, transform_points
 from sportpose.data.video import open_video, probe_video, read_frames
-from sportpose.spec.data import AugmentSpec, DataSpec
+from sportpose.spec.data import AugmentSpec, DataSpec, SynthConfig
 
 FRAMES, WIDTH, HEIGHT = 12, 160, 120
 NO_AUG = AugmentSpec(flip=False, rotation=0.0, scale=(1.0, 1.0), color_jitter=0.0)
@@ -33,7 +33,7 @@ NO_AUG = AugmentSpec(flip=False, rotation=0.0, scale=(1.0, 1.0), color_jitter=0.
 @pytest.fixture(scope="module")
 def root(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synthcourt")
-    synth.generate(out, synth.SynthConfig(clips=2, frames=FRAMES, width=WIDTH, height=HEIGHT), progress=False)
+    synthcourt.generate(out, SynthConfig(clips=2, frames=FRAMES, width=WIDTH, height=HEIGHT), progress=False)
     return out
 
 

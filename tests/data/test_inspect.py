@@ -17,7 +17,8 @@ from sportpose.errors import DataError
 from sportpose.models.skeleton import POSETRACK
 from sportpose.data import inspect as data_inspect
 from sportpose.data.formats import FrameAnnotation, VideoAnnotation, read_posetrack18
-from sportpose.data.synth import SynthConfig, generate
+from sportpose.data.synthcourt import generate
+from sportpose.spec.data import SynthConfig
 from sportpose.viz import draw
 
 FIXTURES = REPO.parent / "shared" / "fixtures" / "posetrack18"

@@ -10,11 +10,12 @@ import pytest
 
 from sportpose.errors import DataError
 from sportpose.models.simplebaseline import SimpleBaselineConfig
-from sportpose.data import synth
+from sportpose.data import synthcourt
 from sportpose.data.dataset import build_split, load_clips
 from sportpose.data.prepare import (
     NOT_SHAPING, is_prepared, load_prepared, open_split, prepare, prepared_dir, shaping_fields,
 )
+from sportpose.spec.data import SynthConfig
 from sportpose.spec.experiment import DataSpec, ExperimentSpec
 
 pytestmark = pytest.mark.integration
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def root(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synthcourt")
-    synth.generate(out, synth.SynthConfig(clips=3, frames=12, width=160, height=120), progress=False)
+    synthcourt.generate(out, SynthConfig(clips=3, frames=12, width=160, height=120), progress=False)
     return out
 
 

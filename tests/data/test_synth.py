@@ -15,9 +15,10 @@ import pytest
 from sportpose.paths import REPO
 from sportpose.errors import DataError, SpecError
 from sportpose.models.skeleton import H36M, POSETRACK, SYNTH, convert, joint_angles
-from sportpose.data import synth
+from sportpose.data import synthcourt
 from sportpose.data.camera import Camera, clip_polygon_near, intrinsics, look_at, project
-from sportpose.data.synth import SynthConfig, generate, generate_clip, load_manifest
+from sportpose.data.synthcourt import generate, generate_clip, load_manifest
+from sportpose.spec.data import BLUR_SUBFRAMES, MOTIONS, VIEWS, SynthConfig
 
 FIXTURES = REPO.parent / "shared" / "fixtures" / "posetrack18"
 FIXTURE = FIXTURES / "annotations" / "val" / "003418_mpii_test.json"
@@ -45,7 +46,7 @@ def _clip(dataset, i):
 def test_manifest_layout(dataset):
     out, manifest = dataset
     assert manifest["dataset"] == "synthcourt" and manifest["version"] == 1
-    assert manifest["config"] == synth.config_dict(CONFIG)
+    assert manifest["config"] == synthcourt.config_dict(CONFIG)
     assert [c["name"] for c in manifest["clips"]] == [f"synth_3_{i:04d}" for i in range(CONFIG.clips)]
     for c in manifest["clips"]:
         assert c["video"] == f"videos/{c['name']}.mp4"
@@ -54,10 +55,10 @@ def test_manifest_layout(dataset):
         for key in ("video", "annotations", "points3d"):
             assert (out / c[key]).is_file()
         meta = c["meta"]
-        assert meta["view"] in synth.VIEWS and meta["blur"] in synth.BLUR_SUBFRAMES
+        assert meta["view"] in VIEWS and meta["blur"] in BLUR_SUBFRAMES
         assert meta["occlusion"] in ("low", "medium", "high") and meta["body"] in ("adult", "child")
         assert (meta["fps"], meta["frames"], meta["width"], meta["height"]) == (25.0, 16, 320, 240)
-        assert 2 <= meta["num_players"] <= 5 and set(meta["motions"]) <= set(synth.MOTIONS)
+        assert 2 <= meta["num_players"] <= 5 and set(meta["motions"]) <= set(MOTIONS)
     views = [c["meta"]["view"] for c in manifest["clips"]]
     assert views == ["sideline", "baseline", "high_angle", "sideline"]
     assert {c["meta"]["blur"] for c in manifest["clips"]} == {"none", "low"}
@@ -124,7 +125,7 @@ def test_categories_match_real_posetrack18():
     if not FIXTURE.is_file():
         pytest.skip(f"no PoseTrack fixture at {FIXTURE}")
     real = json.loads(FIXTURE.read_text())["categories"]
-    assert synth.CATEGORIES == real
+    assert synthcourt.CATEGORIES == real
 
 
 def test_3d_projects_onto_2d_and_json(dataset):
@@ -167,15 +168,15 @@ def test_3d_projects_onto_2d_and_json(dataset):
 def _stacked_pair():
     """Two standing adults on the sideline camera's axis, 2.5 m apart: the far one is behind the near one."""
     rng = np.random.default_rng(0)
-    camera, target = synth.sample_camera("sideline", rng, 320, 240)
-    players = synth.sample_players(rng, 2, child=False)
+    camera, target = synthcourt.sample_camera("sideline", rng, 320, 240)
+    players = synthcourt.sample_players(rng, 2, child=False)
     axis = target[:2] - camera.center[:2]
     axis /= np.linalg.norm(axis)
     xy = np.stack([target[:2] - 1000 * axis, target[:2] + 1500 * axis])[None]  # (1, 2, 2): near, far
-    dofs = synth.clamp_dofs(np.zeros((1, 2, len(synth.DOFS))))
-    points = synth.forward_kinematics(dofs, players.lengths, np.zeros((1, 2)), xy)[0]  # (2, NPTS, 3)
+    dofs = synthcourt.clamp_dofs(np.zeros((1, 2, len(synthcourt.DOFS))))
+    points = synthcourt.forward_kinematics(dofs, players.lengths, np.zeros((1, 2)), xy)[0]  # (2, NPTS, 3)
     background = np.zeros((240, 320, 3), np.uint8)
-    renderer = synth.Renderer(camera, players, {"gain": np.ones(3), "light": np.array([0.0, -1.0])})
+    renderer = synthcourt.Renderer(camera, players, {"gain": np.ones(3), "light": np.array([0.0, -1.0])})
     ids = np.zeros((240, 320), np.uint8)
     cam = camera.to_camera(points)
     renderer.draw(background.copy(), cam, None, ids)
@@ -186,7 +187,7 @@ def _stacked_pair():
 def test_visibility_false_behind_another_player():
     camera, ids, uv = _stacked_pair()
     inside = camera.inside(uv)
-    vis = synth.visibility_from_ids(ids, uv, inside, radius=1)
+    vis = synthcourt.visibility_from_ids(ids, uv, inside, radius=1)
     assert inside.all()
     assert vis[0].all()  # the near player is fully visible
     hidden = inside[1] & ~vis[1]
@@ -202,7 +203,7 @@ def test_visibility_from_ids_neighbourhood():
     ids[8:12, 8:12] = 2  # player 1 in front
     uv = np.array([[[10.0, 10.0], [6.0, 6.0], [12.4, 10.0]], [[10.0, 10.0], [1.0, 1.0], [30.0, 5.0]]])
     inside = np.array([[True, True, True], [True, True, False]])
-    vis = synth.visibility_from_ids(ids, uv, inside, radius=1)
+    vis = synthcourt.visibility_from_ids(ids, uv, inside, radius=1)
     # (10,10) of player 0 is covered by player 1; (12.4 -> 12, 10) has a player-0 pixel within 1 px
     assert vis.tolist() == [[False, True, True], [True, False, False]]
 
@@ -245,29 +246,30 @@ def test_children_are_shorter(dataset):
         top = ((X - npz["t"]) @ npz["R"])[..., SYNTH.index("head_top"), 2].max(0)  # (P,) mm
         assert np.all(top < npz["height_mm"] + 500)  # at most a jump above standing height
         heights[body] += npz["height_mm"].tolist()
-    adult = synth.ADULT_HEIGHT_MM
+    adult = synthcourt.ADULT_HEIGHT_MM
     assert all(0.9 * adult - 1 <= h <= 1.1 * adult + 1 for h in heights["adult"])
     assert all(0.55 * adult - 1 <= h <= 0.8 * adult + 1 for h in heights["child"])
-    lengths = synth.body_lengths(np.array([0.6, 1.0]))
-    assert np.allclose(synth.standing_height(lengths), [0.6 * adult, adult])
+    lengths = synthcourt.body_lengths(np.array([0.6, 1.0]))
+    assert np.allclose(synthcourt.standing_height(lengths), [0.6 * adult, adult])
     assert lengths["head_top"][0] / lengths["head_top"][1] > 0.6  # children's heads are relatively large
 
 
 def _segment(motion, style_seed=0):
     rng = np.random.default_rng(style_seed)
-    kind = synth.MOTION_KINDS[motion]
-    return synth.Segment(motion=motion, start=0.0, end=2.0, cadence_hz=float(np.mean(kind.cadence_hz)),
-                         speed_mm_s=float(np.mean(kind.speed_mm_s)), heading=0.0, side=1.0,
-                         style=synth._sample_style(rng, motion))
+    kind = synthcourt.MOTION_KINDS[motion]
+    return synthcourt.Segment(motion=motion, start=0.0, end=2.0, cadence_hz=float(np.mean(kind.cadence_hz)),
+                              speed_mm_s=float(np.mean(kind.speed_mm_s)), heading=0.0, side=1.0,
+                              style=synthcourt.motions._sample_style(rng, motion))
 
 
-@pytest.mark.parametrize("motion", synth.MOTIONS)
+@pytest.mark.parametrize("motion", MOTIONS)
 def test_motions_move_the_limbs(motion):
     seg = _segment(motion)
     t = np.arange(50) / 25.0  # 2 s at 25 fps
     phase = 2 * np.pi * seg.cadence_hz * t
-    dofs = synth.segment_dofs(seg, phase, t)[:, None]  # (T, 1, D)
-    pts = synth.forward_kinematics(dofs, synth.body_lengths(np.array([1.0])), np.zeros((50, 1)), np.zeros((50, 1, 2)))
+    dofs = synthcourt.segment_dofs(seg, phase, t)[:, None]  # (T, 1, D)
+    pts = synthcourt.forward_kinematics(dofs, synthcourt.body_lengths(np.array([1.0])), np.zeros((50, 1)),
+                                        np.zeros((50, 1, 2)))
     rel = pts[:, 0, :21] - pts[:, 0, :1]  # root-relative, (T, 21, 3)
     limbs = [SYNTH.index(n) for n in ("l_wrist", "r_wrist", "l_foot", "r_foot")]
     speed = np.linalg.norm(np.diff(rel[:, limbs], axis=0), axis=-1).mean() * 25.0  # mm/s
@@ -280,7 +282,7 @@ def test_motions_move_the_limbs(motion):
 
 def test_players_move_across_the_court():
     cfg = SynthConfig(clips=1, frames=50, min_players=1, max_players=1, motions=("run",), seed=5)
-    sim = synth.simulate_clip(cfg, 0)
+    sim = synthcourt.simulate_clip(cfg, 0)
     root = sim["points"][:, 0, 0, :2]  # (S, 2) world mm
     assert np.linalg.norm(root[-1] - root[0]) > 1500 or np.linalg.norm(np.diff(root, axis=0), axis=-1).sum() > 4000
 
@@ -294,9 +296,10 @@ def test_joint_angles_within_skeleton_limits(dataset):
         assert np.all(angles >= lo - 1e-6) and np.all(angles <= hi + 1e-6)
     # by construction: any DOF vector, clamped to its box, respects the limits
     rng = np.random.default_rng(0)
-    dofs = synth.clamp_dofs(synth._LO + rng.random((20000, 1, len(synth.DOFS))) * (synth._HI - synth._LO))
-    pts = synth.forward_kinematics(dofs, synth.body_lengths(np.array([0.7])), np.zeros((20000, 1)),
-                                   np.zeros((20000, 1, 2)))
+    box_lo, box_hi = synthcourt.body._LO, synthcourt.body._HI
+    dofs = synthcourt.clamp_dofs(box_lo + rng.random((20000, 1, len(synthcourt.DOFS))) * (box_hi - box_lo))
+    pts = synthcourt.forward_kinematics(dofs, synthcourt.body_lengths(np.array([0.7])), np.zeros((20000, 1)),
+                                        np.zeros((20000, 1, 2)))
     angles = joint_angles(pts[:, 0, :17], H36M)
     assert np.all(angles >= lo) and np.all(angles <= hi + 1e-6)
 

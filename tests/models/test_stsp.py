@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from sportpose.data import synthcourt
 from sportpose.errors import SpecError
 from sportpose.models.skeleton import H36M
 from sportpose.models.stsp import (
@@ -149,11 +150,9 @@ def test_gat_attends_only_along_skeleton_edges_and_self_loops():
 
 
 def test_adult_template_matches_synthcourt_and_satisfies_the_priors():
-    from sportpose.data import synth
-
-    lengths = synth.body_lengths(np.ones(1))
-    dofs = np.zeros((1, 1, len(synth.DOFS)))
-    points = synth.forward_kinematics(dofs, lengths, yaw=np.zeros((1, 1)), root_xy=np.zeros((1, 1, 2)))
+    lengths = synthcourt.body_lengths(np.ones(1))
+    dofs = np.zeros((1, 1, len(synthcourt.DOFS)))
+    points = synthcourt.forward_kinematics(dofs, lengths, yaw=np.zeros((1, 1)), root_xy=np.zeros((1, 1, 2)))
     pose = torch.from_numpy(points[0, 0, : H36M.num_joints]).float()  # (J, 3) mm, standing adult
     bones = torch.stack([(pose[a] - pose[b]).norm() for a, b in H36M.edges])
     np.testing.assert_allclose(bones.numpy(), ADULT_BONE_LENGTHS_MM, rtol=1e-5)
@@ -170,11 +169,10 @@ def test_angle_loss_uses_the_joint_set_limits():
     """Zero while every elbow, knee, shoulder and hip angle is inside the h36m limits; positive, by the
     violation, once the right knee folds past its 25 degree minimum."""
     from sportpose.models import losses
-    from sportpose.data import synth
 
-    lengths = synth.body_lengths(np.ones(1))
-    dofs = np.zeros((1, 1, len(synth.DOFS)))
-    points = synth.forward_kinematics(dofs, lengths, yaw=np.zeros((1, 1)), root_xy=np.zeros((1, 1, 2)))
+    lengths = synthcourt.body_lengths(np.ones(1))
+    dofs = np.zeros((1, 1, len(synthcourt.DOFS)))
+    points = synthcourt.forward_kinematics(dofs, lengths, yaw=np.zeros((1, 1)), root_xy=np.zeros((1, 1, 2)))
     pose = torch.from_numpy(points[0, 0, : H36M.num_joints]).float()  # (J, 3) mm, standing adult
     pose = pose - pose[0]
     model = STSPNet(tiny())

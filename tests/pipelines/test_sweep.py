@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from sportpose.paths import runs_dir
+from sportpose.data import synthcourt
 from sportpose.errors import SpecError
 from sportpose.pipelines.sweep import report as sweep_report
 from sportpose.pipelines.sweep.run import (
@@ -308,12 +309,11 @@ def _tiny_stream_cache(folder: Path, base_path: Path) -> Path:
     import torch
 
     from sportpose.models import build_model
-    from sportpose.data import synth
     from sportpose.data.dataset import cut_clip, load_clips
     from sportpose.evaluation.evaluate2d import predict, save_stream_cache
 
     spec = load_spec(base_path)
-    synth.generate(Path(spec.data.root), spec.data.synth, progress=False)
+    synthcourt.generate(Path(spec.data.root), spec.data.synth, progress=False)
     clips = load_clips(spec.data.root, spec.data.splits, spec.seed)
     rows = [r for c in clips for r in cut_clip(c, spec.data, seed=0)][:24]
     batches = [{k: np.stack([r[k] for r in rows[i:i + 12]]) for k in rows[0]} for i in range(0, len(rows), 12)]
