@@ -38,12 +38,12 @@ import cv2
 import numpy as np
 
 from sportpose.errors import DataError
-from sportpose.data.formats import VideoAnnotation, _posetrack_image_id, read_detections  # the readers' id rule
+from sportpose.data.formats import (
+    FRAMES_PER_VIDEO, VideoAnnotation, parse_video_name, posetrack_image_id, read_detections,
+)
 from sportpose.data.synthcourt import image_id as synth_image_id
 
-POSETRACK_NAME = re.compile(r"(\d+)_(mpiinew|mpii|bonn)(?:_|$)")
 SYNTH_NAME = re.compile(r"^synth_\d+_(\d+)$")
-FRAMES_PER_VIDEO = 10000  # PoseTrack image ids keep four digits for the frame index
 
 
 @dataclass(frozen=True)
@@ -73,9 +73,10 @@ def video_ids(video: str | Path, gt: VideoAnnotation | None = None) -> VideoIds:
         first = gt.frames[0]
         return VideoIds(gt.name, first.image_id - first.frame_index, True,
                         {f.frame_index: f.file_name for f in gt.frames})
-    m = POSETRACK_NAME.match(stem)
-    if m:
-        return VideoIds(stem, _posetrack_image_id(stem, 0), True)
+    posetrack = parse_video_name(stem)
+    if posetrack is not None:
+        video_number, sequence_type = posetrack
+        return VideoIds(stem, posetrack_image_id(video_number, 0, sequence_type), True)
     m = SYNTH_NAME.match(stem)
     if m:
         return VideoIds(stem, synth_image_id(int(m.group(1)), 0), True)

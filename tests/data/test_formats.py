@@ -14,7 +14,10 @@ from sportpose.errors import DataError
 from sportpose.spec.data import H36M_SPLIT
 from sportpose.models.skeleton import POSETRACK
 from sportpose.data.formats import (
+    FRAMES_PER_VIDEO,
     POSETRACK18_CATEGORY,
+    parse_video_name,
+    posetrack_image_id,
     read_detections,
     read_h36m_2d,
     read_h36m_3d,
@@ -112,6 +115,16 @@ def test_merged_file_reads_as_the_per_video_files():
     for video in merged:
         (single,) = read_posetrack18(VAL / f"{video.name}.json")
         assert_same_videos(video, single)
+
+
+def test_posetrack_image_id_is_TSSSSSSFFFF():
+    assert posetrack_image_id(3418, 0) == 10034180000  # 003418_mpii_test, frame 0 (the fixture's first image)
+    assert posetrack_image_id(342, 2, "bonn") == 20003420002
+    assert posetrack_image_id(1, FRAMES_PER_VIDEO - 1, "mpiinew") == 30000019999
+    assert parse_video_name("003418_mpii_test") == (3418, "mpii")
+    assert parse_video_name("000001_mpiinew") == (1, "mpiinew")
+    assert parse_video_name("024158_bonn_train") == (24158, "bonn")
+    assert parse_video_name("synth_0_0001") is None and parse_video_name("003418_mpiix") is None
 
 
 def test_keypoints_3d_round_trip(tmp_path):
