@@ -63,16 +63,16 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+import ray
 
 from sportpose.errors import DataError, SpecError
 from sportpose.models.skeleton import H36M
+from sportpose.data.dataset import DataReport
 from sportpose.data.formats import H36M_KEPT_JOINTS, read_h36m_2d, read_h36m_3d
-from sportpose.spec.data import H36MConfig
-
-from sportpose.spec.data import SPLITS
+from sportpose.data.tubes import tube_indices
+from sportpose.spec.data import SPLITS, DataSpec, H36MConfig
 
 FPS = 50.0  # Hz of VideoPose3D's Human3.6M files
 GROUPS = ("action",)  # the evaluation averages per action, then over actions (Human3.6M's protocol)
@@ -186,7 +186,7 @@ def _bones(joints: np.ndarray) -> np.ndarray:
     return np.linalg.norm(joints[:, a] - joints[:, b], axis=-1)  # (F, E)
 
 
-def anchors(frames: int, data: Any) -> np.ndarray:
+def anchors(frames: int, data: DataSpec) -> np.ndarray:
     """Anchor frames of a sequence of ``frames`` frames: every ``frame_stride``-th, capped (evenly spread) at
     ``max_samples_per_clip``."""
     out = np.arange(0, frames, data.frame_stride)
@@ -195,15 +195,13 @@ def anchors(frames: int, data: Any) -> np.ndarray:
     return out
 
 
-def cut_windows(seq: Sequence, data: Any) -> dict[str, np.ndarray]:
+def cut_windows(seq: Sequence, data: DataSpec) -> dict[str, np.ndarray]:
     """Every window of one sequence as columns (one row per anchor).
 
     Returns:
         ``keypoints_2d`` (N, T, 17, 2), ``joints_3d`` (N, T, 17, 3) mm, ``bone_lengths`` (N, 16) mm,
         ``tube_frames`` (N, T), and the information columns (module doc).
     """
-    from sportpose.data.dataset import tube_indices
-
     frames = len(seq.joints_3d)
     starts = anchors(frames, data)
     index = np.array([tube_indices(int(t), data.window, data.interval, frames, "end") for t in starts])  # (N, T)
@@ -223,13 +221,13 @@ def cut_windows(seq: Sequence, data: Any) -> dict[str, np.ndarray]:
     }
 
 
-def clip_list(data: Any) -> list[dict[str, str]]:
+def clip_list(data: DataSpec) -> list[dict[str, str]]:
     """The sequences as the pipeline lists clips: ``name`` and ``split``."""
     sequences, _ = load_sequences(data.h36m)
     return [{"name": s.name, "split": s.split} for s in sequences]
 
 
-def fingerprint(data: Any) -> str:
+def fingerprint(data: DataSpec) -> str:
     """Identifies the evaluation data: the files (size, modification time), the split and the windows."""
     c = data.h36m
     h = hashlib.sha256(json.dumps([_stamp(c.data_3d)[1:], _stamp(c.data_2d)[1:], c.train, c.val, c.test,
@@ -238,7 +236,7 @@ def fingerprint(data: Any) -> str:
     return h.hexdigest()[:16]
 
 
-def open_split(data: Any, split: str, seed: int) -> tuple[Any, Any]:
+def open_split(data: DataSpec, split: str, seed: int) -> tuple[ray.data.Dataset, DataReport]:
     """A lazy Ray Dataset of one split's windows (one task per sequence) and the split's data report.
 
     Args:
@@ -251,10 +249,6 @@ def open_split(data: Any, split: str, seed: int) -> tuple[Any, Any]:
     Raises:
         DataError: bad files (:func:`load_sequences`), or more actions without 2D than ``max_skip_fraction``.
     """
-    import ray
-
-    from sportpose.data.dataset import DataReport
-
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
     sequences, skipped = load_sequences(data.h36m)

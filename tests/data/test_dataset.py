@@ -19,9 +19,8 @@ from sportpose.errors import DataError, SpecError
 from sportpose.models.heatmaps import HEATMAP_STRIDE
 from sportpose.models.skeleton import H36M, POSETRACK, convert
 from sportpose.data import synthcourt
-from sportpose.data.dataset import (
-    build_split, context_indices, cut_clip, cut_clip_columns, load_clips, tube_indices,
-)
+from sportpose.data.dataset import build_split, load_clips
+from sportpose.data.tubes import context_indices, cut_clip, cut_clip_columns, tube_indices
 from sportpose.data.samples import invert_affine, transform_points
 from sportpose.data.video import open_video, probe_video, read_frames
 from sportpose.spec.data import AugmentSpec, DataSpec, SynthConfig

@@ -256,7 +256,8 @@ def test_memory_stays_flat_with_video_length(tiny_checkpoint, tmp_path):
 def test_people_are_cut_and_decoded_as_evaluation_does(tiny_synth, tiny_checkpoint, stsp_checkpoint):
     """The same person in the same frame gives the same keypoints through infer's estimator and through the
     data pipeline's samples and the evaluation's prediction: crops, affines, tubes and decoding agree."""
-    from sportpose.data.dataset import cut_clip_columns, load_clips
+    from sportpose.data.dataset import load_clips
+    from sportpose.data.tubes import cut_clip_columns
     from sportpose.data.samples import invert_affine, transform_points
     from sportpose.data.video import open_video, read_frames
     from sportpose.evaluation import evaluate2d, evaluate3d
