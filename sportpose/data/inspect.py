@@ -42,6 +42,7 @@ import cv2
 import numpy as np
 
 from sportpose.errors import DataError
+from sportpose.paths import runs_dir
 from sportpose.models.skeleton import POSETRACK
 from sportpose.data.formats import VideoAnnotation, read_posetrack
 from sportpose.data.synthcourt import load_manifest
@@ -134,8 +135,6 @@ def default_output_dir(path: Path) -> Path:
     folder = path if path.is_dir() else path.parent
     if folder.is_dir() and _writable(folder):
         return folder / "inspect"
-    from sportpose.paths import runs_dir
-
     name = path.resolve().name if path.is_dir() else path.stem
     return runs_dir() / "inspect" / name
 

@@ -38,9 +38,13 @@ import ray
 from tqdm import tqdm
 
 from sportpose.errors import DataError
+from sportpose.paths import runs_dir
+from sportpose.data import h36m
 from sportpose.data.dataset import (
     SPLITS, DataReport, ClipLog, build_split, clip_dataset, load_clips, surface_data_errors,
 )
+from sportpose.spec.data import DataSpec
+from sportpose.spec.experiment import ExperimentSpec
 from sportpose.spec.fill import to_dict
 
 NOT_SHAPING = ("prepared", "stream", "max_skip_fraction", "on_error")  # data fields that do not change a sample
@@ -48,12 +52,12 @@ PREPARE_VERSION = 2  # bump when the way samples are cut changes (2: the frame_s
 MANIFEST = "manifest.json"
 
 
-def shaping_fields(data: Any) -> dict[str, Any]:
+def shaping_fields(data: DataSpec) -> dict[str, Any]:
     """The data section's fields that shape samples, as plain data."""
     return {k: v for k, v in to_dict(data).items() if k not in NOT_SHAPING}
 
 
-def _variants(spec: Any) -> list[tuple[str, str, str]]:
+def _variants(spec: ExperimentSpec) -> list[tuple[str, str, str]]:
     """(folder, split, boxes) of everything prepared for ``spec``."""
     out = [(split, split, "gt") for split in SPLITS]
     if spec.data.boxes != "gt":
@@ -71,7 +75,7 @@ def _file_stamp(path: str) -> list[Any]:
     return [path, st.st_size, st.st_mtime_ns]
 
 
-def fingerprint(spec: Any, clips: list[dict[str, Any]]) -> str:
+def fingerprint(spec: ExperimentSpec, clips: list[dict[str, Any]]) -> str:
     """Hash of everything that shapes the prepared samples of ``spec`` (hex, 16 chars)."""
     h = hashlib.sha256()
     clip_list = [[c["name"], c["split"], *_file_stamp(c["video"]), *_file_stamp(c["annotations"]),
@@ -86,14 +90,12 @@ def fingerprint(spec: Any, clips: list[dict[str, Any]]) -> str:
     return h.hexdigest()[:16]
 
 
-def _clips(spec: Any, clips: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+def _clips(spec: ExperimentSpec, clips: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     return clips if clips is not None else load_clips(spec.data.root, spec.data.splits, spec.seed)
 
 
-def prepared_dir(spec: Any, clips: list[dict[str, Any]] | None = None) -> Path:
+def prepared_dir(spec: ExperimentSpec, clips: list[dict[str, Any]] | None = None) -> Path:
     """Where the prepared samples of ``spec`` live (whether or not they exist yet)."""
-    from sportpose.paths import runs_dir
-
     return runs_dir() / "prepared" / f"{spec.name}-{fingerprint(spec, _clips(spec, clips))}"
 
 
@@ -104,7 +106,7 @@ def _read_manifest(folder: Path) -> dict[str, Any] | None:
         return None
 
 
-def is_prepared(spec: Any, clips: list[dict[str, Any]] | None = None) -> bool:
+def is_prepared(spec: ExperimentSpec, clips: list[dict[str, Any]] | None = None) -> bool:
     """True when shards of exactly this spec's samples exist."""
     folder = prepared_dir(spec, clips)
     manifest = _read_manifest(folder)
@@ -113,7 +115,7 @@ def is_prepared(spec: Any, clips: list[dict[str, Any]] | None = None) -> bool:
             and all((folder / name).is_dir() for name, _, _ in _variants(spec)))
 
 
-def prepare(spec: Any, clips: list[dict[str, Any]] | None = None, progress: bool = True) -> Path:
+def prepare(spec: ExperimentSpec, clips: list[dict[str, Any]] | None = None, progress: bool = True) -> Path:
     """Cut every split of ``spec`` once and write the samples as Parquet shards; reuse them when present.
 
     Args:
@@ -197,7 +199,7 @@ def _write_with_progress(ds: ray.data.Dataset, path: Path, log: Any, bar: tqdm) 
         raise outcome["error"]
 
 
-def _variant(spec: Any, split: str, evaluation: bool) -> str:
+def _variant(spec: ExperimentSpec, split: str, evaluation: bool) -> str:
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
     if evaluation and spec.data.boxes != "gt":
@@ -207,7 +209,7 @@ def _variant(spec: Any, split: str, evaluation: bool) -> str:
     return split
 
 
-def prepared_report(spec: Any, split: str, *, evaluation: bool = False,
+def prepared_report(spec: ExperimentSpec, split: str, *, evaluation: bool = False,
                     clips: list[dict[str, Any]] | None = None) -> DataReport:
     """The data report written when ``split`` was prepared.
 
@@ -221,7 +223,7 @@ def prepared_report(spec: Any, split: str, *, evaluation: bool = False,
     return DataReport.from_dict(manifest["splits"][_variant(spec, split, evaluation)]["report"])
 
 
-def load_prepared(spec: Any, split: str, *, evaluation: bool = False,
+def load_prepared(spec: ExperimentSpec, split: str, *, evaluation: bool = False,
                   clips: list[dict[str, Any]] | None = None) -> ray.data.Dataset:
     """A lazy Ray Dataset streaming the prepared samples of ``split`` from Parquet.
 
@@ -238,7 +240,7 @@ def load_prepared(spec: Any, split: str, *, evaluation: bool = False,
                                  file_extensions=["parquet"])
 
 
-def open_split(spec: Any, split: str, clips: list[dict[str, Any]] | None = None, *, evaluation: bool = False,
+def open_split(spec: ExperimentSpec, split: str, clips: list[dict[str, Any]] | None = None, *, evaluation: bool = False,
                progress: bool = True) -> tuple[ray.data.Dataset, DataReport]:
     """A split's samples the way the spec asks for them, and the split's data report.
 
@@ -259,8 +261,6 @@ def open_split(spec: Any, split: str, clips: list[dict[str, Any]] | None = None,
     """
     data = spec.data
     if data.source == "h36m":  # 2D keypoint windows sliced from VideoPose3D's arrays: nothing to decode or prepare
-        from sportpose.data import h36m
-
         return h36m.open_split(data, split, spec.seed)
     clips = _clips(spec, clips)
     if data.prepared:

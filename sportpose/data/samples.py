@@ -208,8 +208,3 @@ class Augmentation:
             m = np.hstack([linear, np.full((3, 1), (1.0 - c) * b * mean)])  # (3, 4)
             cv2.transform(image, m, dst=image)
         return images
-
-
-def flip_joints(values: np.ndarray, flip_permutation: np.ndarray) -> np.ndarray:
-    """Swap left and right joints along axis -2 (..., K, C) or the last axis of (..., K)."""
-    return values[..., flip_permutation, :] if values.ndim >= 2 else values[flip_permutation]

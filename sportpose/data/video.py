@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
+import cv2
 import numpy as np
 
 from sportpose.errors import DataError
@@ -79,10 +80,7 @@ class OpenCVReader:
     """
 
     def __init__(self, path: str, size: tuple[int, int] | None = None):
-        import cv2
-
         self.path = path
-        self._cv2 = cv2
         self._cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
         if not self._cap.isOpened():
             self._cap = cv2.VideoCapture(path)  # a build without the FFmpeg backend
@@ -97,7 +95,6 @@ class OpenCVReader:
 
     def read(self, indices: list[int]) -> list[np.ndarray]:
         """(H, W, 3) uint8 RGB frames for sorted, unique frame indices."""
-        cv2 = self._cv2
         out = []
         for idx in indices:
             if idx < self._pos:  # backwards: seek (the pipeline never asks for this)
@@ -130,8 +127,6 @@ def probe_video(path: str | Path) -> tuple[int, int]:
     Raises:
         DataError: the file is missing, empty, or no container OpenCV knows.
     """
-    import cv2
-
     path = str(path)
     _check_file(path)
     cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
