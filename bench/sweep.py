@@ -126,8 +126,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sportpose-bench-") as tmp:
         os.environ["SPORTPOSE_RUNS"] = tmp
         os.environ.pop("MLFLOW_TRACKING_URI", None)
-        from sportpose.pipelines.sweep.run import load_sweep, run_sweep
+        from sportpose.pipelines.sweep.run import run_sweep
+        from sportpose.pipelines.sweep.trials import load_fusion_cache
         from sportpose.platform.runtime import init_ray, shutdown_ray
+        from sportpose.spec.sweep import load_sweep
 
         folder = Path(tmp)
         (folder / "ms.yaml").write_text(BASE_MS.format(root=folder / "data-ms"))
@@ -140,8 +142,6 @@ def main() -> None:
         start = time.perf_counter()
         weights = run_sweep(load_sweep(folder / "fusion.yaml"), log=quiet)
         seconds = time.perf_counter() - start
-        from sportpose.pipelines.sweep.run import load_fusion_cache
-
         samples = load_fusion_cache(cache).samples
         per_min = len(weights.records) / seconds * 60
         print(f"(1) stream weights: {len(weights.records)} trials on {samples} validation samples "

@@ -21,10 +21,11 @@ from typing import Any
 
 from sportpose.paths import EXPERIMENTS
 from sportpose.pipelines.evaluate import EvaluateArgs, run_evaluate
-from sportpose.pipelines.sweep.run import load_sweep, run_sweep
+from sportpose.pipelines.sweep.run import run_sweep
 from sportpose.pipelines.train import run_pipeline
 from sportpose.registry import tracking
 from sportpose.spec.experiment import load_spec
+from sportpose.spec.sweep import load_sweep
 
 TOUR_DIR = EXPERIMENTS / "tour"
 STEPS = ("multistream", "stsp", "reports", "sweep")

@@ -41,7 +41,7 @@ def test_every_yaml_in_experiments_loads():
     """Every YAML under experiments/ loads with its own loader: experiment specs, sweeps and paper studies (at
     each scale they declare). A file that is none of the three fails the test."""
     from sportpose.pipelines.reproduce.study import load_study
-    from sportpose.pipelines.sweep.run import load_sweep
+    from sportpose.spec.sweep import load_sweep
 
     files = sorted((REPO / "experiments").rglob("*.yaml"))
     assert files, "experiments/ holds no specs"

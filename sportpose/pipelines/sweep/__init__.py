@@ -1,1 +1,2 @@
-"""Hyper-parameter sweeps with Ray Tune and Optuna (SPEC §9): run, trial book, trial functions, report."""
+"""Hyper-parameter sweeps with Ray Tune and Optuna (SPEC §8), one way down: run -> trials -> book, run -> report
+-> book; the sweep spec itself is :mod:`sportpose.spec.sweep`."""

@@ -26,15 +26,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import matplotlib.tri as mtri
 import numpy as np
+import optuna
 import pandas as pd
+from matplotlib.colors import LogNorm, Normalize
+from matplotlib.ticker import MaxNLocator
+from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-from sportpose.pipelines.sweep import run as sweeps
+from sportpose.pipelines.sweep.book import TIME_ATTR, TrialBook, describe_values
+from sportpose.spec.sweep import Sweep, SweepSpec, best_spec_yaml, grid_values, param_columns
+from sportpose.viz.plots import pyplot
 
-DISCRETE = ("choice", "int")
 
-
-def results_table(book: "sweeps.TrialBook") -> pd.DataFrame:
+def results_table(book: TrialBook) -> pd.DataFrame:
     """One row per trial, by number: status, value, best value, epochs, seconds, the parameters, ids."""
     spec = book.sweep.spec
     rows = []
@@ -45,17 +50,15 @@ def results_table(book: "sweeps.TrialBook") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _param_meta(spec: "sweeps.SweepSpec") -> dict[str, dict[str, Any]]:
+def _param_meta(spec: SweepSpec) -> dict[str, dict[str, Any]]:
     """Table column -> how to draw it: kind (linear, log, discrete), range or categories."""
     meta = {}
     for name, p in spec.space.items():
         if p.kind == "simplex":
-            for column in sweeps.param_columns(name, p):
+            for column in param_columns(name, p):
                 meta[column] = {"kind": "linear", "low": 0.0, "high": 1.0}
-        elif p.kind == "choice":
-            meta[name] = {"kind": "discrete", "values": list(p.values)}
-        elif p.kind == "int":
-            meta[name] = {"kind": "discrete", "values": list(range(int(p.low), int(p.high) + 1, p.step))}
+        elif p.kind in ("choice", "int"):
+            meta[name] = {"kind": "discrete", "values": grid_values(p)}
         else:
             meta[name] = {"kind": "log" if p.kind == "loguniform" else "linear", "low": p.low, "high": p.high}
     return meta
@@ -73,17 +76,8 @@ def _log_scale(values: np.ndarray) -> bool:
     return len(values) > 1 and values.min() > 0 and values.max() / values.min() > 100
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_history(df: pd.DataFrame, metric: str, mode: str, path: Path, title: str) -> Path:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(9.0, 4.2), dpi=110)
     scored = _scored(df, metric)
     full = scored[scored["status"] == "completed"]
@@ -99,8 +93,6 @@ def plot_history(df: pd.DataFrame, metric: str, mode: str, path: Path, title: st
         order = scored.sort_values("trial")
         best = order[metric].cummin() if mode == "min" else order[metric].cummax()
         ax.step(order["trial"], best, where="post", color="#2ca02c", lw=2, label="best so far")
-    from matplotlib.ticker import MaxNLocator
-
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if _log_scale(scored[metric].astype(float).to_numpy()):
         ax.set_yscale("log")
@@ -130,7 +122,7 @@ def _axis_position(series: pd.Series, meta: dict[str, Any]) -> np.ndarray:
 
 def plot_parallel(df: pd.DataFrame, meta: dict[str, dict[str, Any]], metric: str, mode: str, path: Path,
                   title: str) -> Path:
-    plt = _plt()
+    plt = pyplot()
     scored = _scored(df, metric)
     columns = list(meta)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.9 * (len(columns) + 1)), 4.6), dpi=110)
@@ -167,8 +159,6 @@ def plot_parallel(df: pd.DataFrame, meta: dict[str, dict[str, Any]], metric: str
     ax.set_yticks([])
     ax.set_ylim(-0.06, 1.06)
     ax.set_xlim(-0.2, len(columns) + 0.5)
-    from matplotlib.colors import LogNorm, Normalize
-
     norm = LogNorm(lo, hi) if log else Normalize(lo, hi)
     sm = plt.cm.ScalarMappable(cmap=cmap if mode == "max" else cmap.reversed(), norm=norm)
     fig.colorbar(sm, ax=ax, label=metric, pad=0.01)
@@ -186,9 +176,6 @@ def param_importance(df: pd.DataFrame, meta: dict[str, dict[str, Any]], metric: 
     Raises:
         ValueError: fewer than two scored trials, or an evaluator that cannot tell the parameters apart.
     """
-    import optuna
-    from optuna.distributions import CategoricalDistribution, FloatDistribution
-
     scored = _scored(df, metric)
     if len(scored) < 2:
         raise ValueError("needs at least two scored trials")
@@ -211,16 +198,14 @@ def param_importance(df: pd.DataFrame, meta: dict[str, dict[str, Any]], metric: 
             params[column] = value
         study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=float(row[metric])))
     try:
-        import sklearn  # noqa: F401 - fANOVA's random forest
-
         evaluator, name = optuna.importance.FanovaImportanceEvaluator(seed=seed), "fANOVA"
-    except ImportError:
+    except ImportError:  # fANOVA's random forest is scikit-learn's
         evaluator, name = optuna.importance.PedAnovaImportanceEvaluator(), "PED-ANOVA"
     return dict(optuna.importance.get_param_importances(study, evaluator=evaluator)), name
 
 
 def plot_importance(importance: dict[str, float], method: str, metric: str, path: Path, title: str) -> Path:
-    plt = _plt()
+    plt = pyplot()
     names = list(importance)[::-1]
     fig, ax = plt.subplots(figsize=(6.5, 0.55 * len(names) + 1.6), dpi=110)
     ax.barh(names, [importance[n] for n in names], color="#1f77b4")
@@ -241,7 +226,7 @@ def plot_grid(df: pd.DataFrame, a: str, b: str, meta: dict[str, dict[str, Any]],
 
     A cell whose trials ASHA stopped says at which epoch: its value is from that epoch, not from a full trial, so
     it is not comparable with a finished cell's (it only says the trial trailed the others at that rung)."""
-    plt = _plt()
+    plt = pyplot()
     scored = _scored(df, metric)
     va, vb = meta[a]["values"], meta[b]["values"]
     grid = np.full((len(vb), len(va)), np.nan)
@@ -283,9 +268,7 @@ def plot_grid(df: pd.DataFrame, a: str, b: str, meta: dict[str, dict[str, Any]],
 def plot_weight_surfaces(df: pd.DataFrame, columns: tuple[str, str, str], metric: str, path: Path,
                          title: str) -> Path:
     """The paper's three stream-weight surfaces: metric over each pair of weights (the third = 1 - both)."""
-    plt = _plt()
-    import matplotlib.tri as mtri
-
+    plt = pyplot()
     scored = _scored(df, metric)
     values = scored[metric].astype(float).to_numpy()
     best = scored.loc[scored[metric].idxmax()] if len(scored) else None
@@ -346,7 +329,7 @@ def write_html(path: Path, title: str, summary: list[tuple[str, str]], df: pd.Da
     return path
 
 
-def write_outputs(sweep: "sweeps.Sweep", book: "sweeps.TrialBook", out: Path, state: dict[str, Any],
+def write_outputs(sweep: Sweep, book: TrialBook, out: Path, state: dict[str, Any],
                   interrupted: bool, log: Callable[[str], None] = print) -> dict[str, Path]:
     """Table (CSV, Parquet), best spec, plots and sweep.html in ``out``; returns their paths by name."""
     spec = sweep.spec
@@ -363,7 +346,7 @@ def write_outputs(sweep: "sweeps.Sweep", book: "sweeps.TrialBook", out: Path, st
         header = (f"Best trial of sweep {spec.name}: trial {best['number']} ({best['trial_id']}), {metric} = "
                   f"{best['value']:.6g} ({mode}).\nBase: {sweep.base_path}; the trial's values: "
                   f"{_values_text(best['overrides'])}\nLaunch: sportpose train {out / 'best_spec.yaml'}")
-        best_yaml = sweeps.best_spec_yaml(sweep, best["overrides"], header)
+        best_yaml = best_spec_yaml(sweep, best["overrides"], header)
         (out / "best_spec.yaml").write_text(best_yaml)
         outputs["best_spec"] = out / "best_spec.yaml"
 
@@ -391,7 +374,7 @@ def write_outputs(sweep: "sweeps.Sweep", book: "sweeps.TrialBook", out: Path, st
                                f"{spec.name}: {metric} by {discrete[0]} x {discrete[1]}"))
     for name, p in spec.space.items():
         if p.kind == "simplex" and p.size == 3:
-            plots.append(plot_weight_surfaces(df, sweeps.param_columns(name, p), metric, plots_dir / "weights_surfaces.png",
+            plots.append(plot_weight_surfaces(df, param_columns(name, p), metric, plots_dir / "weights_surfaces.png",
                                               f"{spec.name}: late-fusion stream weights vs {metric}"))
     for p in plots:
         outputs[f"plot_{p.stem}"] = p
@@ -405,13 +388,13 @@ def write_outputs(sweep: "sweeps.Sweep", book: "sweeps.TrialBook", out: Path, st
                    f"({sum(r['status'] == 'stopped' for r in finished)} stopped by ASHA, "
                    f"{sum(r['status'] == 'error' for r in finished)} failed); {spec.concurrency} at a time"),
         ("trial-epochs", str(sum(r["epochs"] for r in finished))),
-        ("best", f"trial {best['number']}: {metric} = {best['value']:.6g}; {sweeps._describe_values(best['columns'])}"
+        ("best", f"trial {best['number']}: {metric} = {best['value']:.6g}; {describe_values(best['columns'])}"
          if best else "none"),
         ("Optuna study", f"{state['study']} in {state['storage']}"),
         ("MLflow", f"experiment {sweep.base.name}, parent run {state['parent_run_id']}"),
     ]
     if spec.kind == "train" and spec.asha.enabled:
-        summary.append(("ASHA", f"time = {sweeps.TIME_ATTR}, grace {spec.asha.grace_period}, reduction factor "
+        summary.append(("ASHA", f"time = {TIME_ATTR}, grace {spec.asha.grace_period}, reduction factor "
                                 f"{spec.asha.reduction_factor:g}, max {sweep.max_epochs} epochs"))
     outputs["html"] = write_html(out / "sweep.html", f"Sweep {spec.name}", summary, df, best_yaml, plots, notes)
     log(f"sweep {spec.name}: wrote {out / 'results.csv'}, best_spec.yaml, {len(plots)} plots and sweep.html")

