@@ -54,6 +54,30 @@ TINY_STSP = ["name=tiny-stsp", *TINY_CLIPS, "data.input_size=[64, 64]", "data.wi
              "register={name: sportpose-stsp, metric: mpjpe, mode: min}", "evaluate={}"]
 
 
+# Named variants of the tiny specs shared by several test files (the base file, then its overrides).
+TINY_VARIANTS = {
+    "sb": ("simplebaseline", ["name=tiny-sb", "train.stages.main.scaling.num_workers=1", "register={enabled: false}"]),
+    "ms": ("multistream", ["name=tiny-ms", "data.synth={clips: 2, frames: 12, width: 160, height: 120, max_players: 2, "
+                                          "seed: 1}", "data.splits=[0.0, 1.0, 0.0]", "data.context_len=4",
+                           "data.input_size=[64, 64]", "data.context_size=[64, 64]", "data.max_samples_per_clip=null",
+                           "model={kind: multistream, width: 16, fpn_channels: 32, deconv_channels: 16, "
+                           "context_hidden: 32, context_len: 4, window: 3, input_size: [64, 64], "
+                           "context_size: [64, 64], tcm_channels: 32, diff_channels: 16, context_layers: 1, "
+                           "context_heads: 4, fusion: hybrid}",
+                           "train.stages={fused: {task: fused, epochs: 1, scaling: {num_workers: 1}}}",
+                           "register={enabled: false}", "evaluate={}"]),
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_yaml():
+    """``tiny_yaml(variant, *overrides)``: the resolved YAML of a :data:`TINY_VARIANTS` spec, to write as a file."""
+    def make(variant: str, *overrides: str) -> str:
+        kind, base = TINY_VARIANTS[variant]
+        return spec_yaml(tiny_spec(kind, [*base, *overrides]))
+    return make
+
+
 def tiny_spec(kind: str, overrides: list[str] = ()):
     """``experiments/paper/base/<kind>_tiny.yaml`` with ``overrides`` (kind: simplebaseline, multistream, stsp)."""
     return load_spec(TINY_BASE / f"{kind}_tiny.yaml", list(overrides))

@@ -14,22 +14,6 @@ from sportpose.paths import REPO
 from sportpose.spec.experiment import load_spec
 from sportpose.spec.sweep import FUSION_KEY, best_spec_yaml, grid_points, load_sweep, simplex_point
 
-SIMPLE = """
-name: tiny-sb
-seed: 1
-data:
-  root: {root}
-  synth: {{clips: 6, frames: 12, width: 192, height: 144, max_players: 2, seed: 3}}
-  splits: [0.5, 0.25, 0.25]
-  input_size: [64, 64]
-  frame_stride: 2
-model: {{kind: simplebaseline, width: 16, deconv_channels: 32}}
-train:
-  stages:
-    main: {{epochs: 2, batch_size: 8, scaling: {{num_workers: 1}}}}
-register: {{enabled: false}}
-"""
-
 STAGED = """
 name: staged
 model: {kind: simplebaseline, width: 16, deconv_channels: 32}
@@ -37,26 +21,6 @@ train:
   stages:
     a: {epochs: 2, scaling: {num_workers: 1}}
     b: {after: [a], epochs: 3, scaling: {num_workers: 1}}
-"""
-
-MULTISTREAM = """
-name: tiny-ms
-data:
-  root: {root}
-  synth: {{clips: 2, frames: 12, width: 160, height: 120, max_players: 2, seed: 1}}
-  splits: [0.0, 1.0, 0.0]
-  window: 3
-  context_len: 4
-  input_size: [64, 64]
-  context_size: [64, 64]
-  frame_stride: 2
-model: {{kind: multistream, width: 16, fpn_channels: 32, deconv_channels: 16, context_hidden: 32, context_len: 4,
-        window: 3, input_size: [64, 64], context_size: [64, 64], tcm_channels: 32, diff_channels: 16,
-        context_layers: 1, context_heads: 4, fusion: hybrid}}
-train:
-  stages:
-    fused: {{task: fused, epochs: 1, scaling: {{num_workers: 1}}}}
-register: {{enabled: false}}
 """
 
 
@@ -67,10 +31,10 @@ def write(folder: Path, name: str, text: str) -> Path:
 
 
 @pytest.fixture
-def bases(tmp_path) -> Path:
-    write(tmp_path, "simple.yaml", SIMPLE.format(root=tmp_path / "data"))
+def bases(tmp_path, tiny_yaml) -> Path:
+    write(tmp_path, "simple.yaml", tiny_yaml("sb", f"data.root={tmp_path / 'data'}"))
     write(tmp_path, "staged.yaml", STAGED)
-    write(tmp_path, "ms.yaml", MULTISTREAM.format(root=tmp_path / "ms"))
+    write(tmp_path, "ms.yaml", tiny_yaml("ms", f"data.root={tmp_path / 'ms'}"))
     return tmp_path
 
 

@@ -21,42 +21,6 @@ from sportpose.pipelines.sweep.trials import search_space
 from sportpose.spec.experiment import load_spec
 from sportpose.spec.sweep import FUSION_KEY, SIMPLEX_SEP, load_sweep, trial_columns, trial_overrides
 
-SIMPLE = """
-name: tiny-sb
-seed: 1
-data:
-  root: {root}
-  synth: {{clips: 6, frames: 12, width: 192, height: 144, max_players: 2, seed: 3}}
-  splits: [0.5, 0.25, 0.25]
-  input_size: [64, 64]
-  frame_stride: 2
-model: {{kind: simplebaseline, width: 16, deconv_channels: 32}}
-train:
-  stages:
-    main: {{epochs: 2, batch_size: 8, scaling: {{num_workers: 1}}}}
-register: {{enabled: false}}
-"""
-
-MULTISTREAM = """
-name: tiny-ms
-data:
-  root: {root}
-  synth: {{clips: 2, frames: 12, width: 160, height: 120, max_players: 2, seed: 1}}
-  splits: [0.0, 1.0, 0.0]
-  window: 3
-  context_len: 4
-  input_size: [64, 64]
-  context_size: [64, 64]
-  frame_stride: 2
-model: {{kind: multistream, width: 16, fpn_channels: 32, deconv_channels: 16, context_hidden: 32, context_len: 4,
-        window: 3, input_size: [64, 64], context_size: [64, 64], tcm_channels: 32, diff_channels: 16,
-        context_layers: 1, context_heads: 4, fusion: hybrid}}
-train:
-  stages:
-    fused: {{task: fused, epochs: 1, scaling: {{num_workers: 1}}}}
-register: {{enabled: false}}
-"""
-
 
 def write(folder: Path, name: str, text: str) -> Path:
     path = folder / name
@@ -65,8 +29,8 @@ def write(folder: Path, name: str, text: str) -> Path:
 
 
 @pytest.fixture
-def bases(tmp_path) -> Path:
-    write(tmp_path, "ms.yaml", MULTISTREAM.format(root=tmp_path / "ms"))
+def bases(tmp_path, tiny_yaml) -> Path:
+    write(tmp_path, "ms.yaml", tiny_yaml("ms", f"data.root={tmp_path / 'ms'}"))
     return tmp_path
 
 
@@ -190,12 +154,12 @@ def _tiny_stream_cache(folder: Path, base_path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def fusion_sweep(ray_local, runs_home, tmp_path_factory):
+def fusion_sweep(ray_local, runs_home, tmp_path_factory, tiny_yaml):
     """A 12-trial fusion-weight sweep, interrupted (SIGINT, as Ctrl-C) after 4 trials, then resumed by the CLI."""
     from sportpose.cli.main import main
 
     folder = tmp_path_factory.mktemp("fusion")
-    base = write(folder, "ms.yaml", MULTISTREAM.format(root=runs_home / "data" / "sweep-ms"))
+    base = write(folder, "ms.yaml", tiny_yaml("ms", f"data.root={runs_home / 'data' / 'sweep-ms'}"))
     cache = _tiny_stream_cache(folder, base)
     path = write(folder, "fw.yaml", f"""
 name: fw-test
@@ -285,10 +249,10 @@ def test_fusion_trials_are_mlflow_child_runs_with_the_best_tagged(fusion_sweep):
 
 
 @pytest.fixture(scope="module")
-def trained_sweep(ray_local, runs_home, tmp_path_factory):
+def trained_sweep(ray_local, runs_home, tmp_path_factory, tiny_yaml):
     """Three SimpleBaseline trials (64x64, 1 worker, 2 epochs) with ASHA, two at a time."""
     folder = tmp_path_factory.mktemp("trained")
-    write(folder, "sb.yaml", SIMPLE.format(root=runs_home / "data" / "sweep-sb"))
+    write(folder, "sb.yaml", tiny_yaml("sb", f"data.root={runs_home / 'data' / 'sweep-sb'}"))
     path = write(folder, "sw.yaml", """
 name: sb-test
 base: sb.yaml
