@@ -33,22 +33,26 @@ from pathlib import Path
 
 import numpy as np
 
-BASE_MS = """
-name: bench-sweep-ms
-data:
-  root: {root}
-  synth: {{clips: 10, frames: 30, width: 320, height: 240, min_players: 1, max_players: 3, seed: 1}}
-  splits: [0.0, 1.0, 0.0]
-  input_size: [96, 96]
-  window: 3
-  context_len: 4
-  context_size: [64, 64]
-  frame_stride: 2
-model: {{kind: multistream, width: 16, input_size: [96, 96], context_size: [64, 64], window: 3, context_len: 4,
-        fusion: late}}
-train: {{stages: {{fused: {{task: fused}}}}}}
-register: {{enabled: false}}
-"""
+# The bases are the tests' tiny specs (experiments/paper/base/*_tiny.yaml) with the bench's sizes.
+TINY = Path(__file__).resolve().parents[1] / "experiments" / "paper" / "base"
+BASE_MS = ["name=bench-sweep-ms", "data.synth={clips: 10, frames: 30, width: 320, height: 240, min_players: 1, "
+           "max_players: 3, seed: 1}", "data.splits=[0.0, 1.0, 0.0]", "data.input_size=[96, 96]",
+           "data.context_len=4", "data.context_size=[64, 64]", "data.max_samples_per_clip=null",
+           "model={kind: multistream, width: 16, input_size: [96, 96], context_size: [64, 64], window: 3, "
+           "context_len: 4, fusion: late}", "train={stages: {fused: {task: fused}}}", "register={enabled: false}",
+           "evaluate={}"]
+BASE_SB = ["name=bench-sweep-sb", "seed=0", "data.synth={clips: 16, frames: 24, width: 192, height: 144, "
+           "max_players: 2, seed: 3}", "data.splits=[0.75, 0.25, 0.0]",
+           "data.augment={rotation: 0.0, scale: [1.0, 1.0], color_jitter: 0.0, flip: false}",
+           "register={enabled: false}"]
+
+
+def base_yaml(kind: str, overrides: list[str]) -> str:
+    """The resolved YAML of ``<kind>_tiny.yaml`` with ``overrides``."""
+    from sportpose.spec.experiment import load_spec, spec_yaml
+
+    return spec_yaml(load_spec(TINY / f"{kind}_tiny.yaml", overrides))
+
 
 FUSION = """
 name: bench-fusion
@@ -58,23 +62,6 @@ cache: {cache}
 space: {{model.fusion_weights: {{kind: simplex}}}}
 trials: {trials}
 concurrency: 2
-"""
-
-BASE_SB = """
-name: bench-sweep-sb
-seed: 0
-data:
-  root: {root}
-  synth: {{clips: 16, frames: 24, width: 192, height: 144, max_players: 2, seed: 3}}
-  splits: [0.75, 0.25, 0.0]
-  input_size: [64, 64]
-  frame_stride: 2
-  augment: {{rotation: 0.0, scale: [1.0, 1.0], color_jitter: 0.0, flip: false}}
-model: {{kind: simplebaseline, width: 16, deconv_channels: 32}}
-train:
-  stages:
-    main: {{epochs: {epochs}, batch_size: 16, scaling: {{num_workers: 1}}}}
-register: {{enabled: false}}
 """
 
 TRAINED = """
@@ -132,8 +119,10 @@ def main() -> None:
         from sportpose.spec.sweep import load_sweep
 
         folder = Path(tmp)
-        (folder / "ms.yaml").write_text(BASE_MS.format(root=folder / "data-ms"))
-        (folder / "sb.yaml").write_text(BASE_SB.format(root=folder / "data-sb", epochs=args.epochs))
+        (folder / "ms.yaml").write_text(base_yaml("multistream", [*BASE_MS, f"data.root={folder / 'data-ms'}"]))
+        (folder / "sb.yaml").write_text(base_yaml("simplebaseline", [
+            *BASE_SB, f"data.root={folder / 'data-sb'}",
+            f"train.stages.main={{epochs: {args.epochs}, batch_size: 16, scaling: {{num_workers: 1}}}}"]))
         cache = cache_arg or str(planted_cache(folder, folder / "ms.yaml"))
         init_ray(num_cpus=os.cpu_count())
         quiet = lambda line: None  # noqa: E731
