@@ -1,6 +1,5 @@
 """Decoding real video: the PoseTrack fixture clip with decord and with the OpenCV fallback."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -8,12 +8,25 @@ report folder, and returns one dict per row of the study: ``figures`` (what the 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+
+from sportpose.models import build_model
+from sportpose.models.skeleton import JOINT_SETS
+from sportpose.models.stsp import complexity_inputs
+from sportpose.viz.plots import pyplot
+from sportpose.evaluation.complexity import complexity as count_complexity
+from sportpose.evaluation.evaluate2d import (STREAM_KEYS, Predictions2D, ap_score, load_stream_cache, predict,
+                                             search_fusion_weights, with_heatmaps)
+from sportpose.evaluation.similarity import similarity_on_clips
+from sportpose.pipelines.train import _load_weights
+from sportpose.spec.experiment import ExperimentSpec
 
 PROTOCOL_KEYS = ("split", "seed", "boxes", "flip_test", "samples")
 
@@ -40,11 +53,6 @@ def variants(runner, parent_id: str, out: Path) -> list[dict[str, Any]]:
 def views(runner, parent_id: str, out: Path) -> list[dict[str, Any]]:
     """Rows trained as :func:`variants` (on the base spec's views), then tested zero-shot on a SynthCourt set
     of the study's views (another seed, every split unseen): AP per view group and over all of them."""
-    from sportpose.models import build_model
-    from sportpose.models.skeleton import JOINT_SETS
-    from sportpose.evaluation.evaluate2d import ap_score, predict
-    from sportpose.pipelines.train import _load_weights
-
     results = variants(runner, parent_id, out)
     zero = runner.study.spec.zero_shot
     for (row, spec), result in zip(runner.study.rows, results):
@@ -75,9 +83,7 @@ def views(runner, parent_id: str, out: Path) -> list[dict[str, Any]]:
     return results
 
 
-def _concat(parts: list) -> Any:
-    from sportpose.evaluation.evaluate2d import Predictions2D
-
+def _concat(parts: list[Predictions2D]) -> Predictions2D:
     def cat(name: str) -> np.ndarray:
         return np.concatenate([getattr(p, name) for p in parts])
 
@@ -108,12 +114,6 @@ def groups(runner, parent_id: str, out: Path) -> list[dict[str, Any]]:
 
 def complexity(runner, parent_id: str, out: Path) -> list[dict[str, Any]]:
     """Parameters, GMACs and batch-1 CPU latency of each row's model (untrained: only the shapes matter)."""
-    import torch
-
-    from sportpose.models import build_model
-    from sportpose.models.skeleton import JOINT_SETS
-    from sportpose.evaluation.complexity import complexity as count
-
     scale = runner.study.scale
     runs = 1 if scale == "tiny" else 5
     results = []
@@ -123,7 +123,7 @@ def complexity(runner, parent_id: str, out: Path) -> list[dict[str, Any]]:
             continue
         torch.manual_seed(spec.seed)
         model = build_model(spec.model, JOINT_SETS[spec.data.joint_set].num_joints)
-        figures = count(model, _complexity_inputs(spec), warmup=0 if scale == "tiny" else 1, runs=runs)
+        figures = count_complexity(model, _complexity_inputs(spec), warmup=0 if scale == "tiny" else 1, runs=runs)
         runner.log(f"{row.label}: {figures['params_m']:.2f}M params, {figures['gmacs']:.2f} GMACs, "
                    f"{figures['fps']:.1f} FPS (CPU, batch 1)")
         results.append({"figures": figures, "protocol": {"split": "-", "seed": spec.seed, "boxes": "-",
@@ -132,13 +132,9 @@ def complexity(runner, parent_id: str, out: Path) -> list[dict[str, Any]]:
     return results
 
 
-def _complexity_inputs(spec) -> dict[str, Any]:
-    import torch
-
+def _complexity_inputs(spec: ExperimentSpec) -> dict[str, Any]:
     m = spec.model
     if m.kind == "stsp":
-        from sportpose.models.stsp import complexity_inputs
-
         return complexity_inputs(m, 1, tuple(spec.data.input_size))
     h, w = spec.data.input_size
     inputs = {"tube": torch.randint(0, 256, (1, spec.data.window, h, w, 3), dtype=torch.uint8)}
@@ -151,9 +147,6 @@ def _complexity_inputs(spec) -> dict[str, Any]:
 def fusion_weights(runner, parent_id: str, out: Path) -> list[dict[str, Any]]:
     """Late-fusion weights over the simplex on the base run's cached per-stream validation heatmaps, and the
     paper's three surfaces (MAP over two weights, the third = 1 - the two) as ``reports/NAME/<figure>``."""
-    from sportpose.models.skeleton import JOINT_SETS
-    from sportpose.evaluation.evaluate2d import load_stream_cache, search_fusion_weights
-
     ev = runner.base_evaluation()
     if "stream_cache" not in ev:
         raise ValueError("the base run cached no per-stream heatmaps (a three-stream MultiStream run does)")
@@ -167,8 +160,6 @@ def fusion_weights(runner, parent_id: str, out: Path) -> list[dict[str, Any]]:
     for row, _ in runner.study.rows:
         key = row.select or "best"
         if key == "uniform":  # the simplex grid has no exact 1/3: score it directly
-            from sportpose.evaluation.evaluate2d import STREAM_KEYS, ap_score, with_heatmaps
-
             fused = sum(p.streams[k] for k in STREAM_KEYS) / 3.0
             w, ap = (1 / 3, 1 / 3, 1 / 3), float(ap_score(with_heatmaps(p, fused), clips, JOINT_SETS["posetrack"])["groups"]["Total"])
         else:
@@ -179,16 +170,12 @@ def fusion_weights(runner, parent_id: str, out: Path) -> list[dict[str, Any]]:
                                      "boxes": ev.get("boxes"), "flip_test": ev.get("flip_test")}})
     if runner.study.spec.figure:
         _plot_weight_surfaces(grid, out / runner.study.spec.figure, runner.study.spec.caption)
-    (out / "grid.json").write_text(__import__("json").dumps(grid))
+    (out / "grid.json").write_text(json.dumps(grid))
     return results
 
 
 def _plot_weight_surfaces(grid: list[dict[str, float]], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     ws, wt, wc = (np.array([g[k] for g in grid]) for k in ("w_s", "w_t", "w_c"))
     ap = np.array([g["ap"] for g in grid])
     fig = plt.figure(figsize=(15, 4.6))
@@ -211,11 +198,6 @@ def similarity(runner, parent_id: str, out: Path) -> list[dict[str, Any]]:
     """Fig. 6: per-stream feature similarity between frames t and t+k of the same person, for the base run's
     final model on held-out clips (:func:`sportpose.evaluation.similarity.similarity_on_clips`: every
     annotated frame an anchor, ground-truth boxes); one row per stream, one column per k (frames)."""
-    from sportpose.models import build_model
-    from sportpose.models.skeleton import JOINT_SETS
-    from sportpose.evaluation.similarity import similarity_on_clips
-    from sportpose.pipelines.train import _load_weights
-
     spec = runner.study.base
     ev = runner.base_evaluation()
     if spec.model.kind == "multistream" and "fusion_weights" in ev:
@@ -240,11 +222,7 @@ def similarity(runner, parent_id: str, out: Path) -> list[dict[str, Any]]:
 
 
 def _plot_similarity(sims: dict[str, dict[int, float]], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for stream, values in sims.items():
         ks = sorted(values)

@@ -1,6 +1,6 @@
 """Every table and figure of the two papers as one command: ``sportpose reproduce NAME --scale tiny|demo|paper``.
 
-A study is a YAML file ``experiments/paper/NAME.yaml`` loaded strictly into :class:`StudySpec` (an unknown
+A study is a YAML file ``experiments/paper/NAME.yaml`` loaded strictly into :class:`~sportpose.spec.study.StudySpec` (an unknown
 key is an error naming the key and the file). It names, per scale, the base experiment spec and its ``-o``
 overrides; the rows (a label, ``-o`` overrides of the base, the paper's numbers); the columns (a label as in
 the paper and the evaluation figure it shows); and which stages the rows may take from the base run
@@ -43,109 +43,39 @@ recoverable). No number is invented.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
-import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from sportpose.paths import EXPERIMENTS, REPO, runs_dir
 from sportpose.errors import SpecError
-from sportpose.spec.experiment import ExperimentSpec, load_spec, read_spec_file, spec_hash, spec_to_dict
+from sportpose.data.dataset import load_clips
+from sportpose.data.prepare import open_split
+from sportpose.registry import tracking
+from sportpose.pipelines.reproduce import kinds as reproduce_kinds
+from sportpose.pipelines.reproduce.variants import reused_model_keys, train_variant
+from sportpose.pipelines.train import _json_default, _state_path, prepare_data, read_state, run_pipeline
+from sportpose.spec.experiment import ExperimentSpec, load_spec, read_spec_file, spec_hash, spec_to_dict, stage_order
 from sportpose.spec.fill import fill
+from sportpose.spec.study import SCALES, RowSpec, StudySpec
 
 STUDY_DIR = EXPERIMENTS / "paper"
-SCALES = ("tiny", "demo", "paper")
-KINDS = ("variants", "views", "groups", "complexity", "fusion_weights", "similarity")
 NOT_REPORTED = "n/r"
 # data hash -> (root, materialized splits, clips), per runs folder: studies run in one process (the test, a
 # shell loop in Python) cut each data section once
 _DATA_CACHE: dict[str, dict[str, tuple[Any, dict, list]]] = {}
 
 
-@dataclass(frozen=True)
-class ScaleSpec:
-    """The base experiment of one scale."""
-
-    base: str  # experiment spec, relative to the study file
-    overrides: tuple[str, ...] = ()  # -o overrides of the base at this scale
-
-
-@dataclass(frozen=True)
-class ColumnSpec:
-    """One column of the paper's table and the figure of ours it shows."""
-
-    label: str  # as the paper prints it
-    # Dotted path into a row's figures: ap_groups.Head, ap, mpjpe, pck3d, ts_mm_per_s2, views.baseline,
-    # params_m, gmacs, fps, ...
-    key: str
-    digits: int = 1
-
-
-@dataclass(frozen=True)
-class RowSpec:
-    """One row: the base spec with overrides, and the paper's numbers."""
-
-    label: str  # as the paper prints it
-    overrides: tuple[str, ...] = ()  # -o overrides of the base spec, every scale
-    scale_overrides: dict[str, tuple[str, ...]] = field(default_factory=dict)  # extra overrides per scale
-    reuse: tuple[str, ...] | None = None  # stages taken from the base run; None: the study's `reuse`
-    paper: dict[str, float | None] = field(default_factory=dict)  # column label -> paper's number (null: n/r)
-    # What the row shows, for kinds without training: groups: the group value (child, adult); fusion_weights:
-    # spatial, temporal, context, uniform or best; similarity: the stream (spatial, temporal, context)
-    select: str | None = None
-    skip: str | None = None  # why this row cannot be built with the model's knobs (printed, not run)
-
-    def __post_init__(self):
-        for scale in self.scale_overrides:
-            if scale not in SCALES:
-                raise SpecError(f"scale_overrides.{scale}", f"expected one of {list(SCALES)}")
-
-
-@dataclass(frozen=True)
-class StudySpec:
-    """A study of ``experiments/paper/``: one table or figure of one of the papers."""
-
-    name: str
-    paper: Literal["multistream", "stsp"]  # seeds/000 (2D) or seeds/004 (3D)
-    caption: str  # the paper's table or figure caption
-    scales: dict[str, ScaleSpec]  # tiny, demo and paper
-    columns: tuple[ColumnSpec, ...]
-    rows: tuple[RowSpec, ...]
-    kind: Literal["variants", "views", "groups", "complexity", "fusion_weights", "similarity"] = "variants"
-    reuse: tuple[str, ...] = ()  # stages every row takes from the base run (rows may say otherwise)
-    row_header: str = "Configuration"  # the first column's title, as in the paper
-    note: str = ""  # how the rows map to the paper's, deviations
-    figure: str | None = None  # PNG file name of the figure, where the paper has one
-    zero_shot: tuple[str, ...] = ()  # kind views: the camera views of the zero-shot test set
-    group_key: str = "body"  # kind groups: the clip metadata key of the groups
-    lags: tuple[int, ...] = (1, 2, 4)  # kind similarity: k (frames) of frame pairs t, t+k
-
-    def __post_init__(self):
-        missing = [s for s in SCALES if s not in self.scales]
-        if missing or set(self.scales) - set(SCALES):
-            raise SpecError("scales", f"expected exactly {list(SCALES)}, got {list(self.scales)}")
-        if not self.rows:
-            raise SpecError("rows", "a study needs at least one row")
-        labels = [c.label for c in self.columns]
-        for i, row in enumerate(self.rows):
-            for col in row.paper:
-                if col not in labels:
-                    raise SpecError(f"rows.{i}.paper.{col}", f"not a column; columns are {labels}")
-            if self.kind in ("groups", "fusion_weights", "similarity") and row.select is None:
-                raise SpecError(f"rows.{i}.select", f"kind {self.kind}: every row names what it shows")
-        if self.kind == "views" and not self.zero_shot:
-            raise SpecError("zero_shot", "kind views needs the camera views of the zero-shot test set")
-
-
 @dataclass
 class Study:
+    """A study file read at one scale: its spec, the base experiment and every row's resolved experiment."""
+
     spec: StudySpec
     path: Path
     scale: str
@@ -250,8 +180,6 @@ def _own_data_root(spec: ExperimentSpec, reference: ExperimentSpec, overrides: l
 
 def _check_reuse(base: ExperimentSpec, row: ExperimentSpec, reuse: tuple[str, ...]) -> None:
     """A row may take a stage from the base run only when nothing that stage saw or built differs."""
-    from sportpose.pipelines.reproduce.variants import reused_model_keys
-
     b, r = spec_to_dict(base), spec_to_dict(row)
     if not reuse:
         return
@@ -321,10 +249,7 @@ class Runner:
     """Runs the rows of one study at one scale on the current Ray, reusing what is finished."""
 
     def __init__(self, study: Study, log: Callable[[str], None] = print):
-        from sportpose.registry import tracking
-
         self.study, self.log = study, log
-        self.tracking = tracking
         self.cache_dir = runs_dir() / "reproduce" / study.spec.name / study.scale
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self._data = _DATA_CACHE.setdefault(str(runs_dir()), {})  # shared by the studies of a process
@@ -333,10 +258,6 @@ class Runner:
     # data ---------------------------------------------------------------------------------------------
     def data(self, spec: ExperimentSpec) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """The three splits (materialized once per data section) and the clip list."""
-        from sportpose.data.dataset import load_clips
-        from sportpose.data.prepare import open_split
-        from sportpose.pipelines.train import prepare_data
-
         key = hashlib.sha256(json.dumps([spec_to_dict(spec)["data"], spec.seed], sort_keys=True).encode()).hexdigest()
         if key not in self._data:
             root = prepare_data(spec, self.log)
@@ -353,8 +274,6 @@ class Runner:
     # the base run -------------------------------------------------------------------------------------
     def base_run(self) -> dict[str, Any]:
         """The finished run of the base spec (``sportpose train``'s state), trained here when missing."""
-        from sportpose.pipelines.train import _state_path, read_state, run_pipeline
-
         if self._base_state is not None:
             return self._base_state
         base = self.study.base
@@ -377,16 +296,12 @@ class Runner:
         return json.loads(path.read_text())
 
     def base_final_checkpoint(self) -> str:
-        from sportpose.spec.experiment import stage_order
-
         state = self.base_run()
         return state["stages"][stage_order(self.study.base.train.stages)[-1]]["checkpoint"]
 
     # one trained row ----------------------------------------------------------------------------------
     def train_row(self, row: RowSpec, spec: ExperimentSpec, parent_id: str) -> dict[str, Any]:
         """Train the row's stages that are not reused and evaluate its final model; cached when finished."""
-        from sportpose.pipelines.reproduce.variants import train_variant
-
         reuse = self.study.spec.reuse if row.reuse is None else row.reuse
         checkpoints: dict[str, str] = {}
         if reuse or spec_to_dict(spec) == spec_to_dict(self.study.base):
@@ -415,8 +330,6 @@ class Runner:
                  + (f" from the base run's {list(checkpoints)}" if checkpoints else ""))
         evaluation, final = train_variant(spec, checkpoints, datasets, clips, out_dir, parent_id=parent_id,
                                           label=row.label, run_key=key, log=self.log)
-        from sportpose.pipelines.train import _json_default
-
         result = {"evaluation": evaluation, "checkpoint": final, "reused": list(checkpoints)}
         cached.write_text(json.dumps(result, default=_json_default))
         return result
@@ -428,10 +341,6 @@ def run_study(study: Study, log: Callable[[str], None] = print, reports: Path | 
     Returns:
         ``{"table": markdown, "rows": [...], "dir": report folder}``.
     """
-    from sportpose.pipelines.reproduce import kinds as reproduce_kinds
-    from sportpose.pipelines.train import _json_default
-    from sportpose.registry import tracking
-
     if study.scale == "paper":
         log("warning: paper scale is the papers' settings for GPU clusters; on this machine it would take weeks")
     spec = study.spec
@@ -482,45 +391,3 @@ def _protocol(study: Study, results: list[dict[str, Any]]) -> str:
     return (f"Protocol: scale {study.scale} (base spec {study.base_path.relative_to(REPO) if study.base_path.is_relative_to(REPO) else study.base_path}"
             f", {base.data.source} data), split {ev.get('split', base.evaluate.split)}, seed {ev.get('seed', base.seed)}, "
             f"boxes {ev.get('boxes', base.data.boxes)}, flip test {ev.get('flip_test', base.evaluate.flip_test)}.")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sportpose.pipelines.reproduce.study", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    return run_command(parser.parse_args(argv))
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("name", nargs="?", help="the study: a table or figure of the papers (see --list)")
-    p.add_argument("--list", action="store_true", help="list the studies and exit")
-    p.add_argument("--scale", default="demo", choices=SCALES,
-                   help="tiny (seconds, Ray Train local mode), demo (minutes here), paper (the papers' settings, GPU cluster)")
-    p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a key of the study's base experiment spec, every row (repeatable)")
-    p.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
-    p.add_argument("--reports", default=None, metavar="DIR", help="report folder (default: reports/ of the repository)")
-    p.add_argument("--rows", default=None, metavar="LABEL,...",
-                   help="run only these rows, by their labels (default: every row)")
-
-
-def run_command(args: argparse.Namespace) -> int:
-    if args.list or not args.name:
-        for name in study_names():
-            caption = read_spec_file(study_path(name)).get("caption", "")
-            print(f"{name:<22} {caption}")
-        return 0 if args.list else 2
-    try:
-        rows = None if args.rows is None else [label.strip() for label in args.rows.split(",")]
-        study = load_study(study_path(args.name), args.scale, args.override, rows)  # validated before anything starts
-    except SpecError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    from sportpose.platform.runtime import init_ray
-
-    init_ray(args.address)
-    run_study(study, reports=Path(args.reports) if args.reports else None)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

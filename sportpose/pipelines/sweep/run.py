@@ -55,7 +55,6 @@ from sportpose.registry import tracking
 from sportpose.spec.experiment import spec_hash
 from sportpose.spec.fill import to_dict
 from sportpose.spec.sweep import Sweep, SweepSpec, grid_points
-from sportpose.spec.sweep import load_sweep  # noqa: F401 - sportpose.cli.main imports it from here
 
 # Tune's keys about the trial, not its metrics (left out when naming what the trials report).
 _TUNE_INFO = {"trial_id", "date", "hostname", "node_ip", "config", "checkpoint_dir_name", "experiment_tag", "stage",
