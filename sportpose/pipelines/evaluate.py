@@ -29,9 +29,21 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import torch
 
-from sportpose.paths import runs_dir
+from sportpose.data import h36m
+from sportpose.data.dataset import load_clips
+from sportpose.data.prepare import open_split
 from sportpose.errors import SpecError
+from sportpose.evaluation import evaluate2d, evaluate3d, report
+from sportpose.evaluation import complexity as cost
+from sportpose.evaluation.similarity import similarity_on_clips
+from sportpose.models.skeleton import JOINT_SETS
+from sportpose.paths import check_output, runs_dir, staged_dir
+from sportpose.pipelines.train import prepare_data
+from sportpose.registry import tracking
+from sportpose.registry.load import CHECKPOINT_FILE, find_spec, load_model
+from sportpose.spec.experiment import load_spec, spec_from_dict, spec_to_dict, spec_yaml
 
 
 @dataclass(frozen=True)
@@ -86,8 +98,6 @@ def evaluation_spec(spec: Any, loaded: Any, file: str | None = None) -> Any:
         SpecError: the spec cuts samples of another shape than the model was trained on (naming the data key),
             or its data section does not fit the model (the spec's own model/data checks).
     """
-    from sportpose.spec.experiment import spec_from_dict, spec_to_dict
-
     for key in SAMPLE_FIELDS:
         given, trained = getattr(spec.data, key), getattr(loaded.spec.data, key)
         if (list(given) if isinstance(given, tuple) else given) != (list(trained) if isinstance(trained, tuple) else trained):
@@ -112,8 +122,6 @@ def _batches(ds: Any, batch_size: int):
 
 def machine() -> str:
     """This machine, for the complexity row: CPU model (or GPU) and torch threads."""
-    import torch
-
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
     cpu = platform.processor() or platform.machine()
@@ -129,9 +137,7 @@ def machine() -> str:
 
 def model_complexity(loaded: Any, spec: Any) -> dict[str, Any]:
     """The complexity row of the model at batch 1 (samples shaped as the spec cuts them)."""
-    from sportpose.evaluation.complexity import complexity, example_inputs
-
-    row = complexity(loaded.model, example_inputs(loaded.model, spec.data))
+    row = cost.complexity(loaded.model, cost.example_inputs(loaded.model, spec.data))
     return row | {"machine": machine()}
 
 
@@ -142,17 +148,6 @@ def run_evaluate(args: EvaluateArgs, log: Callable[[str], None] = print) -> Eval
         SpecError: a bad spec or override, or a model that does not fit the spec's samples.
         DataError: an unknown model, unreadable data, or an output folder in the way.
     """
-    from sportpose.models.skeleton import JOINT_SETS
-    from sportpose.data import h36m
-    from sportpose.data.dataset import load_clips
-    from sportpose.data.prepare import open_split
-    from sportpose.evaluation import evaluate2d, evaluate3d, report
-    from sportpose.registry.load import load_model
-    from sportpose.paths import check_output, staged_dir
-    from sportpose.pipelines.train import prepare_data
-    from sportpose.registry import tracking
-    from sportpose.spec.experiment import load_spec, spec_yaml
-
     start = time.perf_counter()
     given = load_spec(args.spec, list(args.overrides))
     if args.out:
@@ -182,8 +177,6 @@ def run_evaluate(args: EvaluateArgs, log: Callable[[str], None] = print) -> Eval
     complexity = model_complexity(loaded, spec) if not from_h36m else None
     similarity = None
     if args.similarity and not from_h36m:
-        from sportpose.evaluation.similarity import similarity_on_clips
-
         log(f"evaluate: feature similarity over time on {min(args.similarity_clips, len(chosen))} clips ...")
         similarity = similarity_on_clips(model, spec, chosen, args.similarity_clips, bs)
 
@@ -224,8 +217,6 @@ def run_evaluate(args: EvaluateArgs, log: Callable[[str], None] = print) -> Eval
 
 def _spec_for(args: EvaluateArgs) -> str | None:
     """A checkpoint's spec: the one beside it when there is one (``load_model`` finds it), else SPEC."""
-    from sportpose.registry.load import CHECKPOINT_FILE, find_spec
-
     path = Path(args.model)
     probe = path if path.is_file() else path / CHECKPOINT_FILE
     return None if find_spec(probe) is not None else args.spec
