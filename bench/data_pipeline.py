@@ -96,7 +96,8 @@ def main() -> None:
     import ray
 
     from sportpose.data import synthcourt
-    from sportpose.data.dataset import build_split, cut_clip_columns, load_clips
+    from sportpose.data.dataset import build_split, load_clips
+    from sportpose.data.tubes import cut_clip_columns
     from sportpose.spec.data import SynthConfig
     from sportpose.spec.experiment import DataSpec
     from sportpose.platform.runtime import init_ray

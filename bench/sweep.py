@@ -82,7 +82,8 @@ def planted_cache(folder: Path, base: Path) -> Path:
     """Validation samples of the demo's geometry with per-stream heatmaps planted from their targets."""
     # Heavy (torch): imported when the bench runs, not for --help.
     from sportpose.data import synthcourt
-    from sportpose.data.dataset import cut_clip, load_clips
+    from sportpose.data.dataset import load_clips
+    from sportpose.data.tubes import cut_clip
     from sportpose.evaluation.evaluate2d import INFO_KEYS, Predictions2D, save_stream_cache
     from sportpose.spec.experiment import load_spec
 

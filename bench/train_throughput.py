@@ -17,8 +17,6 @@ import time
 import numpy as np
 import torch
 
-from sportpose.models import build_model
-from sportpose.models.skeleton import JOINT_SETS
 from sportpose.data.dataset import build_split, load_clips
 from sportpose.training import loop
 from sportpose.pipelines.train import prepare_data
@@ -38,7 +36,7 @@ def plain_loop(spec, ds) -> list[float]:
     torch.set_num_threads(1)
     torch.manual_seed(spec.seed)
     stage = spec.train.stages["main"]
-    model = build_model(spec.model, JOINT_SETS[spec.data.joint_set].num_joints)
+    model = spec.build_model()
     optimizer = loop.build_optimizer(model, stage.optimizer)
     columns = tuple(model.input_names()) + TARGET_COLUMNS
 

@@ -9,8 +9,6 @@ import pytest
 import torch
 
 from sportpose.data.synthcourt import generate
-from sportpose.models import build_model
-from sportpose.models.skeleton import JOINT_SETS
 from sportpose.paths import EXPERIMENTS, REPO
 from sportpose.spec.experiment import load_spec, spec_yaml
 
@@ -96,7 +94,7 @@ def _checkpoint(folder: Path, kind: str, overrides: list[str], root: Path) -> Pa
     (folder / "spec.yaml").write_text(spec_yaml(tiny_spec(kind, [*overrides, f"data.root={root}"])))
     spec = load_spec(folder / "spec.yaml")
     torch.manual_seed(0)
-    model = build_model(spec.model, JOINT_SETS[spec.data.joint_set].num_joints)
+    model = spec.build_model()
     torch.save({"model": model.state_dict(), "epoch": 0}, folder / "checkpoint.pt")
     return folder
 

@@ -29,12 +29,9 @@ import cv2
 import numpy as np
 import ray
 
-from sportpose.errors import DataError
 from sportpose.data.tubes import META_KEYS, cut_clip_columns
+from sportpose.errors import DataError
 from sportpose.spec.data import DataSpec
-
-# Re-exported: inference/run.py, bench/sweep.py and tests/pipelines/sweep/ import these from here.
-from sportpose.data.tubes import context_indices, cut_clip, tube_indices  # noqa: F401
 
 SPLITS = ("train", "val", "test")
 

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sportpose.data.dataset import cut_clip_columns
+from sportpose.data.tubes import cut_clip_columns
 from sportpose.evaluation.tables import md_table
 from sportpose.spec.experiment import ExperimentSpec
 

@@ -44,7 +44,6 @@ import torch
 from tqdm import tqdm
 
 from sportpose.data import samples as S
-from sportpose.data.dataset import context_indices, tube_indices
 from sportpose.data.flow import FlowEstimator
 from sportpose.data.formats import (
     FrameAnnotation,
@@ -53,12 +52,19 @@ from sportpose.data.formats import (
     read_posetrack18,
     write_posetrack18,
 )
+from sportpose.data.tubes import context_indices, tube_indices
 from sportpose.data.video import iter_frames, open_video
 from sportpose.errors import DataError, SpecError
 from sportpose.evaluation.evaluate2d import decode_to_image
 from sportpose.evaluation.metrics import posetrack_ap
 from sportpose.evaluation.posetrack_eval import to_json
-from sportpose.inference.people import FRAMES_PER_VIDEO, DetectionBoxes, ForegroundProposal, VideoIds, video_ids
+from sportpose.inference.people import (
+    FRAMES_PER_VIDEO,
+    DetectionBoxes,
+    ForegroundProposal,
+    VideoIds,
+    video_ids,
+)
 from sportpose.inference.tracker import PoseTracker, nms
 from sportpose.models.skeleton import POSETRACK, convert
 from sportpose.paths import check_output, staged_dir

@@ -12,8 +12,8 @@ import json
 import tempfile
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -21,18 +21,39 @@ from typing import Any
 import numpy as np
 import ray
 import torch
+from mlflow.models import infer_signature
 
-from sportpose.paths import runs_dir
-from sportpose.errors import SpecError
-from sportpose.models import build_model
-from sportpose.models.skeleton import JOINT_SETS
 from sportpose.data import h36m, synthcourt
 from sportpose.data.dataset import load_clips
 from sportpose.data.prepare import open_split
-from sportpose.evaluation.evaluate2d import ap_score, pckh_score, predict, save_stream_cache, search_fusion_weights
-from sportpose.training.stage import StageResult, load_checkpoint, plan_init, prepare_stage_model, run_stage
+from sportpose.errors import SpecError
+from sportpose.evaluation import evaluate3d
+from sportpose.evaluation.evaluate2d import (
+    ap_score,
+    pckh_score,
+    predict,
+    save_stream_cache,
+    search_fusion_weights,
+)
+from sportpose.models.skeleton import JOINT_SETS
+from sportpose.paths import runs_dir
 from sportpose.registry import tracking
-from sportpose.spec.experiment import ExperimentSpec, spec_from_dict, spec_hash, spec_to_dict, spec_yaml, stage_order
+from sportpose.registry.pyfunc import SportposeModel
+from sportpose.spec.experiment import (
+    ExperimentSpec,
+    spec_from_dict,
+    spec_hash,
+    spec_to_dict,
+    spec_yaml,
+    stage_order,
+)
+from sportpose.training.stage import (
+    StageResult,
+    load_checkpoint,
+    plan_init,
+    prepare_stage_model,
+    run_stage,
+)
 
 
 @dataclass
@@ -174,7 +195,6 @@ def run_pipeline(spec: ExperimentSpec, resume: bool | str = False, log: Callable
     log("evaluation on " + spec.evaluate.split + ": " + summary_line(evaluation))
     tracking.log_metrics(parent_id, {k: v for k, v in evaluation.items() if isinstance(v, float) and np.isfinite(v)})
     if spec.model.kind == "stsp":  # the 3D figures per clip group as metrics (mpjpe.sideline_adult) and a table
-        from sportpose.evaluation import evaluate3d
 
         tracking.log_metrics(parent_id, evaluate3d.group_metrics(evaluation["groups"]))
         table = evaluate3d.group_table(evaluation["groups"], evaluation["group_keys"])
@@ -385,7 +405,7 @@ def _evaluate_2d(spec: ExperimentSpec, checkpoint: str, datasets: dict[str, ray.
     bs = spec.evaluate.batch_size
     extra: dict[str, Any] = {}
     if spec.model.kind == "multistream" and set(spec.model.streams) == {"spatial", "temporal", "context"}:
-        model = build_model(spec.model, joint_set.num_joints)
+        model = spec.build_model()
         model.load_state_dict(weights)
         val = predict(model, _batches(datasets["val"], bs), tuple(model.input_names()), keep_streams=True)
         cache = save_stream_cache(val, clips, out_dir / "streams" / "val_streams.npz")
@@ -396,8 +416,8 @@ def _evaluate_2d(spec: ExperimentSpec, checkpoint: str, datasets: dict[str, ray.
             spec = replace(spec, model=replace(spec.model, fusion_weights=best))
             extra |= {"fusion_weights": list(best), "fusion_weights_val_ap": ap}
     torch.manual_seed(spec.seed)
-    untrained = build_model(spec.model, joint_set.num_joints)
-    model = build_model(spec.model, joint_set.num_joints)
+    untrained = spec.build_model()
+    model = spec.build_model()
     model.load_state_dict(weights)
     names = tuple(model.input_names())
     flip = joint_set.flip_permutation() if spec.evaluate.flip_test else None
@@ -430,9 +450,7 @@ def _boxes(spec: ExperimentSpec) -> str:
 
 
 def _evaluate_3d(spec: ExperimentSpec, checkpoint: str, datasets: dict[str, ray.data.Dataset]) -> dict[str, Any]:
-    from sportpose.evaluation import evaluate3d
-
-    model = build_model(spec.model, JOINT_SETS[spec.data.joint_set].num_joints)
+    model = spec.build_model()
     model.load_state_dict(_load_weights(checkpoint))
     bs = spec.evaluate.batch_size
     from_h36m = spec.data.source == "h36m"
@@ -469,12 +487,7 @@ def _evaluate_3d(spec: ExperimentSpec, checkpoint: str, datasets: dict[str, ray.
 def register(spec: ExperimentSpec, parent_id: str, weights: dict, ds: ray.data.Dataset, evaluation: dict,
              fingerprint: str) -> tracking.Promotion:
     """Log the final model as a pyfunc from code with signature and input example, and register it."""
-    from mlflow.models import infer_signature
-
-    from sportpose.registry.pyfunc import SportposeModel
-
-    num_joints = JOINT_SETS[spec.data.joint_set].num_joints
-    model = build_model(spec.model, num_joints)
+    model = spec.build_model()
     model.load_state_dict(weights)
     model.eval()
     names = tuple(model.input_names())

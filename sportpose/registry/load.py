@@ -20,17 +20,24 @@ pipeline writes ``<runs>/outputs/<spec name>/<parent run id[:8]>/resolved.yaml``
 from __future__ import annotations
 
 import json
+import os
 import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import torch
 import yaml
+from mlflow.exceptions import MlflowException
 from torch import nn
 
 from sportpose.errors import DataError, SpecError
+from sportpose.models.skeleton import JOINT_SETS
+from sportpose.paths import runs_dir
+from sportpose.registry import tracking
+from sportpose.spec.experiment import load_spec, spec_from_dict
 
 REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
 CHECKPOINT_FILE = "checkpoint.pt"  # sportpose.training.stage.CHECKPOINT_FILE (not imported: it pulls in Ray)
@@ -55,8 +62,6 @@ class LoadedModel:
 
     @property
     def joint_set(self):
-        from sportpose.models.skeleton import JOINT_SETS
-
         return JOINT_SETS[self.spec.data.joint_set]
 
     def describe(self) -> dict[str, str]:
@@ -94,10 +99,7 @@ def build(spec: Any, state: dict[str, torch.Tensor], where: str) -> nn.Module:
     Raises:
         DataError: the state dict does not fit the spec's model (naming the first missing or unexpected key).
     """
-    from sportpose.models import build_model
-    from sportpose.models.skeleton import JOINT_SETS
-
-    model = build_model(spec.model, JOINT_SETS[spec.data.joint_set].num_joints)
+    model = spec.build_model()
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
@@ -127,10 +129,6 @@ def model_version(uri: str):
     Raises:
         DataError: no such registered model, alias or version, naming what the registry has instead.
     """
-    from mlflow.exceptions import MlflowException
-
-    from sportpose.registry import tracking
-
     name, alias, version = parse_registry_uri(uri)
     client = tracking.client()
     try:
@@ -150,12 +148,6 @@ def model_version(uri: str):
 
 
 def _from_registry(uri: str) -> LoadedModel:
-    import os
-
-    import mlflow
-
-    from sportpose.spec.experiment import spec_from_dict
-
     version = model_version(uri)
     name = version.name
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -182,8 +174,6 @@ def _from_registry(uri: str) -> LoadedModel:
 
 
 def _from_checkpoint(path: Path, spec_path: str | Path | None) -> LoadedModel:
-    from sportpose.spec.experiment import load_spec
-
     if not path.exists():
         raise DataError(str(path), "--model", "no such checkpoint file or folder (or give models:/NAME@ALIAS)")
     file = _checkpoint_file(path)
@@ -253,8 +243,6 @@ def best_epoch(epochs: list[Path]) -> Path:
 
 def find_spec(checkpoint: Path) -> Path | None:
     """The spec of a checkpoint file: beside it or up to three folders above, else the pipeline's record."""
-    from sportpose.paths import runs_dir
-
     folder = checkpoint.resolve().parent
     for candidate in [folder, *list(folder.parents)[:3]]:
         for name in SPEC_FILES:

@@ -14,7 +14,13 @@ user gets back is the project's own ``nn.Module`` (``unwrap_python_model().model
 import warnings
 
 import mlflow
+import numpy as np
+import torch
+import yaml
 from mlflow.pyfunc import PythonModel
+
+from sportpose.models.heatmaps import decode_heatmaps, heatmap_to_crop
+from sportpose.spec.experiment import spec_from_dict
 
 # Inputs are validated against the logged tensor signature; type-hint validation does not apply to a dict
 # of arrays, and MLflow warns about its absence on every load.
@@ -23,26 +29,14 @@ warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` met
 
 class SportposeModel(PythonModel):
     def load_context(self, context):
-        import torch
-        import yaml
-
-        from sportpose.models import build_model
-        from sportpose.models.skeleton import JOINT_SETS
-        from sportpose.spec.experiment import spec_from_dict
-
         with open(context.artifacts["spec"]) as f:
             self.spec = spec_from_dict(yaml.safe_load(f))
-        self.model = build_model(self.spec.model, JOINT_SETS[self.spec.data.joint_set].num_joints)
+        self.model = self.spec.build_model()
         state = torch.load(context.artifacts["weights"], map_location="cpu", weights_only=True)
         self.model.load_state_dict(state)
         self.model.eval()
 
     def predict(self, context, model_input, params=None):
-        import numpy as np
-        import torch
-
-        from sportpose.models.heatmaps import decode_heatmaps, heatmap_to_crop
-
         inputs = {k: torch.from_numpy(np.array(v)) for k, v in dict(model_input).items()}  # writable copies
         with torch.no_grad():
             out = self.model(inputs)

@@ -21,11 +21,16 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy
+import torch
+import yaml
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+import sportpose
 from sportpose.paths import REPO, runs_dir
+from sportpose.registry import pyfunc as pyfunc_model
 from sportpose.spec.fill import flatten
 
 PARENT_TAG = "mlflow.parentRunId"
@@ -158,9 +163,6 @@ def log_and_register(
     eval_fingerprint: str,
 ) -> Promotion:
     """Log the model to ``run_id`` as a pyfunc from code, register it, and apply the alias rules."""
-    import sportpose
-    from sportpose.registry import pyfunc as pyfunc_model
-
     client()
     with mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(
@@ -178,10 +180,6 @@ def log_and_register(
 
 
 def _requirements() -> list[str]:
-    import numpy
-    import torch
-    import yaml
-
     return [f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}",
             f"numpy=={numpy.__version__}", f"pyyaml=={yaml.__version__}"]
 

@@ -25,11 +25,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from torch import nn
 
 from sportpose.errors import SpecError
-from sportpose.models import MODELS
+from sportpose.models import MODELS, build_model
 from sportpose.models.multistream import MultiStreamConfig
 from sportpose.models.simplebaseline import SimpleBaselineConfig
+from sportpose.models.skeleton import JOINT_SETS
 from sportpose.models.stsp import STSPConfig
 from sportpose.spec.data import DataSpec
 from sportpose.spec.fill import fill, to_dict
@@ -242,6 +244,15 @@ class ExperimentSpec:
     @property
     def registered_name(self) -> str:
         return self.register.name or f"sportpose-{self.model.kind}"
+
+    @property
+    def num_joints(self) -> int:
+        """Joints per person in the data's joint set (the model's output size)."""
+        return JOINT_SETS[self.data.joint_set].num_joints
+
+    def build_model(self) -> nn.Module:
+        """The spec's network, untrained: its model section sized for the data's joint set."""
+        return build_model(self.model, self.num_joints)
 
 
 def _check_model_against_data(model: Any, data: DataSpec) -> None:

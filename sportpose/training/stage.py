@@ -33,13 +33,14 @@ import ray
 import ray.train
 import torch
 import torch.distributed as dist
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
 from ray.train.torch import TorchTrainer
 
 from sportpose.errors import SpecError
-from sportpose.models import build_model
-from sportpose.models.skeleton import JOINT_SETS
-from sportpose.training import loop
 from sportpose.paths import runs_dir
+from sportpose.spec.experiment import spec_from_dict, spec_hash, spec_to_dict
+from sportpose.training import loop
 
 CHECKPOINT_FILE = "checkpoint.pt"
 _LOCAL_MODE_LOCK = threading.Lock()  # Ray Train local mode's context is process-global: one local fit at a time
@@ -158,7 +159,7 @@ def prepare_stage_model(spec: Any, stage_name: str, init: list[dict[str, Any]]) 
             matches nothing.
     """
     stage = spec.train.stages[stage_name]
-    model = build_model(spec.model, JOINT_SETS[spec.data.joint_set].num_joints)
+    model = spec.build_model()
     for item in init:
         with ray.train.Checkpoint(item["uri"]).as_directory() as d:
             state = load_checkpoint(d)["model"]
@@ -178,7 +179,7 @@ def plan_init(spec: Any, stage_name: str, checkpoints: dict[str, str]) -> list[d
     """What a stage loads from the stages it comes after (SPEC §6): explicit ``load`` or, per source
     stage, the modules that stage trained (``trainable_prefixes`` of its task)."""
     stage = spec.train.stages[stage_name]
-    probe = build_model(spec.model, JOINT_SETS[spec.data.joint_set].num_joints)
+    probe = spec.build_model()
     init = []
     for source in stage.after:
         prefixes = stage.load.get(source)
@@ -201,8 +202,6 @@ def _quiet_report_log() -> None:
 
 def worker_loop(config: dict[str, Any]) -> None:
     """The Ray Train worker function: setup -> train -> cleanup."""
-    from sportpose.spec.experiment import spec_from_dict  # the dict becomes the typed spec again, first thing
-
     spec = spec_from_dict(config["spec"])
     stage = spec.train.stages[config["stage"]]
     if config.get("quiet", True):  # per-report INFO lines from Ray Train's internals drown the epoch lines
@@ -312,14 +311,11 @@ class _MlflowLogger:
     def __init__(self, uri: str | None, run_id: str | None):
         self.client = None
         if uri and run_id:
-            from mlflow.tracking import MlflowClient
-
             self.client, self.run_id = MlflowClient(uri), run_id
 
     def log(self, metrics: dict[str, float], step: int) -> None:
         if self.client is None:
             return
-        from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
         self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
@@ -341,8 +337,6 @@ def run_stage(
     A second call with the same ``run_name`` and storage resumes from the latest checkpoint (Ray Train V2),
     so a finished stage trains no further epochs.
     """
-    from sportpose.spec.experiment import spec_hash, spec_to_dict
-
     stage = spec.train.stages[stage_name]
     storage = spec.train.storage_path or str(runs_dir() / "ray")
     if "://" not in storage:

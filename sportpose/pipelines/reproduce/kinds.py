@@ -17,16 +17,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from sportpose.models import build_model
+from sportpose.evaluation.complexity import complexity as count_complexity
+from sportpose.evaluation.evaluate2d import (
+    STREAM_KEYS,
+    Predictions2D,
+    ap_score,
+    load_stream_cache,
+    predict,
+    search_fusion_weights,
+    with_heatmaps,
+)
+from sportpose.evaluation.similarity import similarity_on_clips
 from sportpose.models.skeleton import JOINT_SETS
 from sportpose.models.stsp import complexity_inputs
-from sportpose.viz.plots import pyplot
-from sportpose.evaluation.complexity import complexity as count_complexity
-from sportpose.evaluation.evaluate2d import (STREAM_KEYS, Predictions2D, ap_score, load_stream_cache, predict,
-                                             search_fusion_weights, with_heatmaps)
-from sportpose.evaluation.similarity import similarity_on_clips
 from sportpose.pipelines.train import _load_weights
 from sportpose.spec.experiment import ExperimentSpec
+from sportpose.viz.plots import pyplot
 
 PROTOCOL_KEYS = ("split", "seed", "boxes", "flip_test", "samples")
 
@@ -66,7 +72,7 @@ def views(runner, parent_id: str, out: Path) -> list[dict[str, Any]]:
         if spec.model.kind == "multistream" and "fusion_weights" in result["figures"]:  # the row's searched weights
             model_spec = replace(model_spec, fusion_weights=tuple(result["figures"]["fusion_weights"]))
         joint_set = JOINT_SETS[spec.data.joint_set]
-        model = build_model(model_spec, joint_set.num_joints)
+        model = replace(spec, model=model_spec).build_model()
         model.load_state_dict(_load_weights(result["checkpoint"]))
         names = tuple(model.input_names())
         parts = [predict(model, datasets[s].iter_batches(batch_size=spec.evaluate.batch_size, batch_format="numpy"),
@@ -122,7 +128,7 @@ def complexity(runner, parent_id: str, out: Path) -> list[dict[str, Any]]:
             results.append({})
             continue
         torch.manual_seed(spec.seed)
-        model = build_model(spec.model, JOINT_SETS[spec.data.joint_set].num_joints)
+        model = spec.build_model()
         figures = count_complexity(model, _complexity_inputs(spec), warmup=0 if scale == "tiny" else 1, runs=runs)
         runner.log(f"{row.label}: {figures['params_m']:.2f}M params, {figures['gmacs']:.2f} GMACs, "
                    f"{figures['fps']:.1f} FPS (CPU, batch 1)")
@@ -202,7 +208,7 @@ def similarity(runner, parent_id: str, out: Path) -> list[dict[str, Any]]:
     ev = runner.base_evaluation()
     if spec.model.kind == "multistream" and "fusion_weights" in ev:
         spec = replace(spec, model=replace(spec.model, fusion_weights=tuple(ev["fusion_weights"])))
-    model = build_model(spec.model, JOINT_SETS[spec.data.joint_set].num_joints)
+    model = spec.build_model()
     model.load_state_dict(_load_weights(runner.base_final_checkpoint()))
     _, clips = runner.data(spec)
     held_out = [c for c in clips if c["split"] == spec.evaluate.split]

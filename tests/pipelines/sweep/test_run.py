@@ -135,7 +135,8 @@ def _tiny_stream_cache(folder: Path, base_path: Path) -> Path:
     import torch
 
     from sportpose.models import build_model
-    from sportpose.data.dataset import cut_clip, load_clips
+    from sportpose.data.dataset import load_clips
+    from sportpose.data.tubes import cut_clip
     from sportpose.evaluation.evaluate2d import predict, save_stream_cache
 
     spec = load_spec(base_path)
