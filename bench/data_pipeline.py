@@ -98,10 +98,10 @@ def main() -> None:
     from sportpose.data import synthcourt
     from sportpose.data.dataset import build_split, load_clips
     from sportpose.data.tubes import cut_clip_columns
+    from sportpose.paths import runs_dir
+    from sportpose.platform.runtime import init_ray
     from sportpose.spec.data import SynthConfig
     from sportpose.spec.experiment import DataSpec
-    from sportpose.platform.runtime import init_ray
-    from sportpose.paths import runs_dir
 
     config = SynthConfig(clips=args.clips, frames=args.frames, width=WIDTH, height=HEIGHT, min_players=1,
                          max_players=3, seed=7)

@@ -18,12 +18,12 @@ import numpy as np
 import torch
 
 from sportpose.data.dataset import build_split, load_clips
-from sportpose.training import loop
-from sportpose.pipelines.train import prepare_data
-from sportpose.training.stage import TARGET_COLUMNS, run_stage
 from sportpose.paths import EXPERIMENTS
-from sportpose.spec.experiment import load_spec
+from sportpose.pipelines.train import prepare_data
 from sportpose.platform.runtime import init_ray, shutdown_ray
+from sportpose.spec.experiment import load_spec
+from sportpose.training import loop
+from sportpose.training.stage import TARGET_COLUMNS, run_stage
 
 # The tests' tiny SimpleBaseline, widened to a size where a step is mostly compute (96x96 crops, width 32).
 SPEC = EXPERIMENTS / "paper" / "base" / "simplebaseline_tiny.yaml"

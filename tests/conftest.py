@@ -54,6 +54,7 @@ TINY_STSP = ["name=tiny-stsp", *TINY_CLIPS, "data.input_size=[64, 64]", "data.wi
 
 # Named variants of the tiny specs shared by several test files (the base file, then its overrides).
 TINY_VARIANTS = {
+    "sb-base": ("simplebaseline", []),
     "sb": ("simplebaseline", ["name=tiny-sb", "train.stages.main.scaling.num_workers=1", "register={enabled: false}"]),
     "ms": ("multistream", ["name=tiny-ms", "data.synth={clips: 2, frames: 12, width: 160, height: 120, max_players: 2, "
                                           "seed: 1}", "data.splits=[0.0, 1.0, 0.0]", "data.context_len=4",

@@ -31,6 +31,8 @@ def cmd_registry(args: argparse.Namespace) -> int:
     if not args.name or not args.version:
         raise SpecError("registry promote",
                         "needs NAME and VERSION, e.g. sportpose registry promote sportpose-simplebaseline 3")
-    tracking.promote(args.name, args.version, args.alias)
+    from sportpose.registry import register
+
+    register.promote(args.name, args.version, args.alias)
     print(f"{args.name}: alias {args.alias} -> version {args.version}")
     return 0

@@ -205,6 +205,11 @@ def clip_dataset(clips: list[dict[str, Any]], data: DataSpec, seed: int, *, boxe
     return ds.map_batches(cut, batch_size=1, batch_format="numpy")
 
 
+def numpy_batches(ds: ray.data.Dataset, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
+    """A split's samples in order, as batches of numpy columns (what the predict functions consume)."""
+    return ds.iter_batches(batch_size=batch_size, batch_format="numpy")
+
+
 def surface_data_errors(run: Callable[[], Any]) -> Any:
     """``run()``, raising a Ray task's DataError itself rather than Ray's wrapper around it."""
     try:

@@ -39,13 +39,7 @@ from sportpose.data.tubes import META_KEYS
 from sportpose.data.video import open_video, read_frames
 from sportpose.evaluation import evaluate3d
 from sportpose.evaluation import metrics as M
-from sportpose.evaluation.evaluate2d import (
-    Predictions2D,
-    ap_score,
-    ground_truth_for,
-    pckh_score,
-    to_videos,
-)
+from sportpose.evaluation.evaluate2d import Predictions2D, ap_score, ground_truth_for, pckh_score, to_videos
 from sportpose.evaluation.evaluate3d import Predictions3D
 from sportpose.evaluation.similarity import similarity_table
 from sportpose.evaluation.tables import fmt as _fmt

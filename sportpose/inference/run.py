@@ -58,13 +58,7 @@ from sportpose.errors import DataError, SpecError
 from sportpose.evaluation.evaluate2d import decode_to_image
 from sportpose.evaluation.metrics import posetrack_ap
 from sportpose.evaluation.posetrack_eval import to_json
-from sportpose.inference.people import (
-    FRAMES_PER_VIDEO,
-    DetectionBoxes,
-    ForegroundProposal,
-    VideoIds,
-    video_ids,
-)
+from sportpose.inference.people import FRAMES_PER_VIDEO, DetectionBoxes, ForegroundProposal, VideoIds, video_ids
 from sportpose.inference.tracker import PoseTracker, nms
 from sportpose.models.skeleton import POSETRACK, convert
 from sportpose.paths import check_output, staged_dir

@@ -32,18 +32,19 @@ import numpy as np
 import torch
 
 from sportpose.data import h36m
-from sportpose.data.dataset import load_clips
+from sportpose.data.dataset import load_clips, numpy_batches
 from sportpose.data.prepare import open_split
 from sportpose.errors import SpecError
-from sportpose.evaluation import evaluate2d, evaluate3d, report
 from sportpose.evaluation import complexity as cost
+from sportpose.evaluation import evaluate2d, evaluate3d, report
 from sportpose.evaluation.similarity import similarity_on_clips
 from sportpose.models.skeleton import JOINT_SETS
 from sportpose.paths import check_output, runs_dir, staged_dir
 from sportpose.pipelines.train import prepare_data
 from sportpose.registry import tracking
-from sportpose.registry.load import CHECKPOINT_FILE, find_spec, load_model
-from sportpose.spec.experiment import load_spec, spec_from_dict, spec_to_dict, spec_yaml
+from sportpose.registry.load import LoadedModel, find_spec, load_model
+from sportpose.spec.experiment import ExperimentSpec, load_spec, spec_from_dict, spec_to_dict, spec_yaml
+from sportpose.training.checkpoints import CHECKPOINT_FILE
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ SAMPLE_FIELDS = ("joint_set", "input_size", "window", "tube_anchor", "context_le
                  "points3d")
 
 
-def evaluation_spec(spec: Any, loaded: Any, file: str | None = None) -> Any:
+def evaluation_spec(spec: ExperimentSpec, loaded: LoadedModel, file: str | None = None) -> ExperimentSpec:
     """The spec to evaluate with: ``spec``'s name, seed, data and evaluation sections around the model's own model
     and training sections.
 
@@ -112,14 +113,6 @@ def evaluation_spec(spec: Any, loaded: Any, file: str | None = None) -> Any:
         raise SpecError(e.key, f"{e.message} (with the model of {loaded.label})", file) from None
 
 
-def _boxes(spec: Any) -> str:
-    return "ground truth" if spec.data.boxes == "gt" else f"detections ({Path(spec.data.boxes).name})"
-
-
-def _batches(ds: Any, batch_size: int):
-    return ds.iter_batches(batch_size=batch_size, batch_format="numpy")
-
-
 def machine() -> str:
     """This machine, for the complexity row: CPU model (or GPU) and torch threads."""
     if torch.cuda.is_available():
@@ -135,7 +128,7 @@ def machine() -> str:
     return f"{cpu}, {torch.get_num_threads()} torch threads, load {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
 
 
-def model_complexity(loaded: Any, spec: Any) -> dict[str, Any]:
+def model_complexity(loaded: LoadedModel, spec: ExperimentSpec) -> dict[str, Any]:
     """The complexity row of the model at batch 1 (samples shaped as the spec cuts them)."""
     row = cost.complexity(loaded.model, cost.example_inputs(loaded.model, spec.data))
     return row | {"machine": machine()}
@@ -161,17 +154,17 @@ def run_evaluate(args: EvaluateArgs, log: Callable[[str], None] = print) -> Eval
     clips = h36m.clip_list(spec.data) if from_h36m else load_clips(root, spec.data.splits, spec.seed)
     ds, data_report = open_split(spec, spec.evaluate.split, clips, evaluation=True)
     chosen = [c for c in clips if c["split"] == spec.evaluate.split]
-    protocol = report.Protocol(split=spec.evaluate.split, boxes=_boxes(spec), flip_test=spec.evaluate.flip_test,
+    protocol = report.Protocol(split=spec.evaluate.split, boxes=spec.data.boxes_label, flip_test=spec.evaluate.flip_test,
                                seed=spec.seed, samples=0, clips=len(chosen), skipped=len(data_report.skipped),
                                data=f"{spec.name} ({spec.data.source}, {spec.data.root})")
     model = loaded.model
     bs = spec.evaluate.batch_size
     if loaded.kind == "stsp":
         task = "lift" if from_h36m else "full"
-        p = evaluate3d.predict(model, _batches(ds, bs), tuple(model.input_names(task)), task=task)
+        p = evaluate3d.predict(model, numpy_batches(ds, bs), tuple(model.input_names(task)), task=task)
     else:
         flip = joint_set.flip_permutation() if spec.evaluate.flip_test else None
-        p = evaluate2d.predict(model, _batches(ds, bs), tuple(model.input_names()), flip_perm=flip)
+        p = evaluate2d.predict(model, numpy_batches(ds, bs), tuple(model.input_names()), flip_perm=flip)
     protocol = replace(protocol, samples=int(len(p.pred)))
     log(f"evaluate: {protocol.samples} samples predicted; complexity at batch 1 ...")
     complexity = model_complexity(loaded, spec) if not from_h36m else None

@@ -17,12 +17,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from sportpose.paths import EXPERIMENTS
 from sportpose.pipelines.evaluate import EvaluateArgs, run_evaluate
-from sportpose.pipelines.sweep.run import run_sweep
-from sportpose.pipelines.train import run_pipeline
+from sportpose.pipelines.sweep.run import SweepResult, run_sweep
+from sportpose.pipelines.train import PipelineResult, run_pipeline
 from sportpose.registry import tracking
 from sportpose.spec.experiment import load_spec
 from sportpose.spec.sweep import load_sweep
@@ -33,9 +32,9 @@ STEPS = ("multistream", "stsp", "reports", "sweep")
 
 @dataclass
 class TourResult:
-    pipelines: dict[str, Any] = field(default_factory=dict)  # model kind -> PipelineResult
+    pipelines: dict[str, PipelineResult] = field(default_factory=dict)  # by model kind
     reports: dict[str, Path] = field(default_factory=dict)  # model kind -> report.md
-    sweep: Any = None  # SweepResult
+    sweep: SweepResult | None = None
     sweep_metric: str = ""
     seconds: float = 0.0
     step_seconds: dict[str, float] = field(default_factory=dict)  # step of STEPS -> wall seconds

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -21,39 +20,19 @@ from typing import Any
 import numpy as np
 import ray
 import torch
-from mlflow.models import infer_signature
 
 from sportpose.data import h36m, synthcourt
-from sportpose.data.dataset import load_clips
+from sportpose.data.dataset import load_clips, numpy_batches
 from sportpose.data.prepare import open_split
 from sportpose.errors import SpecError
 from sportpose.evaluation import evaluate3d
-from sportpose.evaluation.evaluate2d import (
-    ap_score,
-    pckh_score,
-    predict,
-    save_stream_cache,
-    search_fusion_weights,
-)
+from sportpose.evaluation.evaluate2d import ap_score, pckh_score, predict, save_stream_cache, search_fusion_weights
 from sportpose.models.skeleton import JOINT_SETS
 from sportpose.paths import runs_dir
 from sportpose.registry import tracking
-from sportpose.registry.pyfunc import SportposeModel
-from sportpose.spec.experiment import (
-    ExperimentSpec,
-    spec_from_dict,
-    spec_hash,
-    spec_to_dict,
-    spec_yaml,
-    stage_order,
-)
-from sportpose.training.stage import (
-    StageResult,
-    load_checkpoint,
-    plan_init,
-    prepare_stage_model,
-    run_stage,
-)
+from sportpose.registry.register import Promotion, register_model
+from sportpose.spec.experiment import ExperimentSpec, spec_from_dict, spec_hash, spec_to_dict, spec_yaml, stage_order
+from sportpose.training.stage import StageResult, plan_init, prepare_stage_model, run_stage, stage_weights
 
 
 @dataclass
@@ -63,7 +42,7 @@ class PipelineResult:
     stages: dict[str, StageResult]
     data_reports: dict[str, dict[str, Any]]
     evaluation: dict[str, Any] = field(default_factory=dict)
-    promotion: tracking.Promotion | None = None
+    promotion: Promotion | None = None
     output_dir: str = ""
     seconds: float = 0.0
 
@@ -195,7 +174,6 @@ def run_pipeline(spec: ExperimentSpec, resume: bool | str = False, log: Callable
     log("evaluation on " + spec.evaluate.split + ": " + summary_line(evaluation))
     tracking.log_metrics(parent_id, {k: v for k, v in evaluation.items() if isinstance(v, float) and np.isfinite(v)})
     if spec.model.kind == "stsp":  # the 3D figures per clip group as metrics (mpjpe.sideline_adult) and a table
-
         tracking.log_metrics(parent_id, evaluate3d.group_metrics(evaluation["groups"]))
         table = evaluate3d.group_table(evaluation["groups"], evaluation["group_keys"])
         tracking.log_text(parent_id, table + "\n", "evaluation/groups_3d.md")
@@ -369,15 +347,6 @@ def _first_difference(a: Any, b: Any, key: str) -> str:
     return key
 
 
-def _batches(ds: ray.data.Dataset, batch_size: int):
-    return ds.iter_batches(batch_size=batch_size, batch_format="numpy")
-
-
-def _load_weights(checkpoint: str) -> dict[str, torch.Tensor]:
-    with ray.train.Checkpoint(checkpoint).as_directory() as d:
-        return load_checkpoint(d)["model"]
-
-
 def evaluate_final(spec: ExperimentSpec, checkpoint: str, datasets: dict[str, ray.data.Dataset],
                    clips: list[dict[str, Any]], out_dir: Path, log: Callable[[str], None] = print
                    ) -> tuple[dict[str, Any], dict, ExperimentSpec]:
@@ -393,7 +362,7 @@ def evaluate_final(spec: ExperimentSpec, checkpoint: str, datasets: dict[str, ra
         weights found).
     """
     if spec.model.kind == "stsp":
-        return _evaluate_3d(spec, checkpoint, datasets), _load_weights(checkpoint), spec
+        return _evaluate_3d(spec, checkpoint, datasets), stage_weights(checkpoint), spec
     return _evaluate_2d(spec, checkpoint, datasets, clips, out_dir, log)
 
 
@@ -401,13 +370,13 @@ def _evaluate_2d(spec: ExperimentSpec, checkpoint: str, datasets: dict[str, ray.
                  clips: list[dict[str, Any]], out_dir: Path, log: Callable[[str], None]
                  ) -> tuple[dict[str, Any], dict, ExperimentSpec]:
     joint_set = JOINT_SETS[spec.data.joint_set]
-    weights = _load_weights(checkpoint)
+    weights = stage_weights(checkpoint)
     bs = spec.evaluate.batch_size
     extra: dict[str, Any] = {}
     if spec.model.kind == "multistream" and set(spec.model.streams) == {"spatial", "temporal", "context"}:
         model = spec.build_model()
         model.load_state_dict(weights)
-        val = predict(model, _batches(datasets["val"], bs), tuple(model.input_names()), keep_streams=True)
+        val = predict(model, numpy_batches(datasets["val"], bs), tuple(model.input_names()), keep_streams=True)
         cache = save_stream_cache(val, clips, out_dir / "streams" / "val_streams.npz")
         extra["stream_cache"] = str(cache)
         if spec.model.fusion == "late" and joint_set.name == "posetrack":
@@ -422,8 +391,8 @@ def _evaluate_2d(spec: ExperimentSpec, checkpoint: str, datasets: dict[str, ray.
     names = tuple(model.input_names())
     flip = joint_set.flip_permutation() if spec.evaluate.flip_test else None
     ds = datasets[spec.evaluate.split]
-    trained_p = predict(model, _batches(ds, bs), names, flip_perm=flip)
-    untrained_p = predict(untrained, _batches(ds, bs), names, flip_perm=flip)
+    trained_p = predict(model, numpy_batches(ds, bs), names, flip_perm=flip)
+    untrained_p = predict(untrained, numpy_batches(ds, bs), names, flip_perm=flip)
     alpha = spec.evaluate.pckh_alpha
     detections = spec.data.boxes != "gt"
     nan = {"mean": float("nan"), "per_joint": np.full(joint_set.num_joints, np.nan)}
@@ -439,28 +408,24 @@ def _evaluate_2d(spec: ExperimentSpec, checkpoint: str, datasets: dict[str, ray.
                        "ap_groups": ap["groups"], "ap_per_joint": ap["per_joint"]}
     evaluation |= {
         "pckh_per_joint": {joint_set.joints[i]: float(v) for i, v in enumerate(trained["per_joint"]) if np.isfinite(v)},
-        "split": spec.evaluate.split, "boxes": _boxes(spec), "flip_test": spec.evaluate.flip_test,
+        "split": spec.evaluate.split, "boxes": spec.data.boxes_label, "flip_test": spec.evaluate.flip_test,
         "seed": spec.seed, "samples": int(len(trained_p.pred)), **extra,
     }
     return evaluation, weights, spec
 
 
-def _boxes(spec: ExperimentSpec) -> str:
-    return "ground truth" if spec.data.boxes == "gt" else f"detections ({Path(spec.data.boxes).name})"
-
-
 def _evaluate_3d(spec: ExperimentSpec, checkpoint: str, datasets: dict[str, ray.data.Dataset]) -> dict[str, Any]:
     model = spec.build_model()
-    model.load_state_dict(_load_weights(checkpoint))
+    model.load_state_dict(stage_weights(checkpoint))
     bs = spec.evaluate.batch_size
     from_h36m = spec.data.source == "h36m"
     task = "lift" if from_h36m else "full"  # Human3.6M rows hold 2D keypoints, which only the lifting task reads
     names = tuple(model.input_names(task))
-    p = evaluate3d.predict(model, _batches(datasets[spec.evaluate.split], bs), names, task=task)
+    p = evaluate3d.predict(model, numpy_batches(datasets[spec.evaluate.split], bs), names, task=task)
     fps = {"synthcourt": spec.data.synth.fps, "h36m": h36m.FPS}.get(spec.data.source)
     groups = h36m.GROUPS if from_h36m else ("view", "body")
     result = evaluate3d.evaluate(p, stride=spec.data.frame_stride, fps=fps, groups=groups)
-    mean = evaluate3d.mean_pose(_batches(datasets["train"], bs))
+    mean = evaluate3d.mean_pose(numpy_batches(datasets["train"], bs))
     baseline = evaluate3d.evaluate(evaluate3d.Predictions3D(np.broadcast_to(mean, p.gt.shape).copy(),
                                                             np.broadcast_to(mean, p.gt.shape).copy(), p.gt, p.info),
                                    stride=spec.data.frame_stride, fps=fps, groups=groups)
@@ -485,21 +450,8 @@ def _evaluate_3d(spec: ExperimentSpec, checkpoint: str, datasets: dict[str, ray.
 
 
 def register(spec: ExperimentSpec, parent_id: str, weights: dict, ds: ray.data.Dataset, evaluation: dict,
-             fingerprint: str) -> tracking.Promotion:
-    """Log the final model as a pyfunc from code with signature and input example, and register it."""
-    model = spec.build_model()
-    model.load_state_dict(weights)
-    model.eval()
-    names = tuple(model.input_names())
-    first = next(iter(ds.iter_batches(batch_size=1, batch_format="numpy")))
-    example = {n: first[n] for n in names}
-    wrapper = SportposeModel()
-    wrapper.model = model
-    signature = infer_signature(example, wrapper.predict(None, example))
-    with tempfile.TemporaryDirectory() as d:
-        spec_path, weights_path = Path(d) / "spec.yaml", Path(d) / "weights.pt"
-        spec_path.write_text(spec_yaml(spec))
-        torch.save(weights, weights_path)
-        return tracking.log_and_register(parent_id, spec.registered_name, spec_path, weights_path, signature, example,
-                                         spec.register.metric, float(evaluation[spec.register.metric]),
-                                         spec.register.mode, fingerprint)
+             fingerprint: str) -> Promotion:
+    """Register the final model, with one sample of ``ds`` as its input example."""
+    first = next(iter(ds.iternumpy_batches(batch_size=1, batch_format="numpy")))
+    example = {n: first[n] for n in spec.build_model().input_names()}
+    return register_model(spec, parent_id, weights, example, float(evaluation[spec.register.metric]), fingerprint)

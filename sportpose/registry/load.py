@@ -25,7 +25,6 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import mlflow
 import torch
@@ -37,10 +36,11 @@ from sportpose.errors import DataError, SpecError
 from sportpose.models.skeleton import JOINT_SETS
 from sportpose.paths import runs_dir
 from sportpose.registry import tracking
-from sportpose.spec.experiment import load_spec, spec_from_dict
+from sportpose.spec.experiment import ExperimentSpec, load_spec, spec_from_dict
+from sportpose.training import checkpoints, loop
+from sportpose.training.checkpoints import CHECKPOINT_FILE
 
 REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
-CHECKPOINT_FILE = "checkpoint.pt"  # sportpose.training.stage.CHECKPOINT_FILE (not imported: it pulls in Ray)
 SPEC_FILES = ("spec.yaml", "resolved.yaml")
 RUN_FOLDER = re.compile(r"^(?P<spec>.+)-(?P<run>[0-9a-f]{8})-(?P<stage>[^-]+)(?:-r\d+)?$")
 
@@ -49,7 +49,7 @@ RUN_FOLDER = re.compile(r"^(?P<spec>.+)-(?P<run>[0-9a-f]{8})-(?P<stage>[^-]+)(?:
 class LoadedModel:
     """A model rebuilt from its spec, in eval mode, and where it came from."""
 
-    spec: Any  # ExperimentSpec: the model section built it; its data section says how its samples are cut
+    spec: ExperimentSpec  # the model section built it; its data section says how its samples are cut
     model: nn.Module
     source: str  # what the user gave: a models:/ URI or a path
     label: str  # short name for tables and titles, e.g. sportpose-multistream v2
@@ -93,7 +93,7 @@ def load_model(source: str, spec: str | Path | None = None) -> LoadedModel:
     return _from_checkpoint(Path(source), spec)
 
 
-def build(spec: Any, state: dict[str, torch.Tensor], where: str) -> nn.Module:
+def build(spec: ExperimentSpec, state: dict[str, torch.Tensor], where: str) -> nn.Module:
     """The spec's model with ``state`` loaded, in eval mode.
 
     Raises:
@@ -206,21 +206,22 @@ def _checkpoint_file(path: Path) -> Path:
         return path
     if (path / CHECKPOINT_FILE).is_file():
         return path / CHECKPOINT_FILE
-    epochs = sorted(p for p in path.glob("epoch_*") if (p / CHECKPOINT_FILE).is_file())
+    epochs = checkpoints.epoch_dirs(path)
     if not epochs:
         raise DataError(str(path), "", f"holds neither {CHECKPOINT_FILE} nor epoch_NNNN/{CHECKPOINT_FILE} checkpoints")
     return best_epoch(epochs) / CHECKPOINT_FILE
 
 
 def best_epoch(epochs: list[Path]) -> Path:
-    """The best of a Ray Train run's epoch folders by its stage's metric, as the pipeline picks it.
+    """The best of a Ray Train run's epoch folders by its stage's metric, as the pipeline picks it
+    (:func:`sportpose.training.loop.best_epoch`).
 
     The last checkpoint's history holds every epoch's metrics; the stage's metric and mode come from the spec
     of the run (found as for any checkpoint), falling back to the latest epoch when either is unknown.
     """
     last = epochs[-1]
     try:
-        blob = torch.load(last / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
+        blob = checkpoints.load(last)
         history = json.loads(blob.get("history", "[]"))
         stage_name = blob.get("stage")
     except Exception:
@@ -232,12 +233,8 @@ def best_epoch(epochs: list[Path]) -> Path:
         stage = yaml.safe_load(spec_file.read_text())["train"]["stages"][stage_name]
     except (KeyError, TypeError, yaml.YAMLError, OSError):
         return last
-    metric, mode = stage.get("metric", "val_loss"), stage.get("mode", "min")
-    scored = [(h[metric], int(h["epoch"])) for h in history if isinstance(h.get(metric), (int, float))]
-    if not scored:
-        return last
-    _, epoch = (min if mode == "min" else max)(scored, key=lambda v: v[0])  # ties: the earlier epoch
-    chosen = last.parent / f"epoch_{epoch:04d}"
+    epoch = loop.best_epoch(history, stage.get("metric", "val_loss"), stage.get("mode", "min"))
+    chosen = last.parent / checkpoints.epoch_dir_name(epoch) if epoch is not None else last
     return chosen if (chosen / CHECKPOINT_FILE).is_file() else last
 
 

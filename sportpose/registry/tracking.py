@@ -5,10 +5,8 @@
 - One experiment per spec name; a parent run per pipeline invocation; a child run per stage (and per trial).
   Params are the flattened resolved spec; tags carry the git commit, spec hash, dataset fingerprint and Ray
   address; the resolved spec is an artifact of every run.
-- Final models are pyfunc models defined from code (:mod:`sportpose.registry.pyfunc`) carrying the
-  resolved spec and a state dict; loading one never unpickles code.
-- A new version gets the alias ``candidate``; ``champion`` moves to it only when it beats the current
-  champion on the primary metric (direction-aware) on the same evaluation data.
+- The registry's versions are listed here (:func:`registry_rows`); :mod:`sportpose.registry.register` logs and
+  registers them and keeps the champion rule.
 """
 
 from __future__ import annotations
@@ -16,21 +14,15 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import mlflow
-import numpy
-import torch
-import yaml
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-import sportpose
 from sportpose.paths import REPO, runs_dir
-from sportpose.registry import pyfunc as pyfunc_model
 from sportpose.spec.fill import flatten
 
 PARENT_TAG = "mlflow.parentRunId"
@@ -131,93 +123,6 @@ def log_artifact(run_id: str, path: str | Path, artifact_path: str | None = None
 
 
 # -- registry --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Promotion:
-    """What the champion rule decided for a new version."""
-
-    name: str
-    version: str
-    promoted: bool
-    reason: str
-
-
-def beats(new: float, current: float | None, mode: str) -> bool:
-    """The champion rule: a strictly better primary metric in the direction ``mode`` (max or min)."""
-    if current is None:
-        return True
-    return new > current if mode == "max" else new < current
-
-
-def log_and_register(
-    run_id: str,
-    registered_name: str,
-    spec_yaml_path: str | Path,
-    weights_path: str | Path,
-    signature: Any,
-    input_example: Any,
-    metric: str,
-    value: float,
-    mode: str,
-    eval_fingerprint: str,
-) -> Promotion:
-    """Log the model to ``run_id`` as a pyfunc from code, register it, and apply the alias rules."""
-    client()
-    with mlflow.start_run(run_id=run_id):
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=pyfunc_model.__file__,
-            artifacts={"spec": str(spec_yaml_path), "weights": str(weights_path)},
-            code_paths=[str(Path(sportpose.__file__).parent)],
-            signature=signature,
-            input_example=input_example,
-            pip_requirements=_requirements(),
-            registered_model_name=registered_name,
-        )
-    version = str(info.registered_model_version)
-    return apply_aliases(registered_name, version, metric, value, mode, eval_fingerprint)
-
-
-def _requirements() -> list[str]:
-    return [f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}",
-            f"numpy=={numpy.__version__}", f"pyyaml=={yaml.__version__}"]
-
-
-def apply_aliases(name: str, version: str, metric: str, value: float, mode: str, eval_fingerprint: str) -> Promotion:
-    """Tag the version with its metric, give it ``candidate``, and move ``champion`` if it wins.
-
-    The comparison is only made on the same evaluation data (``eval_fingerprint``); against a champion
-    evaluated on other data the new version stays a candidate (promote by hand with
-    ``sportpose registry promote``).
-    """
-    c = client()
-    c.set_model_version_tag(name, version, f"metric.{metric}", f"{value:.6f}")
-    c.set_model_version_tag(name, version, "metric_name", metric)
-    c.set_model_version_tag(name, version, "metric_mode", mode)
-    c.set_model_version_tag(name, version, "eval_data", eval_fingerprint)
-    c.set_registered_model_alias(name, "candidate", version)
-    try:
-        champion = c.get_model_version_by_alias(name, "champion")
-    except MlflowException:
-        champion = None
-    if champion is None:
-        c.set_registered_model_alias(name, "champion", version)
-        return Promotion(name, version, True, "first version: champion")
-    tags = champion.tags
-    if tags.get("eval_data") != eval_fingerprint or f"metric.{metric}" not in tags:
-        return Promotion(name, version, False,
-                         f"champion v{champion.version} was evaluated on other data or another metric; stays champion")
-    current = float(tags[f"metric.{metric}"])
-    if beats(value, current, mode):
-        c.set_registered_model_alias(name, "champion", version)
-        return Promotion(name, version, True, f"{metric} {value:.4f} beats champion v{champion.version} ({current:.4f})")
-    return Promotion(name, version, False, f"{metric} {value:.4f} does not beat champion v{champion.version} ({current:.4f})")
-
-
-def promote(name: str, version: str, alias: str = "champion") -> None:
-    """Move an alias to a version by hand."""
-    client().set_registered_model_alias(name, alias, str(version))
 
 
 def registry_rows() -> list[dict[str, str]]:

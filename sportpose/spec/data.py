@@ -9,6 +9,7 @@ input), ``data.h36m`` is :class:`H36MConfig` (the VideoPose3D files and their su
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from sportpose.errors import SpecError
@@ -234,5 +235,10 @@ class DataSpec:
             for name in ("data_3d", "data_2d"):
                 if not getattr(self.h36m, name):
                     raise SpecError(f"h36m.{name}", "the VideoPose3D file is required with source h36m")
+
+    @property
+    def boxes_label(self) -> str:
+        """Where evaluation boxes come from, as reports and metrics name it."""
+        return "ground truth" if self.boxes == "gt" else f"detections ({Path(self.boxes).name})"
 
 

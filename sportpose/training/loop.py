@@ -1,6 +1,8 @@
-"""The plain PyTorch training loop: optimiser, schedule, freezing, one epoch of training and validation.
+"""The plain PyTorch training loop: optimiser, schedule, freezing, the epoch loop with its best-epoch tracking
+and early stopping, one epoch of training and validation.
 
-Nothing here knows of Ray or MLflow; :mod:`sportpose.training.stage` wraps it for Ray Train.
+Nothing here knows of Ray or MLflow; :mod:`sportpose.training.stage` wraps :func:`fit` for Ray Train, handing
+in the batches of its shards, a cross-worker mean, and what to do with each epoch (checkpoint, report, log).
 """
 
 from __future__ import annotations
@@ -8,12 +10,14 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
 from sportpose.errors import SpecError
+from sportpose.spec.experiment import OptimizerSpec, ScheduleSpec, StageSpec
 
 Batch = dict[str, torch.Tensor]
 LossFn = Callable[[nn.Module, Batch], dict[str, torch.Tensor]]
@@ -106,7 +110,7 @@ def frozen_module_prefixes(model: nn.Module) -> list[nn.Module]:
     return out
 
 
-def build_optimizer(model: nn.Module, spec: Any) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, spec: OptimizerSpec) -> torch.optim.Optimizer:
     """Adam / AdamW / SGD over trainable parameters, with ``module_lr`` learning rates per module prefix.
 
     Raises:
@@ -133,7 +137,7 @@ def build_optimizer(model: nn.Module, spec: Any) -> torch.optim.Optimizer:
     return torch.optim.SGD(param_groups, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, spec: Any, epochs: int) -> Any:
+def build_scheduler(optimizer: torch.optim.Optimizer, spec: ScheduleSpec, epochs: int) -> Any:
     """Per-epoch schedule (``none | step | cosine | plateau``) with optional linear warm-up."""
     if spec.kind == "step":
         main = torch.optim.lr_scheduler.StepLR(optimizer, step_size=spec.step_size, gamma=spec.gamma)
@@ -238,3 +242,93 @@ def validate(model: nn.Module, batches: Iterable[Batch], loss_fn: LossFn) -> dic
             totals[k] = totals.get(k, 0.0) + float(v) * bs
         n += bs
     return {f"val_{k}": v / max(n, 1) for k, v in totals.items()} | {"val_samples": float(n)}
+
+
+def score(metrics: dict[str, float], metric: str) -> float:
+    """An epoch's value of the stage metric; ``loss`` where the epoch has no such metric (no val split)."""
+    return metrics.get(metric, metrics.get("loss", float("nan")))
+
+
+def best_epoch(history: list[dict[str, float]], metric: str, mode: str) -> int | None:
+    """The best epoch of a stage's history by its metric (ties: the earlier epoch); None for no history."""
+    scored = [(score(h, metric), int(h["epoch"])) for h in history]
+    scored = [(v, e) for v, e in scored if v == v]  # NaN never wins
+    if not scored:
+        return None
+    return (min if mode == "min" else max)(scored, key=lambda v: v[0])[1]
+
+
+@dataclass
+class Progress:
+    """Where a stage's epoch loop stands: saved with every checkpoint, restored on resume."""
+
+    metric: str
+    mode: str  # min | max
+    patience: int | None = None  # early stopping: epochs without improvement before stopping
+    epoch: int = 0  # the next epoch to run
+    best: float | None = None
+    since_best: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def record(self, metrics: dict[str, float]) -> float:
+        """Add an epoch's metrics; returns its score."""
+        value = score(metrics, self.metric)
+        improved = self.best is None or (value < self.best if self.mode == "min" else value > self.best)
+        self.best, self.since_best = (value, 0) if improved else (self.best, self.since_best + 1)
+        self.history.append(metrics)
+        self.epoch = int(metrics["epoch"]) + 1
+        return value
+
+    @property
+    def stopped(self) -> bool:
+        return self.patience is not None and self.since_best >= self.patience
+
+
+def identity_mean(values: dict[str, float], weight: float) -> dict[str, float]:
+    return values
+
+
+def fit(
+    model: nn.Module,
+    stage: StageSpec,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    batches: Callable[[str, int], Iterable[Batch] | None],
+    loss_fn: LossFn,
+    progress: Progress,
+    on_epoch: Callable[[dict[str, float]], None],
+    *,
+    frozen: list[nn.Module] | None = None,
+    mean: Callable[[dict[str, float], float], dict[str, float]] = identity_mean,
+    workers: int = 1,
+) -> Progress:
+    """Train from ``progress.epoch`` to ``stage.epochs`` (or until early stopping), validating every epoch.
+
+    Args:
+        batches: ``(split, epoch) -> batches`` for ``"train"`` (shuffled by the caller) and ``"val"``
+            (None: no validation split).
+        progress: the loop's state, updated in place (fresh, or restored from a checkpoint).
+        on_epoch: called with each epoch's metrics after ``progress`` has recorded them (checkpoint, report).
+        mean: the sample-weighted mean of per-worker metrics across workers (identity for one process).
+        workers: how many processes train in parallel (the reported ``samples_per_s`` is their sum).
+
+    Returns:
+        ``progress``, at the end of training.
+    """
+    amp = stage.amp == "bf16" and torch.cuda.is_available()
+    for epoch in range(progress.epoch, stage.epochs):
+        if progress.stopped:
+            break
+        t0 = time.perf_counter()
+        train = train_epoch(model, batches("train", epoch), optimizer, loss_fn, stage.grad_clip, amp, frozen)
+        train = mean(train, train.pop("samples"))
+        val_batches = batches("val", epoch)
+        val = validate(model, val_batches, loss_fn) if val_batches is not None else {}
+        n_val = val.pop("val_samples", 0.0)
+        val = mean(val, n_val) if val else {}
+        metrics = {"epoch": epoch, **train, **val, "lr": optimizer.param_groups[0]["lr"],
+                   "epoch_time_s": time.perf_counter() - t0}
+        metrics["samples_per_s"] = train.get("samples_per_s", 0.0) * workers
+        step_scheduler(scheduler, progress.record(metrics))
+        on_epoch(metrics)
+    return progress

@@ -25,7 +25,6 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,11 +37,9 @@ from mlflow.tracking import MlflowClient
 from ray.train.torch import TorchTrainer
 
 from sportpose.errors import SpecError
-from sportpose.paths import runs_dir
-from sportpose.spec.experiment import spec_from_dict, spec_hash, spec_to_dict
-from sportpose.training import loop
+from sportpose.spec.experiment import ExperimentSpec, spec_from_dict, spec_hash, spec_to_dict
+from sportpose.training import checkpoints, loop
 
-CHECKPOINT_FILE = "checkpoint.pt"
 _LOCAL_MODE_LOCK = threading.Lock()  # Ray Train local mode's context is process-global: one local fit at a time
 # Columns a loss may read; models name their inputs with input_names(task). Only these are turned into tensors.
 TARGET_COLUMNS = ("heatmaps", "target_weight", "keypoints", "joints_3d", "bone_lengths")
@@ -64,31 +61,6 @@ def checkpoint_uri(checkpoint: ray.train.Checkpoint) -> str:
     """A checkpoint's location as a path (local storage) or a URI with its scheme (shared storage)."""
     scheme = getattr(checkpoint.filesystem, "type_name", "local")
     return checkpoint.path if scheme == "local" else f"{scheme}://{checkpoint.path}"
-
-
-def save_checkpoint(directory: str, state: dict[str, Any]) -> None:
-    torch.save(state, os.path.join(directory, CHECKPOINT_FILE))
-
-
-def load_checkpoint(directory: str | Path) -> dict[str, Any]:
-    """A stage checkpoint, loaded without unpickling code."""
-    return torch.load(os.path.join(directory, CHECKPOINT_FILE), map_location="cpu", weights_only=True)
-
-
-def _rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
-    return {
-        "torch": torch.get_rng_state(),
-        "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
-        "numpy_pos": int(np_state[2]),
-        "python": random.getstate(),
-    }
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0))
-    random.setstate(state["python"])
 
 
 def _to_tensors(batch: dict[str, np.ndarray], columns: tuple[str, ...]) -> dict[str, torch.Tensor]:
@@ -141,7 +113,13 @@ def _allreduce_mean(values: dict[str, float], weight: float) -> dict[str, float]
     return {k: (t[i].item() / total if total else 0.0) for i, k in enumerate(keys)}
 
 
-def prepare_stage_model(spec: Any, stage_name: str, init: list[dict[str, Any]]) -> tuple[torch.nn.Module, list[str]]:
+def stage_weights(uri: str) -> dict[str, torch.Tensor]:
+    """The model state dict of a stage checkpoint (a local path or a URI of Ray Train's storage)."""
+    with ray.train.Checkpoint(uri).as_directory() as d:
+        return checkpoints.load(d)["model"]
+
+
+def prepare_stage_model(spec: ExperimentSpec, stage_name: str, init: list[dict[str, Any]]) -> tuple[torch.nn.Module, list[str]]:
     """Build the stage's model, load the modules handed on by earlier stages, and freeze what stays fixed.
 
     Frozen: everything outside the task's ``trainable_prefixes``, the stage's ``freeze`` prefixes, and the
@@ -161,9 +139,7 @@ def prepare_stage_model(spec: Any, stage_name: str, init: list[dict[str, Any]]) 
     stage = spec.train.stages[stage_name]
     model = spec.build_model()
     for item in init:
-        with ray.train.Checkpoint(item["uri"]).as_directory() as d:
-            state = load_checkpoint(d)["model"]
-        loop.load_modules(model, state, item["prefixes"], item["stage"],
+        loop.load_modules(model, stage_weights(item["uri"]), item["prefixes"], item["stage"],
                           f"train.stages.{stage_name}.load.{item['stage']}")
     frozen = loop.freeze_outside(model, model.trainable_prefixes(stage.task))
     try:
@@ -175,7 +151,7 @@ def prepare_stage_model(spec: Any, stage_name: str, init: list[dict[str, Any]]) 
     return model, sorted(set(frozen))
 
 
-def plan_init(spec: Any, stage_name: str, checkpoints: dict[str, str]) -> list[dict[str, Any]]:
+def plan_init(spec: ExperimentSpec, stage_name: str, checkpoints: dict[str, str]) -> list[dict[str, Any]]:
     """What a stage loads from the stages it comes after (SPEC §6): explicit ``load`` or, per source
     stage, the modules that stage trained (``trainable_prefixes`` of its task)."""
     stage = spec.train.stages[stage_name]
@@ -201,9 +177,10 @@ def _quiet_report_log() -> None:
 
 
 def worker_loop(config: dict[str, Any]) -> None:
-    """The Ray Train worker function: setup -> train -> cleanup."""
+    """The Ray Train worker function: setup -> train (:func:`loop.fit`) -> cleanup."""
     spec = spec_from_dict(config["spec"])
-    stage = spec.train.stages[config["stage"]]
+    stage_name = config["stage"]
+    stage = spec.train.stages[stage_name]
     if config.get("quiet", True):  # per-report INFO lines from Ray Train's internals drown the epoch lines
         logging.getLogger("ray.train").setLevel(logging.WARNING)
         _quiet_report_log()
@@ -215,28 +192,27 @@ def worker_loop(config: dict[str, Any]) -> None:
     torch.manual_seed(spec.seed + rank)
     np.random.seed(spec.seed + rank)
     random.seed(spec.seed + rank)
-    model, frozen_names = prepare_stage_model(spec, config["stage"], config.get("init", []))
+    model, frozen_names = prepare_stage_model(spec, stage_name, config.get("init", []))
     optimizer = loop.build_optimizer(model, stage.optimizer)
     scheduler = loop.build_scheduler(optimizer, stage.schedule, stage.epochs)
-    start_epoch, best, since_best, history = 0, None, 0, []
+    progress = loop.Progress(stage.metric, stage.mode, stage.early_stopping)
     resumed = ray.train.get_checkpoint()
     local_dir = config.get("local_dir")  # local mode: checkpoints persisted here by this function
-    if resumed is None and local_dir and _local_epochs(local_dir):
-        resumed = ray.train.Checkpoint.from_directory(str(_local_epochs(local_dir)[-1]))
+    if resumed is None and local_dir and checkpoints.epoch_dirs(local_dir):
+        resumed = ray.train.Checkpoint.from_directory(str(checkpoints.epoch_dirs(local_dir)[-1]))
     if resumed is not None:
         with resumed.as_directory() as d:
-            state = load_checkpoint(d)
+            state = checkpoints.load(d)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         if rank == 0:
-            _set_rng_state(state["rng"])
-        start_epoch, best, since_best = state["epoch"] + 1, state["best"], state["since_best"]
-        history = json.loads(state["history"])
+            checkpoints.set_rng_state(state["rng"])
+        progress.epoch, progress.best, progress.since_best = state["epoch"] + 1, state["best"], state["since_best"]
+        progress.history = json.loads(state["history"])
     model = ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"find_unused_parameters": False}) \
         if ctx.get_world_size() > 1 else model
     core = model.module if hasattr(model, "module") else model
-    frozen_modules = loop.frozen_module_prefixes(core)
     columns = tuple(core.input_names(stage.task)) + TARGET_COLUMNS
     shards = {split: ray.train.get_dataset_shard(split) for split in ("train", "val")}  # val may be None
     tracker = _MlflowLogger(config.get("tracking_uri"), config.get("run_id")) if rank == 0 else None
@@ -244,10 +220,13 @@ def worker_loop(config: dict[str, Any]) -> None:
     def loss_fn(m: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return core.loss(m(batch, task=stage.task), batch, task=stage.task)
 
-    def batches(split: str, shuffle: bool, epoch: int):
+    def batches(split: str, epoch: int, shuffle: bool | None = None):
+        shuffle = split == "train" if shuffle is None else shuffle
         seed = spec.seed * 1000 + epoch
         if split in caches:
             return loop.cached_batches(caches[split], stage.batch_size, seed if shuffle else None)
+        if shards[split] is None:
+            return None
         buffer = max(4 * stage.batch_size, spec.data.shuffle_buffer) if shuffle else None
         return shard_batches(shards[split], columns, stage.batch_size, buffer, seed)
 
@@ -255,53 +234,40 @@ def worker_loop(config: dict[str, Any]) -> None:
     if stage.cache_frozen:
         t0 = time.perf_counter()
         for split in (s for s in shards if shards[s] is not None):
-            caches[split] = loop.precompute(core, batches(split, False, 0), stage.task, core.target_names(stage.task))
+            caches[split] = loop.precompute(core, batches(split, 0, shuffle=False), stage.task,
+                                            core.target_names(stage.task))
         if rank == 0:
             sizes = ", ".join(f"{len(next(iter(c.values()), ()))} {split}" for split, c in caches.items())
-            print(f"[{config['stage']}] cached the frozen model's outputs of this worker's samples ({sizes}) in "
+            print(f"[{stage_name}] cached the frozen model's outputs of this worker's samples ({sizes}) in "
                   f"{time.perf_counter() - t0:.0f}s", flush=True)
 
-    # train
-    amp = stage.amp == "bf16" and torch.cuda.is_available()
-    for epoch in range(start_epoch, stage.epochs):
-        t0 = time.perf_counter()
-        train_metrics = loop.train_epoch(model, batches("train", True, epoch), optimizer, loss_fn,
-                                         stage.grad_clip, amp, frozen_modules)
-        n_train = train_metrics.pop("samples")
-        train_metrics = _allreduce_mean(train_metrics, n_train)
-        val_metrics = loop.validate(model, batches("val", False, epoch), loss_fn) if shards["val"] else {}
-        n_val = val_metrics.pop("val_samples", 0.0)
-        val_metrics = _allreduce_mean(val_metrics, n_val) if val_metrics else {}
-        metrics = {"epoch": epoch, **train_metrics, **val_metrics,
-                   "lr": optimizer.param_groups[0]["lr"], "epoch_time_s": time.perf_counter() - t0}
-        metrics["samples_per_s"] = train_metrics.get("samples_per_s", 0.0) * ctx.get_world_size()
-        value = metrics.get(stage.metric, metrics.get("loss"))
-        improved = best is None or (value < best if stage.mode == "min" else value > best)
-        best, since_best = (value, 0) if improved else (best, since_best + 1)
-        loop.step_scheduler(scheduler, value)
-        history.append(metrics)
-        stop = stage.early_stopping is not None and since_best >= stage.early_stopping
+    def on_epoch(metrics: dict[str, float]) -> None:
+        """Rank 0 writes the checkpoint and logs; every rank reports (Ray Train needs all ranks' reports)."""
+        epoch = int(metrics["epoch"])
         with tempfile.TemporaryDirectory() as d:
             if local_dir:  # local mode persists nothing itself: write where Ray Train would
-                d = os.path.join(local_dir, f"epoch_{epoch:04d}")
+                d = os.path.join(local_dir, checkpoints.epoch_dir_name(epoch))
                 os.makedirs(d, exist_ok=True)
             checkpoint = None
             if rank == 0:
-                save_checkpoint(d, {
+                checkpoints.save(d, {
                     "model": core.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "epoch": epoch, "best": best, "since_best": since_best,
-                    "rng": _rng_state(), "config_hash": config["config_hash"], "stage": config["stage"],
-                    "frozen": frozen_names, "history": json.dumps(history),
+                    "scheduler": scheduler.state_dict(), "epoch": epoch, "best": progress.best,
+                    "since_best": progress.since_best, "rng": checkpoints.rng_state(),
+                    "config_hash": config["config_hash"], "stage": stage_name, "frozen": frozen_names,
+                    "history": json.dumps(progress.history),
                 })
                 checkpoint = ray.train.Checkpoint.from_directory(d)
-                print(f"[{config['stage']}] epoch {epoch + 1}/{stage.epochs} " +
+                print(f"[{stage_name}] epoch {epoch + 1}/{stage.epochs} " +
                       " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k in ("loss", "val_loss", "samples_per_s")),
                       flush=True)
                 if tracker:
                     tracker.log(metrics, epoch)
-            ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=f"epoch_{epoch:04d}")
-        if stop:
-            break
+            ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=checkpoints.epoch_dir_name(epoch))
+
+    # train
+    loop.fit(model, stage, optimizer, scheduler, batches, loss_fn, progress, on_epoch,
+             frozen=loop.frozen_module_prefixes(core), mean=_allreduce_mean, workers=ctx.get_world_size())
     # cleanup: nothing held beyond the process
 
 
@@ -322,7 +288,7 @@ class _MlflowLogger:
 
 
 def run_stage(
-    spec: Any,
+    spec: ExperimentSpec,
     stage_name: str,
     datasets: dict[str, ray.data.Dataset],
     *,
@@ -338,9 +304,7 @@ def run_stage(
     so a finished stage trains no further epochs.
     """
     stage = spec.train.stages[stage_name]
-    storage = spec.train.storage_path or str(runs_dir() / "ray")
-    if "://" not in storage:
-        storage = str(Path(storage).resolve())
+    storage = checkpoints.storage_root(spec.train.storage_path)
     resources = {"CPU": stage.scaling.cpus_per_worker}
     if stage.scaling.use_gpu:
         resources["GPU"] = stage.scaling.gpus_per_worker
@@ -376,39 +340,31 @@ def run_stage(
     best = result.get_best_checkpoint(stage.metric, stage.mode) or result.checkpoint
     metrics = next((m for c, m in result.best_checkpoints or [] if c.path == best.path), result.metrics or {})
     with result.checkpoint.as_directory() as d:
-        history = json.loads(load_checkpoint(d)["history"])
+        history = json.loads(checkpoints.load(d)["history"])
     return StageResult(name=stage_name, checkpoint=checkpoint_uri(best), metrics=dict(metrics), history=history,
                        run_path=str(result.path), seconds=time.perf_counter() - start)
 
 
-def _local_epochs(run_dir: str | Path) -> list[Path]:
-    """The epoch checkpoints a local-mode stage wrote, oldest first."""
-    return sorted(p.parent for p in Path(run_dir).glob(f"epoch_*/{CHECKPOINT_FILE}"))
-
-
-def _fit_local(trainer: TorchTrainer, spec: Any, stage_name: str, run_dir: str, start: float) -> StageResult:
+def _fit_local(trainer: TorchTrainer, spec: ExperimentSpec, stage_name: str, run_dir: str,
+               start: float) -> StageResult:
     """Ray Train local mode: fit in this process (unless the stage finished earlier), then pick the best epoch
     checkpoint from the epochs' own metrics, as ``Result.get_best_checkpoint`` does for worker runs."""
     stage = spec.train.stages[stage_name]
-    epochs = _local_epochs(run_dir)
-    history = json.loads(load_checkpoint(epochs[-1])["history"]) if epochs else []
+    epochs = checkpoints.epoch_dirs(run_dir)
+    last = checkpoints.load(epochs[-1]) if epochs else None
+    history = json.loads(last["history"]) if last else []
     finished = bool(history) and (len(history) >= stage.epochs or (
-        stage.early_stopping is not None and load_checkpoint(epochs[-1])["since_best"] >= stage.early_stopping))
+        stage.early_stopping is not None and last["since_best"] >= stage.early_stopping))
     if not finished:
         with _LOCAL_MODE_LOCK:
             result = trainer.fit()
         if result.error:
             raise result.error
-        epochs = _local_epochs(run_dir)
-        history = json.loads(load_checkpoint(epochs[-1])["history"])
+        epochs = checkpoints.epoch_dirs(run_dir)
+        history = json.loads(checkpoints.load(epochs[-1])["history"])
     by_epoch = {int(m["epoch"]): m for m in history}
-
-    def score(path: Path) -> float:
-        m = by_epoch.get(int(path.name.split("_")[1]), {})
-        value = m.get(stage.metric, m.get("loss", float("inf")))
-        return value if stage.mode == "min" else -value
-
-    best = min(epochs, key=score)
-    metrics = by_epoch.get(int(best.name.split("_")[1]), {})
-    return StageResult(name=stage_name, checkpoint=str(best), metrics=dict(metrics), history=history,
-                       run_path=run_dir, seconds=time.perf_counter() - start)
+    chosen = loop.best_epoch([by_epoch[checkpoints.epoch_of(p)] for p in epochs if checkpoints.epoch_of(p) in by_epoch],
+                             stage.metric, stage.mode)
+    best = next((p for p in epochs if checkpoints.epoch_of(p) == chosen), epochs[-1])
+    return StageResult(name=stage_name, checkpoint=str(best), metrics=dict(by_epoch.get(checkpoints.epoch_of(best), {})),
+                       history=history, run_path=run_dir, seconds=time.perf_counter() - start)

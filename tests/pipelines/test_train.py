@@ -9,34 +9,20 @@ import mlflow
 import pytest
 import yaml
 
-from sportpose.paths import REPO
 from sportpose.errors import SpecError
+from sportpose.paths import REPO
 from sportpose.pipelines.train import run_pipeline
 from sportpose.registry import tracking
 from sportpose.spec.experiment import load_spec
 
 pytestmark = pytest.mark.integration
 
-TINY = """
-name: tiny
-seed: 1
-data:
-  root: {root}
-  synth: {{clips: 6, frames: 12, width: 192, height: 144, max_players: 2, seed: 3}}
-  splits: [0.5, 0.25, 0.25]
-  input_size: [64, 64]
-  frame_stride: 2
-model: {{kind: simplebaseline, width: 16, deconv_channels: 32}}
-train:
-  stages:
-    main: {{epochs: 2, batch_size: 8, scaling: {{num_workers: 2}}}}
-"""
-
 
 @pytest.fixture(scope="module")
-def tiny_run(ray_local, runs_home, tmp_path_factory):
+def tiny_run(ray_local, runs_home, tmp_path_factory, tiny_yaml):
+    """experiments/paper/base/simplebaseline_tiny.yaml as it is: two stages' epochs on two workers, registered."""
     spec_path = tmp_path_factory.mktemp("spec") / "tiny.yaml"
-    spec_path.write_text(TINY.format(root=runs_home / "data" / "tiny"))
+    spec_path.write_text(tiny_yaml("sb-base", f"data.root={runs_home / 'data' / 'tiny'}"))
     spec = load_spec(spec_path)
     return spec, run_pipeline(spec, log=lambda _: None)
 

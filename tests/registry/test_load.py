@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from sportpose.errors import DataError
+from sportpose.registry import register, tracking
 from sportpose.registry.load import load_model, parse_registry_uri
 
 
@@ -77,8 +78,6 @@ def test_registry_uris_are_parsed_or_refused():
 def registry(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.setenv("SPORTPOSE_RUNS", str(tmp_path))
-    from sportpose.registry import tracking
-
     return tracking.client()
 
 
@@ -94,12 +93,10 @@ def test_a_missing_model_or_alias_names_what_the_registry_has(registry):
 
 @pytest.mark.integration
 def test_a_registered_model_is_rebuilt_from_its_spec_and_weights(registry, tiny_checkpoint):
-    from sportpose.registry import tracking
-
     state = torch.load(tiny_checkpoint / "checkpoint.pt", weights_only=True)["model"]
     torch.save(state, tiny_checkpoint.parent / "weights.pt")
     run_id = tracking.start_run("tiny-infer", "register")
-    tracking.log_and_register(run_id, "sportpose-simplebaseline", tiny_checkpoint / "spec.yaml",
+    register.log_and_register(run_id, "sportpose-simplebaseline", tiny_checkpoint / "spec.yaml",
                               tiny_checkpoint.parent / "weights.pt", None, None, "pckh", 1.0, "max", "data")
     loaded = load_model("models:/sportpose-simplebaseline@champion")
     assert loaded.label == "sportpose-simplebaseline v1" and loaded.registry["run_id"] == run_id

@@ -13,39 +13,23 @@ import pytest
 import ray
 import torch
 
-from sportpose.paths import runs_dir
 from sportpose.errors import SpecError
+from sportpose.paths import runs_dir
 from sportpose.pipelines.train import run_pipeline
-from sportpose.training.stage import load_checkpoint
 from sportpose.registry import tracking
 from sportpose.spec.experiment import DataSpec, load_spec
+from sportpose.training.checkpoints import load as load_checkpoint
 
 pytestmark = pytest.mark.integration
 
-DAG = """
-name: dag
-seed: 2
-data:
-  root: {root}
-  synth: {{clips: 6, frames: 12, width: 192, height: 144, max_players: 2, seed: 5}}
-  splits: [0.5, 0.25, 0.25]
-  input_size: [64, 64]
-  frame_stride: 3
-model: {{kind: simplebaseline, width: 16, deconv_channels: 32}}
-register: {{enabled: false}}
-train:
-  stages:
-    a: {{epochs: 1, batch_size: 8, scaling: {{num_workers: 1}}}}
-    b: {{epochs: 1, batch_size: 8, scaling: {{num_workers: 1}}, optimizer: {{lr: 0.01}}}}
-    fuse:
-      after: [a, b]
-      load: {{a: [backbone], b: [deconv, head]}}
-      freeze: [backbone]
-      epochs: 1
-      batch_size: 8
-      scaling: {{num_workers: 2}}
-    joint: {{after: [fuse], epochs: 1, batch_size: 8, scaling: {{num_workers: 2}}, optimizer: {{lr: 0.0001}}}}
-"""
+# The tiny SimpleBaseline (experiments/paper/base/simplebaseline_tiny.yaml) as a DAG of four stages: two trained
+# independently, one fusing them with the backbone frozen, one fine-tuning everything.
+DAG = ["name=dag", "seed=2", "data.synth.seed=5", "data.frame_stride=3", "register={enabled: false}",
+       "train.stages={a: {epochs: 1, batch_size: 8, scaling: {num_workers: 1}}, "
+       "b: {epochs: 1, batch_size: 8, scaling: {num_workers: 1}, optimizer: {lr: 0.01}}, "
+       "fuse: {after: [a, b], load: {a: [backbone], b: [deconv, head]}, freeze: [backbone], epochs: 1, "
+       "batch_size: 8, scaling: {num_workers: 2}}, "
+       "joint: {after: [fuse], epochs: 1, batch_size: 8, scaling: {num_workers: 2}, optimizer: {lr: 0.0001}}}"]
 
 
 class Interrupt(KeyboardInterrupt):
@@ -53,9 +37,9 @@ class Interrupt(KeyboardInterrupt):
 
 
 @pytest.fixture(scope="module")
-def dag_spec_path(runs_home, tmp_path_factory):
+def dag_spec_path(runs_home, tmp_path_factory, tiny_yaml):
     path = tmp_path_factory.mktemp("dag") / "dag.yaml"
-    path.write_text(DAG.format(root=runs_home / "data" / "dag"))
+    path.write_text(tiny_yaml("sb-base", *DAG, f"data.root={runs_home / 'data' / 'dag'}"))
     return path
 
 

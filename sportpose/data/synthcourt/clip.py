@@ -16,11 +16,19 @@ import cv2
 import numpy as np
 
 from sportpose.data.camera import Camera, project
+from sportpose.data.formats.posetrack18 import posetrack_image_id
 from sportpose.data.synthcourt.body import forward_kinematics
 from sportpose.data.synthcourt.motions import ball_track, gait_phase, pose_track, release_time, sample_schedule
 from sportpose.data.synthcourt.render import Renderer, visibility_from_ids
-from sportpose.data.synthcourt.scene import (NEAR_MM, PLAY_MARGIN_X, initial_positions, render_background,
-                                             sample_camera, sample_players, simulate_roots)
+from sportpose.data.synthcourt.scene import (
+    NEAR_MM,
+    PLAY_MARGIN_X,
+    initial_positions,
+    render_background,
+    sample_camera,
+    sample_players,
+    simulate_roots,
+)
 from sportpose.models.skeleton import POSETRACK, SYNTH, convert
 from sportpose.spec.data import BLUR_SUBFRAMES, MOTIONS, SynthConfig
 
@@ -43,7 +51,7 @@ def clip_setup(config: SynthConfig, index: int) -> dict:
 
 def image_id(index: int, frame: int) -> int:
     """PoseTrack 2018 image id ``1VVVVVVFFFF`` with the clip index as video number."""
-    return 10000000000 + index * 10000 + frame
+    return posetrack_image_id(index, frame)
 
 
 CATEGORIES = [{

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sportpose.data.dataset import numpy_batches
 from sportpose.evaluation.complexity import complexity as count_complexity
 from sportpose.evaluation.evaluate2d import (
     STREAM_KEYS,
@@ -30,8 +31,8 @@ from sportpose.evaluation.evaluate2d import (
 from sportpose.evaluation.similarity import similarity_on_clips
 from sportpose.models.skeleton import JOINT_SETS
 from sportpose.models.stsp import complexity_inputs
-from sportpose.pipelines.train import _load_weights
 from sportpose.spec.experiment import ExperimentSpec
+from sportpose.training.stage import stage_weights
 from sportpose.viz.plots import pyplot
 
 PROTOCOL_KEYS = ("split", "seed", "boxes", "flip_test", "samples")
@@ -73,9 +74,9 @@ def views(runner, parent_id: str, out: Path) -> list[dict[str, Any]]:
             model_spec = replace(model_spec, fusion_weights=tuple(result["figures"]["fusion_weights"]))
         joint_set = JOINT_SETS[spec.data.joint_set]
         model = replace(spec, model=model_spec).build_model()
-        model.load_state_dict(_load_weights(result["checkpoint"]))
+        model.load_state_dict(stage_weights(result["checkpoint"]))
         names = tuple(model.input_names())
-        parts = [predict(model, datasets[s].iter_batches(batch_size=spec.evaluate.batch_size, batch_format="numpy"),
+        parts = [predict(model, numpy_batches(datasets[s], spec.evaluate.batch_size),
                          names) for s in ("train", "val", "test")]
         p = _concat(parts)
         by_view = {"all": float(ap_score(p, clips, joint_set)["groups"]["Total"])}
@@ -209,7 +210,7 @@ def similarity(runner, parent_id: str, out: Path) -> list[dict[str, Any]]:
     if spec.model.kind == "multistream" and "fusion_weights" in ev:
         spec = replace(spec, model=replace(spec.model, fusion_weights=tuple(ev["fusion_weights"])))
     model = spec.build_model()
-    model.load_state_dict(_load_weights(runner.base_final_checkpoint()))
+    model.load_state_dict(stage_weights(runner.base_final_checkpoint()))
     _, clips = runner.data(spec)
     held_out = [c for c in clips if c["split"] == spec.evaluate.split]
     lags = runner.study.spec.lags

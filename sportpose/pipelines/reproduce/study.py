@@ -53,16 +53,16 @@ from typing import Any
 
 import numpy as np
 
-from sportpose.paths import EXPERIMENTS, REPO, runs_dir
-from sportpose.errors import SpecError
 from sportpose.data.dataset import load_clips
 from sportpose.data.prepare import open_split
-from sportpose.registry import tracking
+from sportpose.errors import SpecError
+from sportpose.paths import EXPERIMENTS, REPO, runs_dir
 from sportpose.pipelines.reproduce import kinds as reproduce_kinds
 from sportpose.pipelines.reproduce.variants import reused_model_keys, train_variant
 from sportpose.pipelines.train import _json_default, _state_path, prepare_data, read_state, run_pipeline
+from sportpose.registry import tracking
 from sportpose.spec.experiment import ExperimentSpec, load_spec, read_spec_file, spec_hash, spec_to_dict, stage_order
-from sportpose.spec.fill import fill
+from sportpose.spec.fill import fill, get_key
 from sportpose.spec.study import SCALES, RowSpec, StudySpec
 
 STUDY_DIR = EXPERIMENTS / "paper"
@@ -201,13 +201,8 @@ def _check_reuse(base: ExperimentSpec, row: ExperimentSpec, reuse: tuple[str, ..
 
 def lookup(figures: dict[str, Any], key: str) -> float | None:
     """A dotted key of a row's figures (``ap_groups.Head``); None when absent or not a finite number."""
-    node: Any = figures
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
     try:
-        value = float(node)
+        value = float(get_key(figures, key))
     except (TypeError, ValueError):
         return None
     return value if np.isfinite(value) else None

@@ -47,17 +47,33 @@ from ray.tune.search.optuna import OptunaSearch
 
 from sportpose.data.dataset import build_split, load_clips
 from sportpose.errors import SpecError
-from sportpose.evaluation.evaluate2d import (STREAM_KEYS, Predictions2D, ground_truth_for, load_stream_cache, to_videos,
-                                             with_heatmaps)
+from sportpose.evaluation.evaluate2d import (
+    STREAM_KEYS,
+    Predictions2D,
+    ground_truth_for,
+    load_stream_cache,
+    to_videos,
+    with_heatmaps,
+)
 from sportpose.evaluation.metrics import posetrack_ap
 from sportpose.models.skeleton import JOINT_SETS, JointSet
-from sportpose.paths import runs_dir
 from sportpose.pipelines.sweep.book import TIME_ATTR, TrialBook
 from sportpose.pipelines.train import prepare_data
 from sportpose.registry import tracking
 from sportpose.spec.experiment import ExperimentSpec
-from sportpose.spec.sweep import (FUSION_KEY, FUSION_METRIC, SIMPLEX_SEP, Sweep, SweepSpec, param_columns, param_keys,
-                                  simplex_weights, trial_overrides, trial_spec)
+from sportpose.spec.sweep import (
+    FUSION_KEY,
+    FUSION_METRIC,
+    SIMPLEX_SEP,
+    Sweep,
+    SweepSpec,
+    param_columns,
+    param_keys,
+    simplex_weights,
+    trial_overrides,
+    trial_spec,
+)
+from sportpose.training import checkpoints
 from sportpose.training.stage import plan_init, run_stage
 
 CACHE_ARTIFACT = "streams/val_streams.npz"
@@ -100,9 +116,7 @@ def run_round(sweep: Sweep, book: TrialBook, study: optuna.Study, rdb: Any, rema
             log("data: train/val cut once, shared by every trial")
         trainable = tune.with_parameters(_train_trial, context={"sweep": sweep, "datasets": datasets, "init": init,
                                                                 "run_prefix": run_prefix})
-    storage_path = sweep.base.train.storage_path or str(runs_dir() / "ray")
-    if "://" not in storage_path:
-        storage_path = str(Path(storage_path).resolve())
+    storage_path = checkpoints.storage_root(sweep.base.train.storage_path)
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}),
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=remaining,
@@ -367,8 +381,8 @@ def resolve_init(sweep: Sweep) -> dict[str, str]:
             out[stage] = value
         else:
             path = Path(value).resolve()
-            if not (path / "checkpoint.pt").is_file():
-                raise SpecError(key, f"{value} is not a stage checkpoint folder (no checkpoint.pt), an MLflow run id, "
+            if not (path / checkpoints.CHECKPOINT_FILE).is_file():
+                raise SpecError(key, f"{value} is not a stage checkpoint folder (no {checkpoints.CHECKPOINT_FILE}), an MLflow run id, "
                                      "or latest", file)
             out[stage] = str(path)
     return out

@@ -134,10 +134,10 @@ def _tiny_stream_cache(folder: Path, base_path: Path) -> Path:
     weights matter: the best fusion leans on w_s."""
     import torch
 
-    from sportpose.models import build_model
     from sportpose.data.dataset import load_clips
     from sportpose.data.tubes import cut_clip
     from sportpose.evaluation.evaluate2d import predict, save_stream_cache
+    from sportpose.models import build_model
 
     spec = load_spec(base_path)
     synthcourt.generate(Path(spec.data.root), spec.data.synth, progress=False)
