@@ -12,7 +12,7 @@ Children's Sports" (JISEM 2025). Three modules, each a block below:
   learned temporal position encoding) into keys and values; the current frame's node features query them
   (multi-head cross-attention); ``P̂_t = P_3D^t + Φ_pred([h'_t; A_t])``.
 
-Decisions where the paper and SPEC are silent (also in the issue note):
+Decisions where the paper and SPEC are silent:
 
 - **Frame alignment.** A tube holds T consecutive crops; the *current* frame is the last one (t = T−1) and
   frames T−1−τ … T−2 are its τ past poses. Every frame gets heatmaps, 2D keypoints and a GSR pose, and

@@ -452,6 +452,6 @@ def _evaluate_3d(spec: ExperimentSpec, checkpoint: str, datasets: dict[str, ray.
 def register(spec: ExperimentSpec, parent_id: str, weights: dict, ds: ray.data.Dataset, evaluation: dict,
              fingerprint: str) -> Promotion:
     """Register the final model, with one sample of ``ds`` as its input example."""
-    first = next(iter(ds.iternumpy_batches(batch_size=1, batch_format="numpy")))
+    first = next(iter(numpy_batches(ds, 1)))
     example = {n: first[n] for n in spec.build_model().input_names()}
     return register_model(spec, parent_id, weights, example, float(evaluation[spec.register.metric]), fingerprint)

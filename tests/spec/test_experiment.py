@@ -6,19 +6,13 @@ import sys
 import pytest
 
 from sportpose.errors import SpecError
-from sportpose.spec.experiment import (
-    ExperimentSpec,
-    apply_overrides,
-    load_spec,
-    read_spec_file,
-    spec_from_dict,
-    spec_hash,
-    spec_to_dict,
-    stage_order,
-)
-
 from sportpose.models import MODELS
 from sportpose.paths import REPO
+from sportpose.pipelines.reproduce.study import load_study
+from sportpose.spec.experiment import (ExperimentSpec, apply_overrides, load_spec, read_spec_file, spec_from_dict,
+                                       spec_hash, spec_to_dict, stage_order)
+from sportpose.spec.sweep import load_sweep
+
 MINIMAL = "name: t\nmodel: {kind: simplebaseline}\n"
 
 
@@ -39,9 +33,6 @@ def load_error(tmp_path, text, overrides=()) -> SpecError:
 def test_every_yaml_in_experiments_loads():
     """Every YAML under experiments/ loads with its own loader: experiment specs, sweeps and paper studies (at
     each scale they declare). A file that is none of the three fails the test."""
-    from sportpose.pipelines.reproduce.study import load_study
-    from sportpose.spec.sweep import load_sweep
-
     files = sorted((REPO / "experiments").rglob("*.yaml"))
     assert files, "experiments/ holds no specs"
     kinds = {"experiment": 0, "sweep": 0, "study": 0}
