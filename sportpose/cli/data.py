@@ -1,4 +1,5 @@
-"""``sportpose data synth|inspect|prepare``: generate SynthCourt, look at a dataset, cut a spec's samples.
+"""``sportpose data synth|import|inspect|prepare``: generate SynthCourt, import a downloaded dataset, look at a
+dataset, cut a spec's samples.
 
 Every import of the data floor and the pipelines is written inside the command that needs it: SynthCourt and
 its config load cv2 and torch, preparing loads Ray, and ``sportpose --help`` should not wait for them.
@@ -73,6 +74,27 @@ def synth_line(config, seconds: float) -> str:
             f"{config.fps:g} fps, seed {config.seed}) in {seconds:.1f} s ({n / max(seconds, 1e-9):.0f} frames/s)")
 
 
+def import_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("kind", choices=("posetrack18", "posetrack17", "folder"),
+                   help="posetrack18 / posetrack17: the release's annotations/<split>/*.json over images/...; "
+                        "folder: your own videos, each labelled by a PoseTrack 2018 .json of the same stem")
+    p.add_argument("root", help="the dataset as downloaded (nothing in it is copied or changed)")
+    p.add_argument("--out", required=True, help="folder for manifest.json (and converted annotations); train with "
+                                                "-o data.source=manifest -o data.root=OUT")
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from sportpose.data.imports import run_import, summary
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise DataError(str(out), "--out", "is a file; expected a folder for the manifest")
+    result = run_import(args.kind, args.root, out, progress=True)
+    print(summary(result))
+    print(f"train on it: sportpose train SPEC -o data.source=manifest -o data.root={result.manifest.parent}")
+    return 0
+
+
 def inspect_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", help="a SynthCourt folder, or PoseTrack annotations (a .json file or a folder of them)")
     p.add_argument("--out", default=None,
@@ -109,6 +131,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 DATA_COMMANDS: Commands = {
     "synth": ("generate a SynthCourt dataset: mp4 clips, PoseTrack18 JSON, 3D joints, manifest",
               synth_args, cmd_synth),
+    "import": ("turn a downloaded dataset (PoseTrack 2018/2017, your own videos) into a manifest the pipeline "
+               "trains from, media left in place; every unusable file listed with its reason", import_args, cmd_import),
     "inspect": ("summary counts and a contact sheet of frames with the ground truth drawn (SynthCourt or PoseTrack)",
                 inspect_args, cmd_inspect),
     "prepare": ("cut a spec's samples once into Parquet shards, reused while the fields that shape them are unchanged",

@@ -203,6 +203,17 @@ class _Plan:
         return max(self.tube + self.context)
 
 
+def without_ignored(kp: np.ndarray, regions: list[np.ndarray]) -> np.ndarray:
+    """``kp`` (K, 3) with the joints inside any ignore region (polygons (N, 2) in image pixels) unlabeled: their
+    target weight is 0, as PoseTrack's evaluation ignores them."""
+    kp = kp.copy()
+    for j in np.flatnonzero(kp[:, 2] > 0):
+        point = (float(kp[j, 0]), float(kp[j, 1]))
+        if any(len(r) >= 3 and cv2.pointPolygonTest(r.reshape(-1, 1, 2), point, False) >= 0 for r in regions):
+            kp[j] = 0.0
+    return kp
+
+
 def _check_box(box: np.ndarray, width: int, height: int, path: str, where: str) -> None:
     if not np.isfinite(box).all() or box[2] <= 0 or box[3] <= 0:
         raise DataError(path, f"{where} bbox", f"zero or negative area: {box.tolist()}")
@@ -271,6 +282,8 @@ def cut_clip_columns(
                 kp = poses.keypoints(frame.frame_index, person.track_id)
                 # Evaluation keeps every labeled person: one left out would count as missed in the AP.
                 minimum = data.min_visible_joints if clip.get("split") == "train" else 1
+                if kp is not None and frame.ignore_regions:
+                    kp = without_ignored(kp, frame.ignore_regions)
                 if kp is None or int((kp[:, 2] > 0).sum()) < minimum:
                     continue
                 _check_box(np.asarray(person.bbox, np.float64), width, height, clip["annotations"], where)

@@ -1,9 +1,15 @@
-"""Video decoding: decord first (one reader per clip, bounded threads), OpenCV as the fallback.
+"""Video decoding: decord first (one reader per clip, bounded threads), OpenCV as the fallback; frame folders
+(numbered JPEG/PNG sequences, as PoseTrack ships) read through the same reader contract.
 
 Readers are created inside the task that uses them, never before a fork. Frames come back RGB uint8, at the
 video's own size or resized while decoding (``size``), which is cheaper than decoding at full size and
 resizing afterwards. :func:`iter_frames` decodes each requested frame exactly once, in increasing order, and
 is the only way the data pipeline touches video.
+
+A path that is a folder is a frame folder (:class:`FrameFolderReader`): ``NNNNNN.jpg`` files, frame index =
+file number − first number of the convention, which the digit count names (PoseTrack 2018: six digits from
+0; PoseTrack 2017: eight digits from 1; any other width: from 0). A missing or corrupt frame is a
+:class:`~sportpose.errors.DataError` naming the file, as a corrupt video frame is.
 
 Pixel convention of a resized decode: pixel centres are aligned, i.e. decoded pixel ``x_d`` and source pixel
 ``x`` satisfy ``x_d = (x + 0.5) * W_d / W - 0.5`` (what both swscale and ``cv2.INTER_AREA`` do), see
@@ -13,6 +19,7 @@ Pixel convention of a resized decode: pixel centres are aligned, i.e. decoded pi
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -30,6 +37,11 @@ except ImportError:  # pragma: no cover - exercised on machines without decord w
     decord = None
 
 SEEK_GAP = 64  # forward gaps up to this many frames are decoded through (skip_frames); longer ones seek
+FRAME_FILE = re.compile(r"^(\d+)\.(jpg|jpeg|png)$", re.IGNORECASE)
+FIRST_FRAME_NUMBER = {6: 0, 8: 1}  # digits of a frame file name -> its first number (PoseTrack 2018, 2017)
+FRAME_FOLDER_FPS = 25.0  # frame folders carry no frame rate; PoseTrack's videos are 25-30 fps
+# cv2.imread flags that decode a JPEG at 1/k of its size inside the decoder (DCT scaling), cheapest first
+_REDUCED = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4), (2, cv2.IMREAD_REDUCED_COLOR_2))
 
 
 class VideoReader(Protocol):
@@ -114,6 +126,98 @@ class OpenCVReader:
         return out
 
 
+class FrameFolderReader:
+    """A folder of numbered frames (``000000.jpg`` ...) read as a video: same contract as the video readers.
+
+    With ``size``, a JPEG is decoded at the largest 1/2, 1/4 or 1/8 reduction (``cv2.IMREAD_REDUCED_*``) that
+    is still at least ``size``, then resized to ``size`` (``INTER_AREA``): decoding at a reduced size is
+    several times cheaper than decoding at full size, and pixel centres stay aligned as in a resized video
+    decode (:func:`decode_scale_affine`). A truncated JPEG (no end-of-image marker), an unreadable file or a
+    missing frame raises naming the file.
+    """
+
+    def __init__(self, path: str, size: tuple[int, int] | None = None):
+        self.path = path
+        numbers, digits, ext = scan_frame_folder(path)
+        self.first = FIRST_FRAME_NUMBER.get(digits, 0)
+        self._digits, self._ext = digits, ext
+        self.num_frames = max(numbers) - self.first + 1
+        self.fps = FRAME_FOLDER_FPS
+        self.native = probe_frame(self.frame_file(min(numbers) - self.first))
+        self._size = tuple(size) if size is not None and tuple(size) != self.native else None
+        self.size = self._size or self.native
+
+    def frame_file(self, index: int) -> str:
+        return os.path.join(self.path, f"{index + self.first:0{self._digits}d}{self._ext}")
+
+    def read(self, indices: list[int]) -> list[np.ndarray]:
+        """(H, W, 3) uint8 RGB frames for frame indices."""
+        return [self._read(self.frame_file(i)) for i in indices]
+
+    def _read(self, file: str) -> np.ndarray:
+        flag = cv2.IMREAD_COLOR
+        if self._size is not None and file.lower().endswith((".jpg", ".jpeg")):
+            flag = next((f for k, f in _REDUCED if self.native[0] / k >= self._size[0]
+                         and self.native[1] / k >= self._size[1]), cv2.IMREAD_COLOR)
+        image = decode_image(file, flag)
+        if image.shape[1::-1] != tuple(self.size):
+            image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def scan_frame_folder(path: str | Path) -> tuple[list[int], int, str]:
+    """The frame numbers of a frame folder, their digit count and file extension.
+
+    Raises:
+        DataError: the folder holds no numbered frames, or numbers of several widths or extensions.
+    """
+    found = [m for m in (FRAME_FILE.match(name) for name in os.listdir(path)) if m]
+    if not found:
+        raise DataError(str(path), "frames", "no numbered frames (NNNNNN.jpg) in this folder")
+    widths = {len(m.group(1)) for m in found}
+    exts = {m.group(2).lower() for m in found}
+    if len(widths) > 1 or len(exts) > 1:
+        raise DataError(str(path), "frames", f"frame names mix digit counts {sorted(widths)} or extensions "
+                                             f"{sorted(exts)}; expected one numbering, as NNNNNN.jpg")
+    ext = "." + found[0].group(2)
+    return sorted(int(m.group(1)) for m in found), widths.pop(), ext
+
+
+def decode_image(file: str, flag: int = cv2.IMREAD_COLOR) -> np.ndarray:
+    """One image file decoded to BGR uint8 (``flag``: a cv2.IMREAD_* flag).
+
+    Raises:
+        DataError: the file is missing, empty, truncated (a JPEG without its end-of-image marker) or unreadable.
+    """
+    if not os.path.exists(file):
+        raise DataError(file, "frame", "file not found")
+    data = np.fromfile(file, np.uint8)
+    if data.size == 0:
+        raise DataError(file, "frame", "file is empty (0 bytes)")
+    if file.lower().endswith((".jpg", ".jpeg")) and not (data[:2].tobytes() == b"\xff\xd8"
+                                                        and b"\xff\xd9" in data[-16:].tobytes()):
+        raise DataError(file, "frame", "not a complete JPEG (truncated, or another format)")
+    image = cv2.imdecode(data, flag)
+    if image is None:
+        raise DataError(file, "frame", "cannot be decoded (corrupt, or not an image)")
+    return image
+
+
+def probe_frame(file: str) -> tuple[int, int]:
+    """(width, height) of one image file: from a JPEG's frame header without decoding, else by decoding it."""
+    if file.lower().endswith((".jpg", ".jpeg")) and os.path.exists(file):
+        with open(file, "rb") as f:
+            head = f.read(1 << 16)
+        i = 2
+        while head[:2] == b"\xff\xd8" and i + 9 < len(head) and head[i] == 0xFF:
+            marker, length = head[i + 1], int.from_bytes(head[i + 2 : i + 4], "big")
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # start of frame: P, Y, X
+                return int.from_bytes(head[i + 7 : i + 9], "big"), int.from_bytes(head[i + 5 : i + 7], "big")
+            i += 2 + length
+    image = decode_image(file)
+    return image.shape[1], image.shape[0]
+
+
 def _check_file(path: str) -> None:
     if not os.path.exists(path):
         raise DataError(path, "video", "file not found")
@@ -128,6 +232,8 @@ def probe_video(path: str | Path) -> tuple[int, int]:
         DataError: the file is missing, empty, or no container OpenCV knows.
     """
     path = str(path)
+    if os.path.isdir(path):
+        return FrameFolderReader(path).native
     _check_file(path)
     cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
     try:
@@ -146,7 +252,7 @@ def open_video(path: str | Path, backend: str = "auto", num_threads: int = 1,
     """Open a video for decoding.
 
     Args:
-        path: the video file.
+        path: the video file, or a frame folder (:class:`FrameFolderReader`, whatever ``backend`` says).
         backend: ``auto`` (decord where installed, else OpenCV), ``decord`` or ``opencv``.
         num_threads: decord's decoding threads (1 inside Ray tasks, which are already parallel).
         size: (width, height) to decode to; None keeps the video's size.
@@ -155,6 +261,8 @@ def open_video(path: str | Path, backend: str = "auto", num_threads: int = 1,
         DataError: the file is missing, empty or cannot be decoded.
     """
     path = str(path)
+    if os.path.isdir(path):
+        return FrameFolderReader(path, size=size)
     _check_file(path)
     if backend == "decord" or (backend == "auto" and decord is not None):
         if decord is None:

@@ -50,6 +50,23 @@ def load_manifest(path_or_dir: str | Path) -> dict:
     return manifest
 
 
+def _refuse_foreign(path: Path) -> None:
+    """A manifest that SynthCourt did not write (an imported dataset, a user's own) is never replaced.
+
+    Raises:
+        DataError: naming the manifest and the source it says it holds.
+    """
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, OSError):
+        return  # unreadable: a SynthCourt manifest cut short by an interrupted run is rewritten
+    dataset = manifest.get("dataset") if isinstance(manifest, dict) else None
+    if dataset != "synthcourt":
+        raise DataError(str(path), "dataset", f"is {dataset!r}, not 'synthcourt': a dataset SynthCourt did not write "
+                                              "is never overwritten (train on it with data.source: manifest, or give "
+                                              "SynthCourt another data.root)")
+
+
 def _complete(out: Path, manifest: dict) -> bool:
     return all((out / c[k]).is_file() for c in manifest.get("clips", []) for k in ("video", "annotations", "points3d"))
 
@@ -77,6 +94,7 @@ def generate(out_dir: str | Path, config: SynthConfig, progress: bool = True, wo
     manifest_path = out / "manifest.json"
     wanted = config_dict(config)
     if manifest_path.exists():
+        _refuse_foreign(manifest_path)
         try:
             old = load_manifest(manifest_path)
             if old.get("config") == wanted and _complete(out, old):

@@ -1,0 +1,34 @@
+"""``sportpose data import KIND ROOT --out DIR``: a downloaded dataset becomes a manifest the pipeline trains
+from, its media left where they are (SPEC §3.2b).
+
+One module per source: :mod:`.posetrack` (PoseTrack 2018 and 2017 frame folders and per-video JSON),
+:mod:`.folder` (a user's own videos with PoseTrack 2018 labels of the same stem); what every import writes
+is in :mod:`.manifest`. Train on an import with ``data.source: manifest`` and ``data.root: DIR``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from sportpose.data.imports.folder import import_folder
+from sportpose.data.imports.manifest import ImportResult, summary
+from sportpose.data.imports.posetrack import import_posetrack17, import_posetrack18
+
+IMPORTERS: dict[str, Callable[..., ImportResult]] = {
+    "posetrack18": import_posetrack18,
+    "posetrack17": import_posetrack17,
+    "folder": import_folder,
+}
+
+
+def run_import(kind: str, root: str | Path, out: str | Path, progress: bool = True) -> ImportResult:
+    """Import ``root`` as ``kind`` into ``out`` (nothing is written when ``out`` already holds this import).
+
+    Raises:
+        DataError: ``root`` is not a dataset of that kind, or holds no usable clip.
+    """
+    return IMPORTERS[kind](Path(root), Path(out), progress=progress)
+
+
+__all__ = ["IMPORTERS", "ImportResult", "run_import", "summary"]
