@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from sportpose.data.formats import FrameAnnotation, PersonAnnotation, VideoAnnotation, read_posetrack18
+from sportpose.data.formats import (FrameAnnotation, PersonAnnotation, VideoAnnotation, read_posetrack18,
+                                    write_posetrack18)
 from sportpose.data.samples import invert_affine, transform_points
 from sportpose.evaluation.metrics import pckh, posetrack_ap
 from sportpose.models.heatmaps import HEATMAP_STRIDE, decode_heatmaps, heatmap_to_crop
@@ -143,6 +144,23 @@ def to_videos(p: Predictions2D, joint_set: JointSet) -> list[VideoAnnotation]:
     return [VideoAnnotation(name=v, path="<predictions>", nframes=0,
                             frames=sorted(f.values(), key=lambda f: f.frame_index), categories=[])
             for v, f in sorted(videos.items())]
+
+
+def write_predictions(p: Predictions2D, clips: list[dict[str, Any]], joint_set: JointSet, folder: Path) -> list[Path]:
+    """The predictions as one PoseTrack 2018 file per video (``folder/<video>.json``), named and numbered as the
+    ground truth (its image ids and file names), with per-joint scores: what poseval's ``--predictions`` reads."""
+    folder.mkdir(parents=True, exist_ok=True)
+    truth = {v.name: {f.image_id: f for f in v.frames} for v in ground_truth_for(p, clips)}
+    written = []
+    for video in to_videos(p, joint_set):
+        for frame in video.frames:
+            gt = truth.get(video.name, {}).get(frame.image_id)
+            if gt is not None:
+                frame.file_name = gt.file_name
+        path = folder / f"{video.name}.json"
+        write_posetrack18(video, path, predictions=True)
+        written.append(path)
+    return written
 
 
 def ground_truth_for(p: Predictions2D, clips: list[dict[str, Any]]) -> list[VideoAnnotation]:

@@ -13,7 +13,8 @@ setup -> predict -> report:
    with; the complexity row at batch 1 (:mod:`~sportpose.evaluation.complexity`); with
    ``similarity``, the feature similarity over time (:mod:`~sportpose.evaluation.similarity`).
 3. **report**: :mod:`~sportpose.evaluation.report` writes ``report.md``, the PNGs and
-   ``metrics.json`` into the output folder (default ``<runs>/outputs/<spec name>/eval-<run id[:8]>``; it
+   ``metrics.json`` (and, for PoseTrack joints, ``predictions/<video>.json`` in the PoseTrack 2018 layout that
+   poseval reads) into the output folder (default ``<runs>/outputs/<spec name>/eval-<run id[:8]>``; it
    appears only when complete), and the same files become the artifacts (``evaluation/``) of a new MLflow run
    in the spec's experiment, tagged ``sportpose.kind=evaluation`` with the model's source (and, for a
    registered model, its name, version and source run), with the headline numbers as metrics.
@@ -193,6 +194,8 @@ def run_evaluate(args: EvaluateArgs, log: Callable[[str], None] = print) -> Eval
                 metrics = report.report_2d(p, chosen, joint_set, protocol, loaded.describe(), tmp,
                                            complexity=complexity, similarity=similarity,
                                            alpha=spec.evaluate.pckh_alpha, overlays=args.overlays)
+                if joint_set.name == "posetrack":  # what poseval and the leaderboards read
+                    evaluate2d.write_predictions(p, chosen, joint_set, tmp / "predictions")
             (tmp / "resolved.yaml").write_text(spec_yaml(spec))
         if run_id:
             tracking.log_params(run_id, {"evaluate": {"model": loaded.source, "spec": str(args.spec),

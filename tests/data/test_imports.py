@@ -176,3 +176,36 @@ def test_your_own_videos_with_labels_of_the_same_stem(tmp_path):
     assert {c["name"]: c["split"] for c in clips}["game1"] == "train"  # assigned by data.splits
     assert cut_clip(next(c for c in clips if c["name"] == "game1"), DATA, seed=0)  # a train clip: people with
     # fewer than data.min_visible_joints labelled joints are left out
+
+
+def test_posetrack17_annolist_is_converted_on_import_and_its_frames_count_from_one(tmp_path):
+    root = tmp_path / "pt17"
+    frames = root / "images" / "bonn" / "000342_mpii"
+    frames.mkdir(parents=True)
+    for i in range(3):
+        shutil.copy(CLIP / f"{i:06d}.jpg", frames / f"{i + 1:08d}.jpg")
+    # poseval's 15 point ids: 8 r_shoulder, 9 l_shoulder, 2 r_hip, 3 l_hip, 13 nose, 12 head_bottom, 14 head_top
+    points = {8: (600, 300), 9: (700, 300), 2: (610, 450), 3: (690, 450), 13: (650, 230), 12: (650, 270),
+              14: (650, 190)}
+    rect = {"x1": [620], "y1": [180], "x2": [680], "y2": [280], "track_id": [0],
+            "annopoints": [{"point": [{"id": [k], "x": [x], "y": [y], "is_visible": [1]} for k, (x, y) in points.items()]}]}
+    annolist = [{"image": [{"name": f"images/bonn/000342_mpii/{i + 1:08d}.jpg"}], "imgnum": [i + 1],
+                 "annorect": [rect] if i == 1 else [], "is_labeled": [int(i == 1)]} for i in range(3)]
+    (root / "annotations" / "train").mkdir(parents=True)
+    (root / "annotations" / "train" / "000342_mpii.json").write_text(json.dumps({"annolist": annolist}))
+    out = tmp_path / "out"
+    result = run_import("posetrack17", root, out, progress=False)
+    assert not result.skipped and [c["split"] for c in result.clips] == ["train"]
+    clip = load_clips(out, (1.0, 0.0, 0.0), 0)[0]
+    assert Path(clip["annotations"]).is_relative_to(out)  # the 2018 file the import wrote; the media stay put
+    labelled = [f for f in read_posetrack18(clip["annotations"])[0].frames if f.is_labeled]
+    assert [f.frame_index for f in labelled] == [1]  # 00000002.jpg
+    rows = cut_clip(clip, replace_data(min_visible_joints=1), seed=0)
+    assert len(rows) == 1 and int(rows[0]["frame"]) == 1
+    reader = open_video(clip["video"])
+    np.testing.assert_array_equal(reader.read([1])[0], read_frames(open_video(CLIP), [1])[1])
+
+
+def replace_data(**changes) -> DataSpec:
+    return DataSpec(**{**{"source": "manifest", "window": 3, "input_size": (64, 64), "max_samples_per_clip": None},
+                       **changes})
