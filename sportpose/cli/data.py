@@ -75,8 +75,10 @@ def synth_line(config, seconds: float) -> str:
 
 
 def import_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("kind", choices=("posetrack18", "posetrack17", "folder"),
+    p.add_argument("kind", choices=("posetrack18", "posetrack17", "h36m", "folder"),
                    help="posetrack18 / posetrack17: the release's annotations/<split>/*.json over images/...; "
+                        "h36m: MMPose's frame folders with their annotation .npz (imgname/center/scale/part/S), "
+                        "or S*/Videos/*.mp4 with VideoPose3D's data_3d_h36m.npz, and cameras.json; "
                         "folder: your own videos, each labelled by a PoseTrack 2018 .json of the same stem")
     p.add_argument("root", help="the dataset as downloaded (nothing in it is copied or changed)")
     p.add_argument("--out", required=True, help="folder for manifest.json (and converted annotations); train with "

@@ -103,6 +103,7 @@ def sample_schema(data: DataSpec, detections: bool = False) -> dict[str, tuple[t
         schema["det_score"] = ((), np.float32)
     elif data.points3d:
         schema["joints_3d"] = ((*per_frame, JOINT_SETS["h36m"].num_joints, 3), np.float32)  # root-relative mm
+        schema["bone_lengths"] = ((len(JOINT_SETS["h36m"].edges),), np.float32)  # mm; NaN = not known
     for name in STRING_COLUMNS:
         schema[name] = ((), str)
     return schema
@@ -132,6 +133,7 @@ class _Poses:
         try:
             with np.load(path) as z:
                 arrays = {key: z[key] for key in ("joints_2d", "joints_cam", "visibility", "track_ids")}
+                layout = str(z["layout"]) if "layout" in z.files else "synth"
         except FileNotFoundError:
             raise DataError(path, "", "file not found") from None
         except KeyError as e:
@@ -139,12 +141,16 @@ class _Poses:
         except (OSError, ValueError, zipfile.BadZipFile) as e:
             raise DataError(path, "", f"cannot be read: {str(e).splitlines()[0][:200]}") from None
         shape = arrays["joints_cam"].shape
-        if len(shape) != 4 or shape[-1] != 3 or arrays["joints_2d"].shape != shape[:3] + (2,):
-            raise DataError(path, "joints_cam", f"expected (F, P, 21, 3) and joints_2d (F, P, 21, 2), got {shape}")
-        self._j2d = convert(arrays["joints_2d"], "synth", "h36m")  # (F, P, 17, 2) px
-        vis = arrays["visibility"][..., None].astype(np.float64)  # (F, P, 21, 1)
-        self._vis = convert(vis, "synth", "h36m")[..., 0] > 0  # (F, P, 17)
-        self._j3d = convert(arrays["joints_cam"], "synth", "h36m")  # (F, P, 17, 3) camera mm
+        if layout not in ("synth", "h36m"):
+            raise DataError(path, "layout", f"expected 'synth' or 'h36m' joints, got {layout!r}")
+        n = JOINT_SETS[layout].num_joints
+        if len(shape) != 4 or shape[-2:] != (n, 3) or arrays["joints_2d"].shape != shape[:3] + (2,):
+            raise DataError(path, "joints_cam", f"expected (F, P, {n}, 3) and joints_2d (F, P, {n}, 2) for "
+                                                f"{layout} joints, got {shape} and {arrays['joints_2d'].shape}")
+        self._j2d = convert(arrays["joints_2d"], layout, "h36m")  # (F, P, 17, 2) px
+        vis = arrays["visibility"][..., None].astype(np.float64)  # (F, P, J, 1)
+        self._vis = convert(vis, layout, "h36m")[..., 0] > 0  # (F, P, 17)
+        self._j3d = convert(arrays["joints_cam"], layout, "h36m")  # (F, P, 17, 3) camera mm
         self._rows = {int(t): i for i, t in enumerate(arrays["track_ids"])}
         self.frames = shape[0]
 
@@ -203,6 +209,20 @@ class _Plan:
         return max(self.tube + self.context)
 
 
+def _bone_lengths(clip: dict[str, Any]) -> np.ndarray:
+    """(E,) mm: the clip's ``meta.bone_lengths`` (an import's per-subject means, h36m edge order), else NaN
+    (the loss then uses the model's template)."""
+    edges = len(JOINT_SETS["h36m"].edges)
+    lengths = clip.get("meta", {}).get("bone_lengths")
+    if lengths is None:
+        return np.full(edges, np.nan, np.float32)
+    out = np.asarray(lengths, np.float32)
+    if out.shape != (edges,) or not (np.isfinite(out).all() and (out > 0).all()):
+        raise DataError(clip["annotations"], "meta.bone_lengths", f"expected {edges} positive lengths in mm "
+                                                                  f"(h36m edges), got {lengths!r}")
+    return out
+
+
 def without_ignored(kp: np.ndarray, regions: list[np.ndarray]) -> np.ndarray:
     """``kp`` (K, 3) with the joints inside any ignore region (polygons (N, 2) in image pixels) unlabeled: their
     target weight is 0, as PoseTrack's evaluation ignores them."""
@@ -253,7 +273,7 @@ def cut_clip_columns(
     video = videos[0]
     poses = _Poses(clip, video, data.joint_set, data.points3d and not detections)
     labeled = [f for f in video.frames if f.is_labeled][:: data.frame_stride]
-    width, height = probe_video(clip["video"])
+    width, height = probe_video(clip["video"], clip.get("frames"))
 
     # Candidates: (frame, track, box, anchor keypoints, head size, detection score)
     candidates = []
@@ -320,7 +340,8 @@ def cut_clip_columns(
                                              if data.context_len else []), default=1.0)
     factor = min(MAX_DECODE_FACTOR, math.floor(1.0 / need)) if need > 0 else 1
     decode_size = (round(width / factor), round(height / factor)) if factor >= 2 else None
-    reader = open_reader(clip["video"], num_threads=decode_threads, size=decode_size)
+    numbering = {"frames": clip["frames"]} if clip.get("frames") else {}  # a frame folder's own numbering
+    reader = open_reader(clip["video"], num_threads=decode_threads, size=decode_size, **numbering)
     reader_frames = reader.num_frames
     for p in plans:
         if p.frame.frame_index >= reader_frames:
@@ -357,6 +378,8 @@ def cut_clip_columns(
     cols["frame_size"][:] = (width, height)
     for key in META_KEYS:
         cols[key][:] = clip["meta"].get(key, "")
+    if "bone_lengths" in cols:  # the person's reference lengths for L_skel where the import measured them
+        cols["bone_lengths"][:] = _bone_lengths(clip)
     return _as_strings(cols)
 
 

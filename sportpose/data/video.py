@@ -8,8 +8,12 @@ is the only way the data pipeline touches video.
 
 A path that is a folder is a frame folder (:class:`FrameFolderReader`): ``NNNNNN.jpg`` files, frame index =
 file number − first number of the convention, which the digit count names (PoseTrack 2018: six digits from
-0; PoseTrack 2017: eight digits from 1; any other width: from 0). A missing or corrupt frame is a
-:class:`~sportpose.errors.DataError` naming the file, as a corrupt video frame is.
+0; PoseTrack 2017: eight digits from 1; any other width: from 0). Names may share a prefix ending in ``_`` or
+``-`` (MMPose's Human3.6M frames, ``S1_Directions_1.54138969_000001.jpg``). An importer that knows better
+names the numbering per clip (``frames: {"first": N, "step": S}`` in the manifest, :func:`open_video`'s
+``frames``): index i is the file numbered ``first + i*step`` (Human3.6M frames kept every 5th video frame).
+A missing or corrupt frame is a :class:`~sportpose.errors.DataError` naming the file, as a corrupt video
+frame is.
 
 Pixel convention of a resized decode: pixel centres are aligned, i.e. decoded pixel ``x_d`` and source pixel
 ``x`` satisfy ``x_d = (x + 0.5) * W_d / W - 0.5`` (what both swscale and ``cv2.INTER_AREA`` do), see
@@ -37,7 +41,7 @@ except ImportError:  # pragma: no cover - exercised on machines without decord w
     decord = None
 
 SEEK_GAP = 64  # forward gaps up to this many frames are decoded through (skip_frames); longer ones seek
-FRAME_FILE = re.compile(r"^(\d+)\.(jpg|jpeg|png)$", re.IGNORECASE)
+FRAME_FILE = re.compile(r"^((?:.*[_-])?)(\d+)\.(jpg|jpeg|png)$", re.IGNORECASE)  # prefix, number, extension
 FIRST_FRAME_NUMBER = {6: 0, 8: 1}  # digits of a frame file name -> its first number (PoseTrack 2018, 2017)
 FRAME_FOLDER_FPS = 25.0  # frame folders carry no frame rate; PoseTrack's videos are 25-30 fps
 # cv2.imread flags that decode a JPEG at 1/k of its size inside the decoder (DCT scaling), cheapest first
@@ -136,19 +140,27 @@ class FrameFolderReader:
     missing frame raises naming the file.
     """
 
-    def __init__(self, path: str, size: tuple[int, int] | None = None):
+    def __init__(self, path: str, size: tuple[int, int] | None = None, first: int | None = None, step: int = 1):
         self.path = path
-        numbers, digits, ext = scan_frame_folder(path)
-        self.first = FIRST_FRAME_NUMBER.get(digits, 0)
+        numbers, digits, ext, self._prefix = scan_frame_folder(path, with_prefix=True)
+        self.first = FIRST_FRAME_NUMBER.get(digits, 0) if first is None else int(first)
+        self.step = int(step)
+        if self.step < 1:
+            raise DataError(path, "frames.step", f"must be a positive frame step, got {step}")
+        offsets = [n - self.first for n in numbers]
+        indices = [k // self.step for k in offsets if k >= 0 and k % self.step == 0]
+        if not indices:
+            raise DataError(path, "frames", f"no frame numbered {self.first} + i*{self.step} in this folder")
         self._digits, self._ext = digits, ext
-        self.num_frames = max(numbers) - self.first + 1
+        self.num_frames = max(indices) + 1
         self.fps = FRAME_FOLDER_FPS
-        self.native = probe_frame(self.frame_file(min(numbers) - self.first))
+        self.native = probe_frame(self.frame_file(min(indices)))
         self._size = tuple(size) if size is not None and tuple(size) != self.native else None
         self.size = self._size or self.native
 
     def frame_file(self, index: int) -> str:
-        return os.path.join(self.path, f"{index + self.first:0{self._digits}d}{self._ext}")
+        number = index * self.step + self.first
+        return os.path.join(self.path, f"{self._prefix}{number:0{self._digits}d}{self._ext}")
 
     def read(self, indices: list[int]) -> list[np.ndarray]:
         """(H, W, 3) uint8 RGB frames for frame indices."""
@@ -165,22 +177,26 @@ class FrameFolderReader:
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def scan_frame_folder(path: str | Path) -> tuple[list[int], int, str]:
-    """The frame numbers of a frame folder, their digit count and file extension.
+def scan_frame_folder(path: str | Path, with_prefix: bool = False) -> tuple:
+    """The frame numbers of a frame folder, their digit count and file extension (and, ``with_prefix``, the
+    names' common prefix).
 
     Raises:
-        DataError: the folder holds no numbered frames, or numbers of several widths or extensions.
+        DataError: the folder holds no numbered frames, or numbers of several widths, extensions or prefixes.
     """
     found = [m for m in (FRAME_FILE.match(name) for name in os.listdir(path)) if m]
     if not found:
         raise DataError(str(path), "frames", "no numbered frames (NNNNNN.jpg) in this folder")
-    widths = {len(m.group(1)) for m in found}
-    exts = {m.group(2).lower() for m in found}
-    if len(widths) > 1 or len(exts) > 1:
-        raise DataError(str(path), "frames", f"frame names mix digit counts {sorted(widths)} or extensions "
-                                             f"{sorted(exts)}; expected one numbering, as NNNNNN.jpg")
-    ext = "." + found[0].group(2)
-    return sorted(int(m.group(1)) for m in found), widths.pop(), ext
+    widths = {len(m.group(2)) for m in found}
+    exts = {m.group(3).lower() for m in found}
+    prefixes = {m.group(1) for m in found}
+    if len(widths) > 1 or len(exts) > 1 or len(prefixes) > 1:
+        raise DataError(str(path), "frames", f"frame names mix digit counts {sorted(widths)}, extensions "
+                                             f"{sorted(exts)} or prefixes {sorted(prefixes)}; expected one "
+                                             "numbering, as NNNNNN.jpg")
+    ext = "." + found[0].group(3)
+    out = (sorted(int(m.group(2)) for m in found), widths.pop(), ext)
+    return (*out, prefixes.pop()) if with_prefix else out
 
 
 def decode_image(file: str, flag: int = cv2.IMREAD_COLOR) -> np.ndarray:
@@ -225,7 +241,7 @@ def _check_file(path: str) -> None:
         raise DataError(path, "video", "file is empty (0 bytes)")
 
 
-def probe_video(path: str | Path) -> tuple[int, int]:
+def probe_video(path: str | Path, frames: dict | None = None) -> tuple[int, int]:
     """The video's own (width, height), read from the container without decoding a frame.
 
     Raises:
@@ -233,7 +249,7 @@ def probe_video(path: str | Path) -> tuple[int, int]:
     """
     path = str(path)
     if os.path.isdir(path):
-        return FrameFolderReader(path).native
+        return FrameFolderReader(path, **(frames or {})).native
     _check_file(path)
     cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
     try:
@@ -248,7 +264,7 @@ def probe_video(path: str | Path) -> tuple[int, int]:
 
 
 def open_video(path: str | Path, backend: str = "auto", num_threads: int = 1,
-               size: tuple[int, int] | None = None) -> VideoReader:
+               size: tuple[int, int] | None = None, frames: dict | None = None) -> VideoReader:
     """Open a video for decoding.
 
     Args:
@@ -256,13 +272,14 @@ def open_video(path: str | Path, backend: str = "auto", num_threads: int = 1,
         backend: ``auto`` (decord where installed, else OpenCV), ``decord`` or ``opencv``.
         num_threads: decord's decoding threads (1 inside Ray tasks, which are already parallel).
         size: (width, height) to decode to; None keeps the video's size.
+        frames: a frame folder's numbering, ``{"first": N, "step": S}`` (the manifest clip's ``frames``).
 
     Raises:
         DataError: the file is missing, empty or cannot be decoded.
     """
     path = str(path)
     if os.path.isdir(path):
-        return FrameFolderReader(path, size=size)
+        return FrameFolderReader(path, size=size, **(frames or {}))
     _check_file(path)
     if backend == "decord" or (backend == "auto" and decord is not None):
         if decord is None:

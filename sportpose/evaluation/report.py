@@ -175,7 +175,7 @@ def _overlay_frames_2d(p: Predictions2D, clips: list[dict[str, Any]], joint_set:
             continue
         (annotation,) = read_posetrack18(clip["annotations"])
         frame = next(f for f in annotation.frames if f.image_id == image_id)
-        image = read_frames(open_video(clip["video"]), [frame.frame_index])[frame.frame_index].copy()
+        image = read_frames(open_video(clip["video"], frames=clip.get("frames")), [frame.frame_index])[frame.frame_index].copy()
         for person in frame.persons:
             kp = np.asarray(person.keypoints, np.float64)
             labeled = ~(kp == 0).all(axis=1)

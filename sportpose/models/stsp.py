@@ -806,8 +806,9 @@ class STSPNet(nn.Module):
             gt = batch["joints_3d"].to(outputs["joints_3d"]) / POSE_UNIT_MM  # (B, T, J, 3) m
             gsr = outputs["joints_3d_gsr"] / POSE_UNIT_MM
             reference = self.bone_lengths
-            if "bone_lengths" in batch:
-                reference = batch["bone_lengths"].to(gsr).reshape(gsr.shape[0], 1, -1) / POSE_UNIT_MM  # (B, 1, E)
+            if "bone_lengths" in batch:  # a row's NaN lengths (not measured for that person): the template's
+                rows = batch["bone_lengths"].to(gsr).reshape(gsr.shape[0], 1, -1) / POSE_UNIT_MM  # (B, 1, E)
+                reference = torch.where(torch.isfinite(rows), rows, self.bone_lengths.to(gsr))
             mpjpe = losses.mpjpe_loss(gsr, gt)
             skel = losses.bone_length_loss(gsr, self.edges, reference)
             angle = losses.angle_limit_loss(gsr, self.angle_triples, self.angle_min_deg, self.angle_max_deg)

@@ -2,7 +2,8 @@
 from, its media left where they are (SPEC §3.2b).
 
 One module per source: :mod:`.posetrack` (PoseTrack 2018 and 2017 frame folders and per-video JSON),
-:mod:`.folder` (a user's own videos with PoseTrack 2018 labels of the same stem); what every import writes
+:mod:`.h36m` (Human3.6M: MMPose's frame folders and annotation archives, or the videos with VideoPose3D's
+3D), :mod:`.folder` (a user's own videos with PoseTrack 2018 labels of the same stem); what every import writes
 is in :mod:`.manifest`. Train on an import with ``data.source: manifest`` and ``data.root: DIR``.
 """
 
@@ -12,12 +13,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sportpose.data.imports.folder import import_folder
+from sportpose.data.imports.h36m import import_h36m
 from sportpose.data.imports.manifest import ImportResult, summary
 from sportpose.data.imports.posetrack import import_posetrack17, import_posetrack18
 
 IMPORTERS: dict[str, Callable[..., ImportResult]] = {
     "posetrack18": import_posetrack18,
     "posetrack17": import_posetrack17,
+    "h36m": import_h36m,
     "folder": import_folder,
 }
 
