@@ -103,6 +103,16 @@ def load_clips(root: str | Path, fractions: tuple[float, float, float], seed: in
             "split": entry.get("split", ""),
             "meta": {k: str(entry.get("meta", {}).get(k, "")) for k in META_KEYS},
         }
+        frames = entry.get("frames")  # a frame folder's own numbering (an import's), else the naming's
+        if frames is not None:
+            if not (isinstance(frames, dict) and set(frames) <= {"first", "step"}
+                    and all(isinstance(v, int) and v >= 0 for v in frames.values()) and frames.get("step", 1) >= 1):
+                raise DataError(str(path), f"clips[{i}].frames", f"expected {{first: N, step: S}} with integers "
+                                                                 f"N >= 0, S >= 1, got {frames!r}")
+            clip["frames"] = dict(frames)
+        lengths = entry.get("meta", {}).get("bone_lengths")
+        if lengths is not None:  # the person's bone lengths, mm (checked where the samples are cut)
+            clip["bone_lengths"] = lengths
         clips.append(clip)
     unassigned = sorted(c["name"] for c in clips if not c["split"])
     assignment = assign_splits(unassigned, fractions, seed)

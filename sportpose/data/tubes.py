@@ -210,10 +210,10 @@ class _Plan:
 
 
 def _bone_lengths(clip: dict[str, Any]) -> np.ndarray:
-    """(E,) mm: the clip's ``meta.bone_lengths`` (an import's per-subject means, h36m edge order), else NaN
-    (the loss then uses the model's template)."""
+    """(E,) mm: the clip's ``bone_lengths`` (the manifest's ``meta.bone_lengths``: an import's per-subject
+    means, h36m edge order), else NaN (the loss then uses the model's template)."""
     edges = len(JOINT_SETS["h36m"].edges)
-    lengths = clip.get("meta", {}).get("bone_lengths")
+    lengths = clip.get("bone_lengths")
     if lengths is None:
         return np.full(edges, np.nan, np.float32)
     out = np.asarray(lengths, np.float32)

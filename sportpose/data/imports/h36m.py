@@ -25,8 +25,8 @@ MMPose layout imports with a note (projection unchecked), the video layout canno
 Every clip (one subject, action and camera) gets, in ``OUT``:
 
 - ``annotations/<split>/<clip>.json``: PoseTrack 2018 file structure (one person, track 0, per annotated
-  frame; box from ``center``/``scale``; the 17 keypoints in the ``h36m`` order), which the pipeline reads for
-  frames and boxes;
+  frame; box from ``center``/``scale``; the PoseTrack joints Human3.6M has, converted from ``part``), which
+  the pipeline reads for frames and boxes (the ``h36m`` samples read their 2D and 3D from the archive below);
 - ``points3d/<split>/<clip>.npz``: ``joints_2d`` (F, 1, 17, 2) px, ``joints_cam`` (F, 1, 17, 3) camera mm,
   ``visibility``, ``track_ids`` and ``layout = "h36m"``; frames without annotation are NaN (never a target).
 
@@ -61,7 +61,7 @@ from sportpose.data.formats.posetrack18 import FRAMES_PER_VIDEO, posetrack_image
 from sportpose.data.imports.manifest import ImportResult, fingerprint, is_current, read_import, write_manifest
 from sportpose.data.video import open_video, probe_video, scan_frame_folder
 from sportpose.errors import DataError
-from sportpose.models.skeleton import H36M
+from sportpose.models.skeleton import H36M, convert
 
 SUBJECT_SPLITS = {"S1": "train", "S5": "train", "S6": "train", "S7": "train", "S8": "val", "S9": "test",
                   "S11": "test"}
@@ -212,7 +212,10 @@ def _mmpose_clip(root: Path, out: Path, path: Path, folder: str, rows: np.ndarra
     if frames is None:
         result.skip(where, f"its frame folder {folder} is neither under {root} nor under {root / 'images'}")
         return None
-    on_disk = set(scan_frame_folder(frames)[0])
+    try:
+        on_disk = set(scan_frame_folder(frames)[0])
+    except DataError:  # an empty folder: every annotated frame is missing
+        on_disk = set()
     absent = [i for i in rows if numbers[i] not in on_disk]
     if absent:
         result.skip(where, f"{len(absent)} annotated frames are not on disk, first {root / str(a['imgname'][absent[0]])}")
@@ -259,16 +262,15 @@ def _write_clip(out: Path, number: int, name: str, split: str, index: np.ndarray
     """
     frames = []
     for k, i in enumerate(index):
-        kp = np.concatenate([part[k, :, :2], (part[k, :, 2:3] > 0)], axis=1).astype(np.float32)
+        kp = convert(np.concatenate([part[k, :, :2], (part[k, :, 2:3] > 0)], axis=1), "h36m", "posetrack")
+        kp = np.nan_to_num(kp, nan=0.0).astype(np.float32)  # (17, 3) the PoseTrack joints Human3.6M has
         frames.append(FrameAnnotation(image_id=posetrack_image_id(number, int(i)), file_name=f"{name}/{int(i):06d}.jpg",
                                       frame_index=int(i), is_labeled=True, ignore_regions=[],
                                       persons=[PersonAnnotation(track_id=0, keypoints=kp, bbox=boxes[k].astype(np.float32),
                                                                 bbox_head=None)]))
     annotations = out / "annotations" / split / f"{name}.json"
     write_posetrack18(VideoAnnotation(name=name, path=str(annotations), nframes=num_frames, frames=frames,
-                                      categories=[{"name": "person", "keypoints": list(H36M.joints),
-                                                   "skeleton": [[i + 1, j + 1] for i, j in H36M.edges]}]),
-                      annotations, predictions=False)
+                                      categories=[]), annotations, predictions=False)
     j2d = np.full((num_frames, 1, 17, 2), np.nan, np.float32)
     j3d = np.full((num_frames, 1, 17, 3), np.nan, np.float32)
     vis = np.zeros((num_frames, 1, 17), np.float32)
