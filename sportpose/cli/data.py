@@ -83,6 +83,11 @@ def import_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("root", help="the dataset as downloaded (nothing in it is copied or changed)")
     p.add_argument("--out", required=True, help="folder for manifest.json (and converted annotations); train with "
                                                 "-o data.source=manifest -o data.root=OUT")
+    p.add_argument("--transcode", action="store_true",
+                   help="write each frame folder as an H.264 clip in OUT/videos (for storage where many small files "
+                        "are slow); the frame folders are left as they are")
+    p.add_argument("--keyframe-interval", type=int, default=8, metavar="N",
+                   help="with --transcode: a keyframe every N frames, no B-frames (default 8: a seek decodes <= 8)")
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -91,7 +96,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise DataError(str(out), "--out", "is a file; expected a folder for the manifest")
-    result = run_import(args.kind, args.root, out, progress=True)
+    result = run_import(args.kind, args.root, out, progress=True,
+                        transcode=args.keyframe_interval if args.transcode else None)
     print(summary(result))
     print(f"train on it: sportpose train SPEC -o data.source=manifest -o data.root={result.manifest.parent}")
     return 0

@@ -16,6 +16,7 @@ from sportpose.data.imports.folder import import_folder
 from sportpose.data.imports.h36m import import_h36m
 from sportpose.data.imports.manifest import ImportResult, summary
 from sportpose.data.imports.posetrack import import_posetrack17, import_posetrack18
+from sportpose.data.imports.transcode import transcode_import
 
 IMPORTERS: dict[str, Callable[..., ImportResult]] = {
     "posetrack18": import_posetrack18,
@@ -25,13 +26,20 @@ IMPORTERS: dict[str, Callable[..., ImportResult]] = {
 }
 
 
-def run_import(kind: str, root: str | Path, out: str | Path, progress: bool = True) -> ImportResult:
+def run_import(kind: str, root: str | Path, out: str | Path, progress: bool = True,
+               transcode: int | None = None) -> ImportResult:
     """Import ``root`` as ``kind`` into ``out`` (nothing is written when ``out`` already holds this import).
+
+    Args:
+        transcode: a keyframe interval: frame folders are written as H.264 clips with it (:mod:`.transcode`).
 
     Raises:
         DataError: ``root`` is not a dataset of that kind, or holds no usable clip.
     """
-    return IMPORTERS[kind](Path(root), Path(out), progress=progress)
+    result = IMPORTERS[kind](Path(root), Path(out), progress=progress)
+    if transcode is not None:
+        result = transcode_import(result, transcode, progress=progress)
+    return result
 
 
 __all__ = ["IMPORTERS", "ImportResult", "run_import", "summary"]

@@ -95,6 +95,10 @@ def summary(result: ImportResult) -> str:
     lines = [f"{result.dataset}: {len(result.clips)} clips from {result.root} "
              f"({', '.join(f'{s} {n}' for s, n in sorted(by_split.items())) or 'none'}); {labelled} labelled frames, "
              f"{people} people; manifest {state}: {result.manifest}"]
+    transcoded = [c for c in result.clips if c.get("transcoded")]
+    if transcoded:
+        lines.append(f"transcoded: {len(transcoded)} clips as H.264 in {result.manifest.parent / 'videos'} (a keyframe "
+                     f"every {transcoded[0]['transcoded']['keyframe_interval']} frames)")
     lines += [f"note: {n}" for n in result.notes]
     if result.skipped:
         lines.append(f"skipped {len(result.skipped)} files:")
