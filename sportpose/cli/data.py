@@ -139,7 +139,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 DATA_COMMANDS: Commands = {
     "synth": ("generate a SynthCourt dataset: mp4 clips, PoseTrack18 JSON, 3D joints, manifest",
               synth_args, cmd_synth),
-    "import": ("turn a downloaded dataset (PoseTrack 2018/2017, your own videos) into a manifest the pipeline "
+    "import": ("turn a downloaded dataset (PoseTrack 2018/2017, Human3.6M, your own videos) into a manifest the pipeline "
                "trains from, media left in place; every unusable file listed with its reason", import_args, cmd_import),
     "inspect": ("summary counts and a contact sheet of frames with the ground truth drawn (SynthCourt or PoseTrack)",
                 inspect_args, cmd_inspect),

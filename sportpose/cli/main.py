@@ -20,7 +20,7 @@ COMMANDS: Commands = {
     "train": ("run an experiment spec's training pipeline on Ray, evaluate and register the model",
               train.train_args, train.cmd_train),
     "registry": ("list registered models, or move an alias (promote)", registry.registry_args, registry.cmd_registry),
-    "data": ("datasets: generate SynthCourt (synth), import PoseTrack or your own videos (import), inspect a "
+    "data": ("datasets: generate SynthCourt (synth), import PoseTrack, Human3.6M or your own videos (import), inspect a "
              "SynthCourt or PoseTrack dataset (inspect), cut a spec's samples into Parquet (prepare)", group_args(data.DATA_COMMANDS), group_run(data.DATA_COMMANDS)),
     "eval": ("evaluate prediction files against ground truth: PoseTrack AP (posetrack)",
              group_args(evaluate.EVAL_COMMANDS), group_run(evaluate.EVAL_COMMANDS)),
