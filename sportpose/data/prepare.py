@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -38,7 +37,7 @@ import ray
 from tqdm import tqdm
 
 from sportpose.errors import DataError
-from sportpose.paths import runs_dir
+from sportpose.paths import remove_tree, runs_dir
 from sportpose.data import h36m
 from sportpose.data.dataset import (
     SPLITS, DataReport, ClipLog, build_split, clip_dataset, load_clips, surface_data_errors,
@@ -135,7 +134,7 @@ def prepare(spec: ExperimentSpec, clips: list[dict[str, Any]] | None = None, pro
     if is_prepared(spec, clips):
         return folder
     partial = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
+    remove_tree(partial, folder.parent)
     partial.mkdir(parents=True)
     variants = _variants(spec)
     chosen = {name: [c for c in clips if c["split"] == split] for name, split, _ in variants}
@@ -158,7 +157,7 @@ def prepare(spec: ExperimentSpec, clips: list[dict[str, Any]] | None = None, pro
             report.check(spec.data.max_skip_fraction)
             splits[name] = {"split": split, "boxes": boxes, "report": report.as_dict()}
     except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
+        remove_tree(partial, folder.parent)
         raise
     finally:
         bar.close()
@@ -170,7 +169,7 @@ def prepare(spec: ExperimentSpec, clips: list[dict[str, Any]] | None = None, pro
         "augmentation": "train split: drawn once at prepare time (epoch 0), the same every epoch",
     }
     (partial / MANIFEST).write_text(json.dumps(manifest, indent=1))
-    shutil.rmtree(folder, ignore_errors=True)
+    remove_tree(folder, folder.parent)
     partial.rename(folder)
     return folder
 

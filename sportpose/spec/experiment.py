@@ -28,6 +28,7 @@ import yaml
 from torch import nn
 
 from sportpose.errors import SpecError
+from sportpose.paths import check_name
 from sportpose.models import MODELS, build_model
 from sportpose.models.multistream import MultiStreamConfig
 from sportpose.models.simplebaseline import SimpleBaselineConfig
@@ -206,8 +207,9 @@ class ExperimentSpec:
     register: RegisterSpec = field(default_factory=RegisterSpec)
 
     def __post_init__(self):
-        if not self.name or not all(c.isalnum() or c in "-_." for c in self.name):
-            raise SpecError("name", f"must be non-empty letters, digits, '-', '_' or '.', got {self.name!r}")
+        check_name("name", self.name)
+        for stage in self.train.stages:
+            check_name(f"train.stages.{stage}", stage)
         _check_model_against_data(self.model, self.data)
 
         tasks = MODELS[self.model.kind].TASKS

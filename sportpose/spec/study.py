@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from sportpose.errors import SpecError
+from sportpose.paths import check_name
 
 SCALES = ("tiny", "demo", "paper")  # the test's (seconds), this machine's (minutes), the papers' (GPU clusters)
 
@@ -92,6 +93,7 @@ class StudySpec:
     lags: tuple[int, ...] = (1, 2, 4)  # kind similarity: k (frames) of frame pairs t, t+k
 
     def __post_init__(self):
+        check_name("name", self.name)
         missing = [s for s in SCALES if s not in self.scales]
         if missing or set(self.scales) - set(SCALES):
             raise SpecError("scales", f"expected exactly {list(SCALES)}, got {list(self.scales)}")

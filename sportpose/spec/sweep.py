@@ -59,6 +59,7 @@ from typing import Any, Literal
 import yaml
 
 from sportpose.errors import SpecError
+from sportpose.paths import check_name
 from sportpose.spec.experiment import ExperimentSpec, apply_overrides, load_spec, read_spec_file, stage_order
 from sportpose.spec.fill import fill, has_key, set_key, to_dict
 
@@ -179,8 +180,7 @@ class SweepSpec:
     storage: str | None = None  # Optuna storage URL; None: sqlite:///<runs>/optuna.db
 
     def __post_init__(self):
-        if not self.name or not all(c.isalnum() or c in "-_." for c in self.name):
-            raise SpecError("name", f"must be non-empty letters, digits, '-', '_' or '.', got {self.name!r}")
+        check_name("name", self.name)
         if not self.space:
             raise SpecError("space", "a sweep needs at least one parameter")
         if self.trials < 1:

@@ -60,6 +60,9 @@ def test_a_valid_sweep_loads_with_defaults(bases):
 
 @pytest.mark.parametrize("text, key, words", [
     ("name: s\nbase: simple.yaml\n" + LR + "trails: 3\n", "trails", "unknown key"),
+    ("name: ..\nbase: simple.yaml\n" + LR, "name", "it names a folder"),
+    ("name: .\nbase: simple.yaml\n" + LR, "name", "it names a folder"),
+    ("name: a/b\nbase: simple.yaml\n" + LR, "name", "it names a folder"),
     ("name: s\nbase: nowhere.yaml\n" + LR, "base", "not found"),
     ("name: s\nbase: simple.yaml\nspace: {model.nope: {kind: choice, values: [1, 2]}}\n", "space.model.nope",
      "not a key of the base spec"),

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import time
 import warnings
 from collections.abc import Callable
@@ -47,7 +46,7 @@ import yaml
 from optuna.trial import TrialState
 
 from sportpose.errors import SpecError
-from sportpose.paths import runs_dir
+from sportpose.paths import remove_tree, runs_dir
 from sportpose.pipelines.sweep import report
 from sportpose.pipelines.sweep.book import FINISHED, TUNE_KEYS, TrialBook, write_json
 from sportpose.pipelines.sweep.trials import run_round
@@ -108,7 +107,7 @@ def run_sweep(sweep: Sweep, resume: bool = False, log: Callable[[str], None] = p
         tracking.client().update_run(parent_id, status="RUNNING")
     else:
         if out.exists():
-            shutil.rmtree(out)
+            remove_tree(out, out.parent)
         try:
             optuna.delete_study(study_name=spec.name, storage=storage_url)
             log(f"sweep {spec.name}: replacing the earlier study of that name (its MLflow runs stay)")
