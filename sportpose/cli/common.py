@@ -25,7 +25,8 @@ def spec_arg(p: argparse.ArgumentParser, help: str = "experiment spec (YAML)") -
 
 
 def override_arg(p: argparse.ArgumentParser,
-                 help: str = "override a spec key, e.g. -o train.stages.main.epochs=2 (repeatable)") -> None:
+                 help: str = "override a spec key, e.g. -o train.stages.main.epochs=2 (repeatable; +KEY=VALUE adds a stage "
+                                   "or mapping entry the spec lacks)") -> None:
     p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE", help=help)
 
 

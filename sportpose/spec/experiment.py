@@ -18,8 +18,10 @@ Layout of a spec::
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -324,20 +326,31 @@ def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> 
         raise e.within(file=str(path)) from None
 
 
-def apply_overrides(raw: dict, overrides: list[str] | tuple[str, ...], file: str | None = None) -> dict:
-    """Set ``a.b.c=value`` keys in a copy of ``raw``; values are parsed as YAML (``3``, ``[1, 2]``, ``null``)."""
+def apply_overrides(raw: dict, overrides: list[str] | tuple[str, ...], file: str | None = None,
+                    schema: type | None = None) -> dict:
+    """Set ``a.b.c=value`` keys in a copy of ``raw``; values are parsed as YAML (``3``, ``[1, 2]``, ``null``).
+
+    An override sets what the spec has; it does not add an entry to a mapping of free names (a stage of
+    ``train.stages``, a stage of a ``load``) that the spec lacks, so that a typo (``train.stages.mian.epochs``)
+    is an error instead of a new stage. ``+a.b.c=value`` adds it on purpose (Hydra's form). ``schema`` is the
+    dataclass ``raw`` fills (default :class:`ExperimentSpec`).
+    """
     raw = json.loads(json.dumps(raw))  # deep copy of plain data
     for item in overrides:
         if "=" not in item:
             raise SpecError(item, "an override must look like key.path=value", file)
         key, _, text = item.partition("=")
-        parts = [p for p in key.strip().split(".") if p]
+        key = key.strip()
+        adding = key.startswith("+")
+        parts = [p for p in key.lstrip("+").split(".") if p]
         if not parts:
             raise SpecError(item, "an override needs a key before '='", file)
         try:
             value = yaml.safe_load(text)
         except yaml.YAMLError:
             value = text
+        if not adding:
+            _refuse_new_entries(raw, parts, schema or ExperimentSpec, file)
         node = raw
         for i, part in enumerate(parts[:-1]):
             nxt = node.get(part)
@@ -348,6 +361,33 @@ def apply_overrides(raw: dict, overrides: list[str] | tuple[str, ...], file: str
             node = nxt
         node[parts[-1]] = value
     return raw
+
+
+def _refuse_new_entries(raw: dict, parts: list[str], cls: Any, file: str | None) -> None:
+    """Raise when ``parts`` walks into an entry of a free-name mapping (``dict[str, ...]``) that neither ``raw``
+    nor the field's default has; stops where the types stop being known (a union, a plain value)."""
+    node: Any = raw
+    defaults: Any = None  # the dataclass default of a mapping ``raw`` does not spell out
+    for i, part in enumerate(parts):
+        if dataclasses.is_dataclass(cls):
+            fields = {f.name: f for f in dataclasses.fields(cls)}
+            if part not in fields:
+                return  # an unknown key: filling the spec names it
+            f = fields[part]
+            defaults = f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+            cls = typing.get_type_hints(cls)[part]
+        elif typing.get_origin(cls) is dict:
+            have = set(node) if isinstance(node, dict) else set()
+            if not isinstance(node, dict) and isinstance(defaults, dict):
+                have = set(defaults)
+            if part not in have:
+                where = ".".join(parts[:i])
+                raise SpecError(".".join(parts[: i + 1]), f"{where} has no entry {part!r} (it has {sorted(have)}); "
+                                f"to add one on purpose, write -o +{'.'.join(parts)}=...", file)
+            cls, defaults = typing.get_args(cls)[1], None
+        else:
+            return
+        node = node.get(part) if isinstance(node, dict) else None
 
 
 def spec_to_dict(spec: ExperimentSpec) -> dict[str, Any]:

@@ -270,7 +270,7 @@ def load_sweep(path: str | Path, overrides: Sequence[str] = ()) -> Sweep:
         SpecError: naming the key and the file (the sweep file, or the base spec for its own keys).
     """
     path = Path(path)
-    raw = apply_overrides(read_spec_file(path), list(overrides), str(path))
+    raw = apply_overrides(read_spec_file(path), list(overrides), str(path), schema=SweepSpec)
     try:
         spec = fill(SweepSpec, raw)
     except SpecError as e:

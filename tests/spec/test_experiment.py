@@ -200,3 +200,22 @@ def test_cli_misspelt_key_is_one_line_without_traceback(tmp_path):
 ])
 def test_model_and_data_must_agree(tmp_path, text, key):
     assert load_error(tmp_path, text).key == key
+
+
+def test_an_override_does_not_create_a_stage_the_spec_lacks(tmp_path, tiny_yaml):
+    path = tmp_path / "s.yaml"
+    path.write_text(tiny_yaml("sb-base"))
+    with pytest.raises(SpecError, match=r"train.stages has no entry 'mian' \(it has \['main'\]\).*\+train.stages.mian") as e:
+        load_spec(path, ["train.stages.mian.epochs=3"])
+    assert e.value.key == "train.stages.mian"
+    assert load_spec(path, ["train.stages.main.epochs=3"]).train.stages["main"].epochs == 3
+    spec = load_spec(path, ["+train.stages.extra={after: [main]}"])
+    assert list(spec.train.stages) == ["main", "extra"]
+
+
+def test_the_default_stages_count_as_the_spec_s_own(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("name: x\nmodel: {kind: simplebaseline}\n")  # no train section: the default stage main
+    assert load_spec(path, ["train.stages.main.epochs=2"]).train.stages["main"].epochs == 2
+    with pytest.raises(SpecError, match="no entry 'other'"):
+        load_spec(path, ["train.stages.other.epochs=2"])
