@@ -97,6 +97,8 @@ class ScalingSpec:
             raise SpecError("num_workers", f"must be 0 (Ray Train local mode) or more, got {self.num_workers}")
         if self.cpus_per_worker <= 0:
             raise SpecError("cpus_per_worker", f"must be positive, got {self.cpus_per_worker}")
+        if self.gpus_per_worker < 0:
+            raise SpecError("gpus_per_worker", f"must be 0 or more (a share of a GPU), got {self.gpus_per_worker}")
         if self.torch_threads < 1:
             raise SpecError("torch_threads", f"must be at least 1, got {self.torch_threads}")
 
@@ -186,6 +188,8 @@ class EvaluateSpec:
     def __post_init__(self):
         if not 0.0 < self.pckh_alpha <= 1.0:
             raise SpecError("pckh_alpha", f"must be in (0, 1], got {self.pckh_alpha}")
+        if self.batch_size < 1:
+            raise SpecError("batch_size", f"must be at least 1, got {self.batch_size}")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ dataclasses, and unions of dataclasses told apart by their ``kind: Literal[...]`
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, Literal, Union
@@ -68,6 +69,8 @@ def fill(cls: type, data: Any, key: str = "") -> Any:
     if cls is float:
         if isinstance(data, bool) or not isinstance(data, (int, float)):
             raise SpecError(key, f"expected a number, got {_describe(data)}")
+        if not math.isfinite(data):  # .nan / .inf in YAML: never a setting (a learning rate, a weight, a size)
+            raise SpecError(key, f"expected a finite number, got {data!r}")
         return float(data)
     if cls is str:
         if not isinstance(data, str):

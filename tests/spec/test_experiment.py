@@ -219,3 +219,23 @@ def test_the_default_stages_count_as_the_spec_s_own(tmp_path):
     assert load_spec(path, ["train.stages.main.epochs=2"]).train.stages["main"].epochs == 2
     with pytest.raises(SpecError, match="no entry 'other'"):
         load_spec(path, ["train.stages.other.epochs=2"])
+
+
+@pytest.mark.parametrize("override, key", [
+    ("train.stages.main.optimizer.lr=.inf", "train.stages.main.optimizer.lr"),
+    ("train.stages.main.optimizer.lr=.nan", "train.stages.main.optimizer.lr"),
+    ("train.stages.main.optimizer.weight_decay=.nan", "train.stages.main.optimizer.weight_decay"),
+    ("train.stages.main.grad_clip=.inf", "train.stages.main.grad_clip"),
+    ("train.stages.main.scaling.cpus_per_worker=.inf", "train.stages.main.scaling.cpus_per_worker"),
+    ("train.stages.main.scaling.gpus_per_worker=-1", "train.stages.main.scaling.gpus_per_worker"),
+    ("data.heatmap_sigma=.nan", "data.heatmap_sigma"),
+    ("data.box_scale=-.inf", "data.box_scale"),
+    ("data.splits=[.nan, 0.5, 0.5]", "data.splits.0"),
+    ("evaluate.batch_size=0", "evaluate.batch_size"),
+])
+def test_non_finite_and_impossible_numbers_are_refused_naming_the_key(tmp_path, tiny_yaml, override, key):
+    path = tmp_path / "s.yaml"
+    path.write_text(tiny_yaml("sb-base"))
+    with pytest.raises(SpecError) as e:
+        load_spec(path, [override])
+    assert e.value.key == key, str(e.value)
