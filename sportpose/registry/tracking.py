@@ -12,7 +12,10 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -72,14 +75,24 @@ def git_commit() -> str:
         return "unknown"
 
 
+URL_CREDENTIALS = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@'\"]*):[^/\s@'\"]+@")  # scheme://user:password@
+TEXT_SUFFIXES = (".yaml", ".yml", ".json", ".md", ".txt", ".csv", ".html", ".log")
+
+
+def redact_text(text: str) -> str:
+    """``text`` with the password of every URL masked (``postgresql://u:pw@h/db`` -> ``postgresql://u:***@h/db``)."""
+    return URL_CREDENTIALS.sub(r"\1:***@", text)
+
+
 def _redact(params: dict[str, Any]) -> dict[str, Any]:
-    """No secrets in logged params: values under secret-looking keys are masked."""
-    return {k: ("***" if any(w in k.lower() for w in SECRET_WORDS) else v) for k, v in params.items()}
+    """No secrets in logged params: values under secret-looking keys are masked, and passwords inside URLs."""
+    return {k: ("***" if any(w in k.lower() for w in SECRET_WORDS) else
+                redact_text(v) if isinstance(v, str) else v) for k, v in params.items()}
 
 
 def start_run(experiment: str, run_name: str, parent_id: str | None = None, tags: dict[str, str] | None = None) -> str:
     """Create a run (a child run when ``parent_id`` is given) and return its id."""
-    all_tags = dict(tags or {})
+    all_tags = {k: redact_text(str(v)) for k, v in (tags or {}).items()}
     if parent_id:
         all_tags[PARENT_TAG] = parent_id
     run = client().create_run(experiment_id(experiment), run_name=run_name, tags=all_tags)
@@ -93,7 +106,7 @@ def end_run(run_id: str, status: str = "FINISHED") -> None:
 def log_params(run_id: str, params: dict[str, Any]) -> None:
     """Log (flattened, redacted) params in batches of 100, MLflow's limit per call."""
     flat = _redact(flatten(params))
-    items = [Param(k, str(v)[:6000]) for k, v in flat.items()]
+    items = [Param(k, redact_text(str(v))[:6000]) for k, v in flat.items()]
     c = client()
     for i in range(0, len(items), 100):
         c.log_batch(run_id, params=items[i : i + 100])
@@ -107,19 +120,39 @@ def log_metrics(run_id: str, metrics: dict[str, float], step: int | None = None)
 
 
 def set_tags(run_id: str, tags: dict[str, Any]) -> None:
-    client().log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+    client().log_batch(run_id, tags=[RunTag(k, redact_text(str(v))) for k, v in tags.items()])
 
 
 def log_text(run_id: str, text: str, artifact_file: str) -> None:
-    client().log_text(run_id, text, artifact_file)
+    client().log_text(run_id, redact_text(text), artifact_file)
 
 
 def log_artifact(run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
+    """Log a file or a folder; text files holding a URL with a password are logged with it masked."""
     c = client()
-    if Path(path).is_dir():
-        c.log_artifacts(run_id, str(path), artifact_path)
-    else:
-        c.log_artifact(run_id, str(path), artifact_path)
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    secret = [p for p in files if p.suffix.lower() in TEXT_SUFFIXES and p.stat().st_size < 1 << 24
+              and URL_CREDENTIALS.search(p.read_text(errors="replace"))]
+    if not secret:
+        if path.is_dir():
+            c.log_artifacts(run_id, str(path), artifact_path)
+        else:
+            c.log_artifact(run_id, str(path), artifact_path)
+        return
+    with tempfile.TemporaryDirectory() as tmp:  # a masked copy; the user's files are left as they are
+        copy = Path(tmp) / path.name
+        if path.is_dir():
+            shutil.copytree(path, copy)
+        else:
+            shutil.copy2(path, copy)
+        for p in secret:
+            target = copy / p.relative_to(path) if path.is_dir() else copy
+            target.write_text(redact_text(p.read_text(errors="replace")))
+        if path.is_dir():
+            c.log_artifacts(run_id, str(copy), artifact_path)
+        else:
+            c.log_artifact(run_id, str(copy), artifact_path)
 
 
 # -- registry --------------------------------------------------------------------------------------------

@@ -26,3 +26,28 @@ def test_parent_and_child_runs_with_params(mlflow_home):
     assert run.data.params["train.stages.a.epochs"] == "2"
     assert run.data.params["aws_secret_key"] == "***"
     assert run.data.metrics["loss"] == 1.5
+
+
+def test_passwords_inside_url_values_are_masked_in_params_tags_and_artifacts(mlflow_home, tmp_path):
+    url = "postgresql://u:pw@h/db"
+    run = tracking.start_run("exp", "sweep", tags={"sportpose.storage": url})
+    tracking.log_params(run, {"sweep": {"storage": url, "base": "plain/path.yaml"}})
+    tracking.set_tags(run, {"note": f"optuna at {url}"})
+    tracking.log_text(run, f"storage: {url}\n", "sweep.yaml")
+    spec = tmp_path / "resolved.yaml"
+    spec.write_text(f"storage: {url}\nuri: http://host:5000/x\n")
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "state.json").write_text(f'{{"storage": "{url}"}}')
+    (folder / "plot.png").write_bytes(b"\x89PNG")
+    tracking.log_artifact(run, spec)
+    tracking.log_artifact(run, folder, "out")
+    data = tracking.client().get_run(run).data
+    assert data.params["sweep.storage"] == "postgresql://u:***@h/db" and data.params["sweep.base"] == "plain/path.yaml"
+    assert data.tags["sportpose.storage"] == "postgresql://u:***@h/db" and "pw@" not in data.tags["note"]
+    texts = [tracking.client().download_artifacts(run, name, str(tmp_path / f"dl{i}"))
+             for i, name in enumerate(("sweep.yaml", "resolved.yaml", "out/state.json"))]
+    for text in (open(p).read() for p in texts):
+        assert "u:***@h/db" in text and "pw" not in text
+    assert "http://host:5000/x" in open(texts[1]).read()  # no credentials: unchanged
+    assert spec.read_text().count("u:pw@h") == 1  # the user's file is left as it was
