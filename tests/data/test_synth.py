@@ -361,3 +361,30 @@ def test_camera_projection_and_near_clipping():
     poly = np.array([[0.0, 0.0, -100.0], [100.0, 0.0, 500.0], [0.0, 100.0, 500.0]])
     clipped = clip_polygon_near(poly, 100.0)
     assert len(clipped) == 4 and np.all(clipped[:, 2] >= 100.0 - 1e-9)
+
+
+TINY = SynthConfig(clips=1, frames=4, width=96, height=64, max_players=1, seed=3)
+
+
+def test_a_folder_of_someone_else_s_files_is_never_written_into(tmp_path):
+    own = tmp_path / "my-footage"
+    own.mkdir()
+    (own / "annotations").mkdir()
+    (own / "annotations" / "game1.json").write_text("{}")
+    (own / "manifest.json").write_text(json.dumps({"dataset": "folder", "clips": []}))
+    before = sorted(p.name for p in own.rglob("*"))
+    with pytest.raises(DataError, match="is 'folder', not 'synthcourt'|SynthCourt did not write"):
+        generate(own, TINY, progress=False)
+    (own / "manifest.json").unlink()
+    with pytest.raises(DataError, match="holds files SynthCourt did not write") as e:
+        generate(own, TINY, progress=False)
+    assert e.value.path == str(own) and e.value.field == "data.root"
+    assert sorted(p.name for p in own.rglob("*")) == [n for n in before if n != "manifest.json"]
+
+
+def test_synthcourt_regenerates_only_the_folders_it_made(tmp_path):
+    out = tmp_path / "court"
+    generate(out, TINY, progress=False)
+    assert (out / ".synthcourt").exists()
+    generate(out, replace(TINY, frames=5), progress=False)  # its own folder: regenerated
+    assert load_manifest(out / "manifest.json")["config"]["frames"] == 5
