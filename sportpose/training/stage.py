@@ -25,6 +25,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,7 +37,7 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 from ray.train.torch import TorchTrainer
 
-from sportpose.errors import SpecError
+from sportpose.errors import DataError, SpecError
 from sportpose.spec.experiment import ExperimentSpec, spec_from_dict, spec_hash, spec_to_dict
 from sportpose.training import checkpoints, loop
 
@@ -198,11 +199,23 @@ def worker_loop(config: dict[str, Any]) -> None:
     progress = loop.Progress(stage.metric, stage.mode, stage.early_stopping)
     resumed = ray.train.get_checkpoint()
     local_dir = config.get("local_dir")  # local mode: checkpoints persisted here by this function
-    if resumed is None and local_dir and checkpoints.epoch_dirs(local_dir):
-        resumed = ray.train.Checkpoint.from_directory(str(checkpoints.epoch_dirs(local_dir)[-1]))
+    state = None
     if resumed is not None:
         with resumed.as_directory() as d:
-            state = checkpoints.load(d)
+            try:
+                state = checkpoints.load(d)
+            except DataError as e:  # a truncated or corrupt last checkpoint: the newest good epoch before it
+                print(f"[{stage_name}] {e}; resuming from the newest good epoch instead", flush=True)
+                good = checkpoints.latest_good(Path(resumed.path).parent, log=print)
+                if good is None:
+                    raise
+                state = checkpoints.load(good)
+    elif local_dir and checkpoints.epoch_dirs(local_dir):
+        good = checkpoints.latest_good(local_dir, log=lambda m: print(f"[{stage_name}] {m}", flush=True))
+        if good is None:
+            checkpoints.load(checkpoints.epoch_dirs(local_dir)[-1])  # raises, naming the file
+        state = checkpoints.load(good)
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -345,12 +358,24 @@ def run_stage(
                        run_path=str(result.path), seconds=time.perf_counter() - start)
 
 
+def _good_epochs(run_dir: str) -> list[Path]:
+    """The epoch folders whose checkpoint verifies, oldest first; each one that does not is said and passed over."""
+    good = []
+    for folder in checkpoints.epoch_dirs(run_dir):
+        try:
+            checkpoints.verify(folder)
+            good.append(folder)
+        except DataError as e:
+            print(f"checkpoint {e.path}: {e.message}; passed over", flush=True)
+    return good
+
+
 def _fit_local(trainer: TorchTrainer, spec: ExperimentSpec, stage_name: str, run_dir: str,
                start: float) -> StageResult:
     """Ray Train local mode: fit in this process (unless the stage finished earlier), then pick the best epoch
     checkpoint from the epochs' own metrics, as ``Result.get_best_checkpoint`` does for worker runs."""
     stage = spec.train.stages[stage_name]
-    epochs = checkpoints.epoch_dirs(run_dir)
+    epochs = _good_epochs(run_dir)
     last = checkpoints.load(epochs[-1]) if epochs else None
     history = json.loads(last["history"]) if last else []
     finished = bool(history) and (len(history) >= stage.epochs or (
@@ -360,7 +385,7 @@ def _fit_local(trainer: TorchTrainer, spec: ExperimentSpec, stage_name: str, run
             result = trainer.fit()
         if result.error:
             raise result.error
-        epochs = checkpoints.epoch_dirs(run_dir)
+        epochs = _good_epochs(run_dir)
         history = json.loads(checkpoints.load(epochs[-1])["history"])
     by_epoch = {int(m["epoch"]): m for m in history}
     chosen = loop.best_epoch([by_epoch[checkpoints.epoch_of(p)] for p in epochs if checkpoints.epoch_of(p) in by_epoch],
