@@ -65,7 +65,7 @@ def reproduce_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from sportpose.pipelines.reproduce.study import load_study, run_study, study_names, study_path
+    from sportpose.pipelines.reproduce.study import check_study_inputs, load_study, run_study, study_names, study_path
     from sportpose.spec.experiment import read_spec_file
 
     if args.list or not args.name:
@@ -74,6 +74,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         return 0 if args.list else 2
     rows = None if args.rows is None else [label.strip() for label in args.rows.split(",")]
     study = load_study(study_path(args.name), args.scale, args.override, rows)  # validated before anything starts
+    check_study_inputs(study)  # and the files it reads (manifests, pretrained weights) exist
     from sportpose.platform.runtime import init_ray
 
     init_ray(args.address)

@@ -75,7 +75,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sportpose.errors import SpecError
-from sportpose.models.backbones import build_backbone, load_pretrained
+from sportpose.models.backbones import build_backbone
 from sportpose.models.backbones.efficientnet import B0_STAGES, EfficientNet
 from sportpose.models.backbones.resnet import ResNet
 from sportpose.models.backbones.vgg import VGG
@@ -221,14 +221,11 @@ def heatmap_head(in_channels: int, num_joints: int) -> nn.Conv2d:
     return head
 
 
-def pyramid_backbone(name: str, width: int, pretrained: str | None, **kwargs) -> nn.Module:
+def pyramid_backbone(name: str, width: int, **kwargs) -> nn.Module:
     """A backbone of :mod:`sportpose.models.backbones`, ``width`` passed where the family has one."""
     if name in WIDTH_BACKBONES:
         kwargs["width"] = width
-    backbone = build_backbone(name, **kwargs)
-    if pretrained:
-        load_pretrained(backbone, pretrained)
-    return backbone
+    return build_backbone(name, **kwargs)
 
 
 def backbone_stages(backbone: nn.Module) -> list[tuple[str, ...]]:
@@ -717,6 +714,9 @@ class MultiStream(nn.Module):
     TASKS = ("spatial", "temporal", "context", "fused")
     CACHEABLE_TASKS: tuple[str, ...] = ()  # every task trains through its backbones: nothing frozen to cache
     FREEZE_LAYERS = 5  # freeze_prefixes(N): stem, layer1..layer4 of the stream backbones (SST stage 2)
+    # Where each pretrained file goes (models.pretrained.initialise): backbones only; the heads are the paper's
+    PRETRAINED = {"pretrained": ("spatial.backbone", {}), "temporal_pretrained": ("temporal.backbone", {}),
+                  "context_pretrained": ("context.backbone", {})}
 
     def __init__(self, config: MultiStreamConfig, num_joints: int):
         super().__init__()
@@ -727,19 +727,18 @@ class MultiStream(nn.Module):
 
         self.spatial = self.temporal = self.context = self.mfm = self.fusion = None
         if "spatial" in self.streams:
-            backbone = pyramid_backbone(config.backbone, config.width, config.pretrained)
+            backbone = pyramid_backbone(config.backbone, config.width)
             self.spatial = SpatialStream(backbone, config.fpn_channels, channels, num_joints, config.sam)
         if "temporal" in self.streams:
             backbone = pyramid_backbone(
-                config.temporal_backbone, config.temporal_width or config.width, config.temporal_pretrained, last_stage=4
+                config.temporal_backbone, config.temporal_width or config.width, last_stage=4
             )
             self.temporal = TemporalStream(
                 backbone, config.diff_channels, config.tcm_channels, config.tcm_blocks, config.conv_type,
                 channels, num_joints,
             )
         if "context" in self.streams:
-            backbone = pyramid_backbone(config.context_backbone, config.context_width or config.width,
-                                        config.context_pretrained)
+            backbone = pyramid_backbone(config.context_backbone, config.context_width or config.width)
             hidden = config.context_hidden
             if config.context_model == "mlp":
                 sequence: nn.Module = MLPContext(hidden)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from sportpose.errors import SpecError
-from sportpose.models.backbones import BACKBONES, build_backbone, load_pretrained
+from sportpose.models.backbones import BACKBONES, build_backbone
 from sportpose.models.heatmaps import heatmap_mse, normalize_images
 
 
@@ -24,7 +24,7 @@ class SimpleBaselineConfig:
     width: int = 64  # backbone base width: 64 as torchvision; 32 makes a narrow, 4x cheaper demo model
     deconv_channels: int = 256  # the paper's 256; 128 is plenty at demo scale
     deconv_layers: int = 3  # each doubles the resolution: stride 32 -> 4
-    pretrained: str | None = None  # local torchvision-style ImageNet state dict for the backbone
+    pretrained: str | None = None  # local torchvision ImageNet ResNet, or an MMPose SimpleBaseline checkpoint
 
     def __post_init__(self):
         if not self.backbone.startswith("resnet") or self.backbone not in BACKBONES:
@@ -56,13 +56,13 @@ class SimpleBaseline(nn.Module):
     TASKS = ("default",)
     CACHEABLE_TASKS: tuple[str, ...] = ()
     FREEZE_LAYERS = 0  # the baseline trains whole
+    # models.pretrained.initialise: a torchvision ResNet, or MMPose's SimpleBaseline with its head
+    PRETRAINED = {"pretrained": ("backbone", {"deconv_layers": "deconv", "final_layer": "head"})}
 
     def __init__(self, config: SimpleBaselineConfig, num_joints: int):
         super().__init__()
         self.config = config
         self.backbone = build_backbone(config.backbone, width=config.width)
-        if config.pretrained:
-            load_pretrained(self.backbone, config.pretrained)
         self.deconv = deconv_stack(self.backbone.out_channels[-1], config.deconv_channels, config.deconv_layers)
         self.head = nn.Conv2d(config.deconv_channels, num_joints, 1)
         nn.init.normal_(self.head.weight, std=0.001)

@@ -82,7 +82,7 @@ from torch import nn
 
 from sportpose.errors import SpecError
 from sportpose.models import losses
-from sportpose.models.backbones import build_backbone, load_pretrained
+from sportpose.models.backbones import build_backbone
 from sportpose.models.heatmaps import heatmap_mse, heatmap_to_crop, normalize_images
 from sportpose.models.skeleton import H36M
 
@@ -109,7 +109,7 @@ class STSPConfig:
     kind: Literal["stsp"] = "stsp"
     backbone: str = "hrnet_w32"  # hrnet_w32 (paper) | hrnet_w18 | hrnet_w18_small (CPU demo)
     width: int | None = None  # HRNet width override (demo: 16); None keeps the variant's own (32 / 18)
-    pretrained: str | None = None  # local pose_hrnet-layout state dict for the backbone; nothing is downloaded
+    pretrained: str | None = None  # local MMPose top-down HRNet checkpoint (or pose_hrnet state dict); no download
     window: int = 6  # T: frames per tube (the data side's window); must be >= tau + 1
     tau: int = 5  # TMP window: number of past poses (paper: 5, Table 4)
     gat_layers: int = 2  # paper: 2 (Table 5)
@@ -569,6 +569,8 @@ class STSPNet(nn.Module):
     # Tasks whose frozen prefix (EPE in "lift") gives the same outputs every epoch: precompute() caches them
     CACHEABLE_TASKS = ("lift",)
     FREEZE_LAYERS = 0  # no backbone schedule: stages freeze EPE, GSR or TMP whole through trainable_prefixes
+    # models.pretrained.initialise: an MMPose top-down HRNet (its COCO head copied by joint name) or pose_hrnet
+    PRETRAINED = {"pretrained": ("epe.backbone", {"final_layer": "epe.head"})}
 
     def __init__(self, config: STSPConfig, num_joints: int = 17):
         super().__init__()
@@ -577,8 +579,6 @@ class STSPNet(nn.Module):
         self.config = config
         kwargs = {} if config.width is None else {"width": config.width}
         backbone = build_backbone(config.backbone, **kwargs)
-        if config.pretrained:
-            load_pretrained(backbone, config.pretrained)
         self.epe = EPE(backbone, num_joints, config.gamma, config.lam, config.saliency_floor, config.beta,
                        config.use_motion)
         self.gsr = GSR(num_joints, backbone.out_channels, config.gat_hidden, config.gat_layers, config.gat_heads,

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from sportpose.data.prepare import open_split
 from sportpose.errors import SpecError
 from sportpose.evaluation import evaluate3d
 from sportpose.evaluation.evaluate2d import ap_score, pckh_score, predict, save_stream_cache, search_fusion_weights
+from sportpose.models.pretrained import reports_markdown
 from sportpose.models.skeleton import JOINT_SETS
 from sportpose.paths import runs_dir
 from sportpose.registry import tracking
@@ -47,8 +48,33 @@ class PipelineResult:
     seconds: float = 0.0
 
 
+def check_inputs(spec: ExperimentSpec) -> None:
+    """The files a spec reads and nobody generates must exist before anything starts: an imported manifest
+    (``data.source: manifest``), VideoPose3D's files (``h36m``) and every ``model.*pretrained`` file.
+
+    Raises:
+        SpecError: naming the key and the missing path.
+    """
+    data = spec.data
+    if data.source == "manifest" and not (Path(data.root) / "manifest.json").is_file():
+        raise SpecError("data.root", f"no manifest.json in {data.root!r} (write one with `sportpose data import "
+                                     f"posetrack18|posetrack17|h36m|folder ROOT --out {data.root}`, or override "
+                                     f"-o data.root=DIR)")
+    if data.source == "h36m":
+        for name in ("data_3d", "data_2d"):
+            if not Path(getattr(data.h36m, name)).is_file():
+                raise SpecError(f"data.h36m.{name}", f"file not found: {getattr(data.h36m, name)!r}")
+    for f in fields(spec.model):
+        path = getattr(spec.model, f.name)
+        if f.name.endswith("pretrained") and path and not Path(path).is_file():
+            raise SpecError(f"model.{f.name}", f"pretrained file not found: {path!r} (a local file: nothing "
+                                               f"downloads; override -o model.{f.name}=PATH, or null for scratch)")
+
+
 def prepare_data(spec: ExperimentSpec, log: Callable[[str], None] = print) -> Path:
-    """Make sure the spec's clips exist: SynthCourt is generated into ``data.root`` when missing or stale."""
+    """Make sure the spec's clips exist: SynthCourt is generated into ``data.root`` when missing or stale; the
+    inputs nobody generates are checked first (:func:`check_inputs`)."""
+    check_inputs(spec)
     root = Path(spec.data.root).resolve()
     if spec.data.source == "synthcourt":
         log(f"data: SynthCourt -> {root}")
@@ -195,6 +221,20 @@ def run_pipeline(spec: ExperimentSpec, resume: bool | str = False, log: Callable
     return PipelineResult(spec, parent_id, results, reports, evaluation, promotion, str(out_dir), time.perf_counter() - start)
 
 
+def _log_pretrained(model: torch.nn.Module, init: list[dict[str, Any]], run_id: str, stage: str,
+                    log: Callable[[str], None]) -> None:
+    """Print each pretrained file's key counts and log the full key table (``pretrained/keys.md``, marking the
+    keys an earlier stage's checkpoint then overwrites) to the stage's run."""
+    reports = getattr(model, "pretrained_reports", [])
+    if not reports:
+        return
+    for report in reports:
+        log(f"stage {stage}: {report.summary()}")
+    replaced = {i["stage"]: tuple(i["prefixes"]) or ("",) for i in init}
+    tracking.log_text(run_id, reports_markdown(reports, replaced), "pretrained/keys.md")
+    tracking.log_text(run_id, json.dumps({"files": [r.to_dict() for r in reports]}, indent=1), "pretrained/summary.json")
+
+
 def _run_stages(spec: ExperimentSpec, state: dict[str, Any], parent_id: str, datasets: dict[str, ray.data.Dataset],
                 log: Callable[[str], None]) -> dict[str, StageResult]:
     """Run the stage DAG: every stage whose dependencies are done starts as soon as the cluster has room for
@@ -213,7 +253,7 @@ def _run_stages(spec: ExperimentSpec, state: dict[str, Any], parent_id: str, dat
     def run_one(name: str) -> StageResult:
         stage = spec.train.stages[name]
         init = plan_init(spec, name, {d: results[d].checkpoint for d in stage.after})
-        prepare_stage_model(spec, name, init)  # checks the hand-off and freezing before the job starts
+        model, _ = prepare_stage_model(spec, name, init)  # checks the hand-off and freezing before the job starts
         with lock:
             info = state["stages"].get(name, {})
             run_id = info.get("run_id") or tracking.start_run(spec.name, run_name=name, parent_id=parent_id, tags={
@@ -222,6 +262,7 @@ def _run_stages(spec: ExperimentSpec, state: dict[str, Any], parent_id: str, dat
             state["stages"][name] = {"status": "running", "run_id": run_id}
             _save_state(spec, state)
         tracking.log_params(run_id, {"stage": spec_to_dict(stage), "stage_name": name})
+        _log_pretrained(model, init, run_id, name, log)
         tracking.log_text(run_id, spec_yaml(spec), "spec/resolved.yaml")
         tracking.set_tags(run_id, {f"sportpose.init.{i['stage']}": f"{i['uri']} modules={','.join(i['prefixes']) or '<all>'}"
                                    for i in init})

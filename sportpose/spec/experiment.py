@@ -30,12 +30,13 @@ import yaml
 from torch import nn
 
 from sportpose.errors import SpecError
-from sportpose.paths import check_name
 from sportpose.models import MODELS, build_model
 from sportpose.models.multistream import MultiStreamConfig
+from sportpose.models.pretrained import initialise
 from sportpose.models.simplebaseline import SimpleBaselineConfig
 from sportpose.models.skeleton import JOINT_SETS
 from sportpose.models.stsp import STSPConfig
+from sportpose.paths import check_name
 from sportpose.spec.data import DataSpec
 from sportpose.spec.fill import fill, to_dict
 
@@ -258,9 +259,18 @@ class ExperimentSpec:
         """Joints per person in the data's joint set (the model's output size)."""
         return JOINT_SETS[self.data.joint_set].num_joints
 
-    def build_model(self) -> nn.Module:
-        """The spec's network, untrained: its model section sized for the data's joint set."""
-        return build_model(self.model, self.num_joints)
+    def build_model(self, pretrained: bool = False) -> nn.Module:
+        """The spec's network: its model section sized for the data's joint set.
+
+        Args:
+            pretrained: initialise from the ``model.*pretrained`` files (a training stage's starting point; the
+                reports are on ``model.pretrained_reports``). Every other caller loads a checkpoint over the
+                network, so by default the files are not read (they need not exist where a model is served).
+        """
+        model = build_model(self.model, self.num_joints)
+        if pretrained:
+            initialise(model, self.model, self.data.joint_set)
+        return model
 
 
 def _check_model_against_data(model: Any, data: DataSpec) -> None:

@@ -138,7 +138,7 @@ def prepare_stage_model(spec: ExperimentSpec, stage_name: str, init: list[dict[s
             matches nothing.
     """
     stage = spec.train.stages[stage_name]
-    model = spec.build_model()
+    model = spec.build_model(pretrained=True)  # the model.*pretrained files; earlier stages' modules load over them
     for item in init:
         loop.load_modules(model, stage_weights(item["uri"]), item["prefixes"], item["stage"],
                           f"train.stages.{stage_name}.load.{item['stage']}")

@@ -20,6 +20,8 @@ from sportpose.models.multistream import (
     matches_prefix,
     temporal_conv_block,
 )
+from sportpose.models.pretrained import initialise
+
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
@@ -447,6 +449,8 @@ def test_pretrained_state_dicts_initialise_every_backbone(tmp_path):
     torch.save(reference.state_dict(), path)
     config = tiny(width=64, pretrained=str(path), temporal_pretrained=str(path), context_pretrained=str(path))
     model = MultiStream(config, K)
+    reports = initialise(model, config, "posetrack")
+    assert [r.name for r in reports] == ["pretrained", "temporal_pretrained", "context_pretrained"]
     for stream in (model.spatial, model.temporal, model.context):
         torch.testing.assert_close(stream.backbone.conv1.weight, reference.conv1.weight)
         torch.testing.assert_close(stream.backbone.layer3[0].conv1.weight, reference.layer3[0].conv1.weight)

@@ -65,7 +65,7 @@ def views(runner, parent_id: str, out: Path) -> list[dict[str, Any]]:
     for (row, spec), result in zip(runner.study.rows, results):
         if spec is None:
             continue
-        test = replace(spec, data=replace(spec.data, root=f"{spec.data.root}-zeroshot-{'-'.join(zero)}",
+        test = replace(spec, data=replace(spec.data, source="synthcourt", root=f"{spec.data.root}-zeroshot-{'-'.join(zero)}",
                                           synth=replace(spec.data.synth, views=tuple(zero),
                                                         seed=spec.data.synth.seed + 1000)))
         datasets, clips = runner.data(test)
@@ -129,7 +129,7 @@ def complexity(runner, parent_id: str, out: Path) -> list[dict[str, Any]]:
             results.append({})
             continue
         torch.manual_seed(spec.seed)
-        model = spec.build_model()
+        model = spec.build_model()  # untrained: counting needs only the shapes (no pretrained file is read)
         figures = count_complexity(model, _complexity_inputs(spec), warmup=0 if scale == "tiny" else 1, runs=runs)
         runner.log(f"{row.label}: {figures['params_m']:.2f}M params, {figures['gmacs']:.2f} GMACs, "
                    f"{figures['fps']:.1f} FPS (CPU, batch 1)")

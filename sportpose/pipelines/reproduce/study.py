@@ -35,6 +35,19 @@ from, so running the same command again trains nothing that is finished (nor a r
 finished under the same key); the Ray Train runs are named the same way, so an interrupted row continues
 from its latest checkpoint.
 
+Data and init: the tiny and demo bases generate SynthCourt, the paper bases read imported manifests
+(``experiments/multistream_paper.yaml``: PoseTrack 2018, ``multistream_paper_pt17.yaml``: PoseTrack 2017,
+``stsp_paper.yaml``: Human3.6M) with the papers' pretrained files, paths a user overrides. A base that would
+generate SynthCourt into a ``data.root`` holding an imported manifest (``-o data.root=DIR`` after ``sportpose
+data import``) trains on that manifest instead (:func:`imported_data`, one line printed): SynthCourt never
+writes into such a folder, so the switch cannot hide a mistake, and ``sportpose reproduce table9-fusion --scale
+tiny -o data.root=DIR`` runs the tiny settings on the real clips. When the import has no clip of the base's
+``evaluate.split`` (PoseTrack has no public test annotations), its ``val`` split is the held-out one, as in the
+PoseTrack protocol. Explicit specs are never switched: ``sportpose train`` with ``source: synthcourt`` and such
+a root is refused by SynthCourt, naming ``data.source: manifest``. The files a study reads and nobody
+generates (manifests, pretrained weights) are checked before anything starts (:func:`check_study_inputs`), and
+``table.md`` lists each row's data and init.
+
 The papers' numbers: the 3D paper's tables are in its text. The 2D paper's tables 4-12 are images that the
 text extraction (``seeds/000_...txt``) lost; only the numbers its prose states are given (Table 11 overall
 76.0, Table 12 60.1M / 45.6 GFLOPs / 25.1 FPS), every other cell is ``null`` and printed as "n/r" (not
@@ -47,7 +60,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +72,7 @@ from sportpose.errors import SpecError
 from sportpose.paths import EXPERIMENTS, REPO, runs_dir
 from sportpose.pipelines.reproduce import kinds as reproduce_kinds
 from sportpose.pipelines.reproduce.variants import reused_model_keys, train_variant
-from sportpose.pipelines.train import _json_default, _state_path, prepare_data, read_state, run_pipeline
+from sportpose.pipelines.train import _json_default, _state_path, check_inputs, prepare_data, read_state, run_pipeline
 from sportpose.registry import tracking
 from sportpose.spec.experiment import ExperimentSpec, load_spec, read_spec_file, spec_hash, spec_to_dict, stage_order
 from sportpose.spec.fill import fill, get_key
@@ -82,6 +95,7 @@ class Study:
     base_path: Path
     base: ExperimentSpec  # the base spec at this scale
     rows: list[tuple[RowSpec, ExperimentSpec | None]]  # each row's resolved spec (None: skipped)
+    data_note: str = ""  # the imported manifest a SynthCourt base was switched to (imported_data), if any
 
 
 def study_names() -> list[str]:
@@ -127,6 +141,8 @@ def load_study(path: str | Path, scale: str, overrides: list[str] | tuple[str, .
     base_overrides = [*scale_spec.overrides, *overrides]
     try:
         plain = load_spec(base_path)
+        switched, data_note = imported_data(load_spec(base_path, base_overrides))
+        base_overrides += switched
         base_overrides += _own_names(plain, load_spec(base_path, base_overrides), base_overrides)
         base = load_spec(base_path, base_overrides)
     except SpecError as e:
@@ -151,7 +167,70 @@ def load_study(path: str | Path, scale: str, overrides: list[str] | tuple[str, .
         except SpecError as e:
             raise SpecError(f"rows.{i}.{e.key}", e.message, str(path)) from None
         rows.append((row, row_spec))
-    return Study(spec, path, scale, base_path, base, rows)
+    return Study(spec, path, scale, base_path, base, rows, data_note)
+
+
+def imported_data(spec: ExperimentSpec) -> tuple[list[str], str]:
+    """Overrides that train a base which would generate SynthCourt on the imported manifest at its ``data.root``.
+
+    Returns:
+        the overrides (``data.source=manifest``, and ``evaluate.split=val`` when the import has no clip of the
+        spec's evaluation split but has val clips) and the line saying so; nothing for any other spec.
+    """
+    data = spec.data
+    path = Path(data.root) / "manifest.json"
+    if data.source != "synthcourt" or not path.is_file():
+        return [], ""
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return [], ""  # SynthCourt rewrites an unreadable manifest of its own, or names the problem
+    if not isinstance(manifest, dict) or manifest.get("dataset") == "synthcourt":
+        return [], ""
+    switched = ["data.source=manifest"]
+    splits = {c.get("split") for c in manifest.get("clips", []) if isinstance(c, dict)}
+    held_out = spec.evaluate.split
+    if held_out not in splits and "val" in splits:
+        switched.append("evaluate.split=val")
+        held_out = f"val (no {spec.evaluate.split} clips)"
+    return switched, (f"data: {data.root} holds an imported {manifest.get('dataset', 'unnamed')!r} manifest: "
+                      f"training on it (data.source manifest), held-out split {held_out}")
+
+
+def check_study_inputs(study: Study) -> None:
+    """Every file the study's runs read and nobody generates exists (:func:`check_inputs` of the base and each
+    row); complexity studies build untrained models only and read nothing.
+
+    Raises:
+        SpecError: naming the key, the missing path and the row.
+    """
+    if study.spec.kind == "complexity":
+        return
+    for label, spec in [("base", study.base), *((row.label, s) for row, s in study.rows if s is not None)]:
+        try:
+            check_inputs(spec)
+        except SpecError as e:
+            raise SpecError(e.key, f"{e.message} ({label} of study {study.spec.name}, scale {study.scale})",
+                            str(study.base_path)) from None
+
+
+def row_inputs(spec: ExperimentSpec) -> tuple[str, str]:
+    """What a row trained on and from: its data (source, dataset, root) and its init (pretrained files or
+    scratch), as ``table.md`` prints them."""
+    data = spec.data
+    if data.source == "h36m":
+        where = f"h36m (VideoPose3D files {data.h36m.data_3d}, {data.h36m.data_2d})"
+    elif data.source == "synthcourt":
+        where = f"synthcourt (generated) at {data.root}"
+    else:
+        try:
+            dataset = json.loads((Path(data.root) / "manifest.json").read_text()).get("dataset", "unnamed")
+        except (OSError, json.JSONDecodeError, AttributeError):
+            dataset = "unreadable"
+        where = f"manifest of {dataset} at {data.root}"
+    init = [f"model.{f.name}={getattr(spec.model, f.name)}" for f in fields(spec.model)
+            if f.name.endswith("pretrained") and getattr(spec.model, f.name)]
+    return where, ", ".join(init) or "scratch"
 
 
 def _tag(overrides: list[str] | tuple[str, ...]) -> str:
@@ -173,7 +252,8 @@ def _own_names(plain: ExperimentSpec, base: ExperimentSpec, overrides: list[str]
 def _own_data_root(spec: ExperimentSpec, reference: ExperimentSpec, overrides: list[str] | tuple[str, ...]) -> list[str]:
     """A data folder of its own for ``spec`` when its SynthCourt clips differ from ``reference``'s in the same
     folder (SynthCourt regenerates a folder whose settings changed)."""
-    if spec.data.synth != reference.data.synth and spec.data.root == reference.data.root:
+    if spec.data.source == "synthcourt" and spec.data.synth != reference.data.synth \
+            and spec.data.root == reference.data.root:
         return [f"data.root={reference.data.root}-{_tag(overrides)}"]
     return []
 
@@ -226,6 +306,15 @@ def render_table(study: Study, results: list[dict[str, Any]], protocol: str) -> 
             cells.append(f"{ours} / {_fmt(row.paper.get(col.label), col.digits)}")
         lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
     skipped = [(row.label, row.skip) for row, _ in study.rows if row.skip]
+    lines += ["", "Data and init of each row:"]
+    for row, row_spec in study.rows:
+        if row_spec is None:
+            continue
+        if spec.kind == "complexity":
+            lines.append(f"- {row.label}: data none; init none (untrained model: shapes only)")
+        else:
+            data, init = row_inputs(row_spec)
+            lines.append(f"- {row.label}: data {data}; init {init}")
     lines.append("")
     lines.append(f"{NOT_REPORTED}: not reported in the paper's text" + (
         " (its tables 4-12 are images the text extraction lost)" if spec.paper == "multistream" else "")
@@ -336,6 +425,9 @@ def run_study(study: Study, log: Callable[[str], None] = print, reports: Path | 
     Returns:
         ``{"table": markdown, "rows": [...], "dir": report folder}``.
     """
+    check_study_inputs(study)
+    if study.data_note:
+        log(study.data_note)
     if study.scale == "paper":
         log("warning: paper scale is the papers' settings for GPU clusters; on this machine it would take weeks")
     spec = study.spec

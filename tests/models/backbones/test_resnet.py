@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from sportpose.errors import DataError
-from sportpose.models.backbones import build_backbone, load_pretrained
+from sportpose.models.backbones import build_backbone
 from sportpose.models.backbones.resnet import resnet50
+from sportpose.models.pretrained import load_pretrained
 
 # torchvision.models.resnet*(num_classes=1000): sum of p.numel() over parameters.
 TORCHVISION_PARAMS = {
@@ -92,9 +93,11 @@ def test_torchvision_resnet50_state_dict_loads(tmp_path):
     path = tmp_path / "resnet50.pth"
     torch.save(state, path)
 
-    backbone = load_pretrained(resnet50(), path)
+    backbone = resnet50()
+    load_pretrained(backbone, path)
     assert torch.equal(backbone.layer3[2].conv2.weight, state["layer3.2.conv2.weight"])
-    classifier = load_pretrained(resnet50(num_classes=1000), path)
+    classifier = resnet50(num_classes=1000)
+    load_pretrained(classifier, path)
     assert torch.equal(classifier.fc.weight, state["fc.weight"])
 
 
