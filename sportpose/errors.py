@@ -45,3 +45,15 @@ class DataError(ValueError):
     def __str__(self) -> str:
         field = f" {self.field}:" if self.field else ""
         return f"{self.path}:{field} {self.message}"
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (a loss that is not finite): names the stage, the epoch and the step, and what
+    is kept."""
+
+    def __init__(self, message: str):
+        self.message = message
+        super().__init__(message)
+
+    def __reduce__(self):  # survives pickling (Ray hands worker exceptions back to the driver)
+        return (type(self), (self.message,))

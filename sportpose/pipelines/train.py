@@ -31,7 +31,7 @@ from sportpose.models.pretrained import reports_markdown
 from sportpose.models.skeleton import JOINT_SETS
 from sportpose.paths import runs_dir
 from sportpose.registry import tracking
-from sportpose.registry.register import Promotion, register_model
+from sportpose.registry.register import Promotion, register_model, unregistrable
 from sportpose.spec.experiment import ExperimentSpec, spec_from_dict, spec_hash, spec_to_dict, spec_yaml, stage_order
 from sportpose.training.stage import StageResult, plan_init, prepare_stage_model, run_stage, stage_weights
 
@@ -185,14 +185,29 @@ def run_pipeline(spec: ExperimentSpec, resume: bool | str = False, log: Callable
 
     try:
         results = _run_stages(spec, state, parent_id, datasets, log)
-    except BaseException:
+    except BaseException as e:
         for name, info in state["stages"].items():
             if info.get("status") == "running":
-                tracking.end_run(info["run_id"], "FAILED")
+                tracking.end_run(info["run_id"], _ended(e))
         _save_state(spec, state)
-        tracking.end_run(parent_id, "FAILED")
+        tracking.end_run(parent_id, _ended(e))
+        raise
+    try:
+        return _finish(spec, state, parent_id, results, reports, datasets, clips, fingerprint, log, start)
+    except BaseException as e:  # the stages stay finished (state.json); the parent run says it did not end well
+        tracking.end_run(parent_id, _ended(e))
         raise
 
+
+def _ended(error: BaseException) -> str:
+    """The MLflow status of a run that an exception ended: KILLED for Ctrl-C, FAILED otherwise."""
+    return "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+
+
+def _finish(spec: ExperimentSpec, state: dict[str, Any], parent_id: str, results: dict[str, StageResult],
+            reports: dict[str, dict[str, Any]], datasets: dict[str, ray.data.Dataset], clips: list[dict[str, Any]],
+            fingerprint: str, log: Callable[[str], None], start: float) -> PipelineResult:
+    """After the stages: evaluate the final stage, log the figures and register the model."""
     final = stage_order(spec.train.stages)[-1]
     out_dir = runs_dir() / "outputs" / spec.name / parent_id[:8]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -211,7 +226,12 @@ def run_pipeline(spec: ExperimentSpec, resume: bool | str = False, log: Callable
     (out_dir / "resolved.yaml").write_text(spec_yaml(spec))
 
     promotion = None
-    if spec.register.enabled:
+    refused = unregistrable(weights, float(evaluation.get(spec.register.metric, float("nan")))) \
+        if spec.register.enabled else ""
+    if refused:
+        log(f"registry: {spec.registered_name} not registered: {refused}")
+        tracking.set_tags(parent_id, {"sportpose.not_registered": refused})
+    elif spec.register.enabled:
         promotion = register(spec, parent_id, weights, datasets[spec.evaluate.split], evaluation, fingerprint)
         log(f"registry: {promotion.name} v{promotion.version} -> candidate; "
             f"{'champion' if promotion.promoted else 'not champion'} ({promotion.reason})")

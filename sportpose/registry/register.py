@@ -22,6 +22,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 import sportpose
+from sportpose.errors import TrainingError
 from sportpose.registry import pyfunc, tracking
 from sportpose.spec.experiment import ExperimentSpec, spec_yaml
 
@@ -35,6 +36,9 @@ def register_model(spec: ExperimentSpec, run_id: str, weights: dict[str, torch.T
         example: one sample's model inputs (batch of 1), the input example and the signature's source.
         fingerprint: the evaluation data's fingerprint (champions are compared on the same data only).
     """
+    reason = unregistrable(weights, value)
+    if reason:
+        raise TrainingError(f"{spec.registered_name}: not registered: {reason}")
     model = spec.build_model()
     model.load_state_dict(weights)
     model.eval()
@@ -47,6 +51,17 @@ def register_model(spec: ExperimentSpec, run_id: str, weights: dict[str, torch.T
         torch.save(weights, weights_path)
         return log_and_register(run_id, spec.registered_name, spec_path, weights_path, signature, example,
                                 spec.register.metric, value, spec.register.mode, fingerprint)
+
+
+def unregistrable(weights: dict[str, torch.Tensor], value: float) -> str:
+    """Why a model must not be registered (never a candidate, never champion), or "" when it may: weights that
+    are NaN or infinite, or a primary metric that is not finite."""
+    bad = [k for k, v in weights.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        return f"{len(bad)} weight tensors are not finite ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''})"
+    if not np.isfinite(value):
+        return f"its primary metric is not finite ({value})"
+    return ""
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sportpose.errors import SpecError
+from sportpose.errors import SpecError, TrainingError
 from sportpose.spec.experiment import OptimizerSpec, ScheduleSpec, StageSpec
 
 Batch = dict[str, torch.Tensor]
@@ -160,6 +160,14 @@ def step_scheduler(scheduler: Any, metric: float) -> None:
         scheduler.step()
 
 
+class NonFiniteLoss(ArithmeticError):
+    """The training loss of a step is NaN or infinite: the step's update is not applied."""
+
+    def __init__(self, step: int, value: float):
+        self.step, self.value = step, value
+        super().__init__(f"loss {value} at step {step}")
+
+
 def train_epoch(
     model: nn.Module,
     batches: Iterable[Batch],
@@ -169,18 +177,24 @@ def train_epoch(
     amp: bool = False,
     frozen: list[nn.Module] | None = None,
 ) -> dict[str, float]:
-    """One pass over ``batches``. Returns mean losses, the sample count, and samples per second."""
+    """One pass over ``batches``. Returns mean losses, the sample count, and samples per second.
+
+    Raises:
+        NonFiniteLoss: a step's loss is NaN or infinite (checked before its update, so the weights stay finite).
+    """
     model.train()
     for module in frozen or []:
         module.eval()  # frozen BatchNorm keeps its statistics
     totals: dict[str, float] = {}
     n = 0
     start = time.perf_counter()
-    for batch in batches:
+    for step, batch in enumerate(batches):
         bs = next(iter(batch.values())).shape[0]
         ctx = torch.autocast("cuda", dtype=torch.bfloat16) if amp else contextlib.nullcontext()
         with ctx:
             losses = loss_fn(model, batch)
+        if not torch.isfinite(losses["loss"].detach()):
+            raise NonFiniteLoss(step, float(losses["loss"].detach()))
         optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
         if grad_clip:
@@ -320,7 +334,14 @@ def fit(
         if progress.stopped:
             break
         t0 = time.perf_counter()
-        train = train_epoch(model, batches("train", epoch), optimizer, loss_fn, stage.grad_clip, amp, frozen)
+        try:
+            train = train_epoch(model, batches("train", epoch), optimizer, loss_fn, stage.grad_clip, amp, frozen)
+        except NonFiniteLoss as e:
+            kept = (f"the checkpoint of epoch {progress.epoch} is kept" if progress.epoch else
+                    "no checkpoint was written")
+            raise TrainingError(f"the training loss is not finite ({e.value}) at epoch {epoch + 1}, step {e.step} "
+                                f"(lr {optimizer.param_groups[0]['lr']:g}): training stopped; {kept}. "
+                                "Lower optimizer.lr, set grad_clip, or check the data") from None
         train = mean(train, train.pop("samples"))
         val_batches = batches("val", epoch)
         val = validate(model, val_batches, loss_fn) if val_batches is not None else {}

@@ -37,7 +37,7 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 from ray.train.torch import TorchTrainer
 
-from sportpose.errors import DataError, SpecError
+from sportpose.errors import DataError, SpecError, TrainingError
 from sportpose.spec.experiment import ExperimentSpec, spec_from_dict, spec_hash, spec_to_dict
 from sportpose.training import checkpoints, loop
 
@@ -279,8 +279,11 @@ def worker_loop(config: dict[str, Any]) -> None:
             ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=checkpoints.epoch_dir_name(epoch))
 
     # train
-    loop.fit(model, stage, optimizer, scheduler, batches, loss_fn, progress, on_epoch,
-             frozen=loop.frozen_module_prefixes(core), mean=_allreduce_mean, workers=ctx.get_world_size())
+    try:
+        loop.fit(model, stage, optimizer, scheduler, batches, loss_fn, progress, on_epoch,
+                 frozen=loop.frozen_module_prefixes(core), mean=_allreduce_mean, workers=ctx.get_world_size())
+    except TrainingError as e:
+        raise TrainingError(f"stage {stage_name}: {e.message}") from None
     # cleanup: nothing held beyond the process
 
 
@@ -349,13 +352,25 @@ def run_stage(
         return _fit_local(trainer, spec, stage_name, os.path.join(storage, run_name), start)
     result = trainer.fit()
     if result.error:
-        raise result.error
+        raise _plain(result.error)
     best = result.get_best_checkpoint(stage.metric, stage.mode) or result.checkpoint
     metrics = next((m for c, m in result.best_checkpoints or [] if c.path == best.path), result.metrics or {})
     with result.checkpoint.as_directory() as d:
         history = json.loads(checkpoints.load(d)["history"])
     return StageResult(name=stage_name, checkpoint=checkpoint_uri(best), metrics=dict(metrics), history=history,
                        run_path=str(result.path), seconds=time.perf_counter() - start)
+
+
+def _plain(error: BaseException) -> BaseException:
+    """A worker's :class:`TrainingError` as itself (one line naming stage, epoch and step), not inside Ray's
+    worker-group error; any other error as Ray raised it."""
+    failures = getattr(error, "worker_failures", None) or {}
+    for failure in [*failures.values(), error.__cause__, error]:
+        while failure is not None:
+            if isinstance(failure, TrainingError):
+                return failure
+            failure = failure.__cause__
+    return error
 
 
 def _good_epochs(run_dir: str) -> list[Path]:
@@ -384,7 +399,7 @@ def _fit_local(trainer: TorchTrainer, spec: ExperimentSpec, stage_name: str, run
         with _LOCAL_MODE_LOCK:
             result = trainer.fit()
         if result.error:
-            raise result.error
+            raise _plain(result.error)
         epochs = _good_epochs(run_dir)
         history = json.loads(checkpoints.load(epochs[-1])["history"])
     by_epoch = {int(m["epoch"]): m for m in history}

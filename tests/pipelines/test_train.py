@@ -9,7 +9,7 @@ import mlflow
 import pytest
 import yaml
 
-from sportpose.errors import SpecError
+from sportpose.errors import SpecError, TrainingError
 from sportpose.paths import REPO
 from sportpose.pipelines.train import run_pipeline
 from sportpose.registry import tracking
@@ -105,3 +105,18 @@ def test_a_saved_run_reads_fields_added_to_the_spec_since_as_their_defaults(tmp_
     older["train"]["stages"]["lift"]["cache_frozen"] = True
     save(older)
     assert _check_resume(read_state(path), spec_to_dict(spec), spec) == []
+
+
+def test_a_diverging_run_stops_with_a_named_step_and_registers_nothing(ray_local, runs_home, tmp_path, tiny_yaml):
+    """lr 1e30 (finite, so the spec takes it): the first update sends the weights to ~1e30 and the next loss is
+    not finite. The stage stops there naming stage, epoch and step; runs are FAILED; no model version exists."""
+    spec_path = tmp_path / "diverge.yaml"
+    spec_path.write_text(tiny_yaml("sb-base", "name=diverge", f"data.root={runs_home / 'data' / 'tiny'}",
+                                   "train.stages.main.optimizer.lr=1.0e+30", "train.stages.main.scaling.num_workers=0",
+                                   "register.name=sportpose-diverge"))
+    with pytest.raises(TrainingError, match=r"stage main: the training loss is not finite .* at epoch 1, step 1"):
+        run_pipeline(load_spec(spec_path), log=lambda _: None)
+    client = tracking.client()
+    runs = client.search_runs([client.get_experiment_by_name("diverge").experiment_id])
+    assert runs and all(r.info.status == "FAILED" for r in runs)
+    assert not client.search_model_versions("name = 'sportpose-diverge'")
