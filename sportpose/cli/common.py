@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from sportpose.errors import DataError, SpecError
+from sportpose.errors import DataError, SpecError, TrainingError
 
 AddArgs = Callable[[argparse.ArgumentParser], None]
 Run = Callable[[argparse.Namespace], int]
@@ -116,7 +116,7 @@ def run_command(func: Run, args: argparse.Namespace) -> int:
     no traceback); Ctrl-C is ``interrupted`` (status 130)."""
     try:
         return func(args)
-    except (SpecError, DataError) as e:
+    except (SpecError, DataError, TrainingError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -7,9 +7,11 @@ which ``sportpose --help`` should not wait for.
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING
 
 from sportpose.cli.common import experiment_args, ray_address_arg, resume_arg
+from sportpose.errors import SpecError
 
 if TYPE_CHECKING:
     from sportpose.pipelines.train import PipelineResult
@@ -24,18 +26,29 @@ def train_args(p: argparse.ArgumentParser) -> None:
                help="continue this spec's last run: skip finished stages, continue an unfinished one from its "
                     "checkpoint; a changed setting of a finished stage is refused, or retrained with "
                     "--resume=rerun-changed")
+    p.add_argument("--restart", action="store_true",
+                   help="start a new run although the last run of this spec did not finish (its MLflow runs and "
+                        "checkpoints are kept, marked superseded); without --resume or --restart an unfinished "
+                        "run is refused")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from sportpose.spec.experiment import load_spec
 
+    if args.restart and args.resume:
+        raise SpecError("--restart", "continues nothing: give --resume or --restart, not both")
     spec = load_spec(args.spec, args.override)  # validated completely before Ray starts
     from sportpose.pipelines.train import run_pipeline
     from sportpose.platform.runtime import init_ray
     from sportpose.registry import tracking
 
     init_ray(args.address)
-    result = run_pipeline(spec, resume=args.resume)
+    try:
+        result = run_pipeline(spec, resume="restart" if args.restart else args.resume)
+    except KeyboardInterrupt:
+        print(f"interrupted: the finished stages and the last checkpoints are kept; continue with "
+              f"sportpose train {args.spec} --resume", file=sys.stderr)
+        raise
     print(train_summary(result, tracking.tracking_uri()))
     return 0
 

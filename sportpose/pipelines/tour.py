@@ -55,7 +55,7 @@ def run_tour(log: Callable[[str], None] = print, overrides: dict[str, list[str]]
         log(f"\n== tour {i + 1}/4: {title} ==")
         t0 = time.perf_counter()
         spec = load_spec(TOUR_DIR / f"{kind}.yaml", overrides.get(kind, []))
-        result.pipelines[kind] = run_pipeline(spec, log=log)
+        result.pipelines[kind] = run_pipeline(spec, resume="auto", log=log)  # an interrupted tour continues
         result.step_seconds[kind] = time.perf_counter() - t0
     log("\n== tour 3/4: evaluation reports on the held-out clips ==")
     t0 = time.perf_counter()

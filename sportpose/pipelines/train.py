@@ -109,11 +109,45 @@ def read_state(path: Path) -> dict[str, Any]:
     return state
 
 
-def _load_state(spec: ExperimentSpec, resume: bool) -> dict[str, Any] | None:
+def _load_state(spec: ExperimentSpec, resume: bool | str) -> dict[str, Any] | None:
+    """The saved state to continue, or None for a new run.
+
+    An unfinished run is never abandoned silently: without ``resume`` it is refused, naming the run and the
+    two ways on; ``"restart"`` starts a new run beside it (its MLflow runs are kept, ended KILLED where they
+    were left RUNNING, and tagged superseded; its checkpoints stay under their own Ray run names);
+    ``"auto"`` continues it when its resolved spec is this one and starts a new run otherwise (the tour, studies).
+    """
     path = _state_path(spec)
-    if not resume or not path.exists():
+    if not path.exists():
         return None
-    return read_state(path)
+    state = read_state(path)
+    if resume in (True, "refuse-changed", "rerun-changed"):
+        return state
+    if state.get("finished"):
+        return None
+    if resume == "auto" and state["spec"] == spec_to_dict(spec):
+        return state
+    if resume is False:
+        done = [s for s, v in state["stages"].items() if v.get("status") == "finished"]
+        left = [s for s in stage_order(spec.train.stages) if s not in done]
+        raise SpecError("--resume", f"the last run of {spec.name!r} did not finish (MLflow parent run "
+                                    f"{state['parent_run_id']}; stages finished {done}, not finished {left}): "
+                                    "continue it with --resume, or start a new run with --restart (the old run's "
+                                    "MLflow records and checkpoints are kept)", str(path))
+    _supersede(state)
+    return None
+
+
+def _supersede(state: dict[str, Any]) -> None:
+    """Keep an abandoned run's MLflow records, marked: RUNNING ones ended KILLED, all tagged superseded."""
+    ids = [state["parent_run_id"], *(v["run_id"] for v in state["stages"].values() if v.get("run_id"))]
+    for run_id in ids:
+        try:
+            if tracking.client().get_run(run_id).info.status == "RUNNING":
+                tracking.end_run(run_id, "KILLED")
+            tracking.set_tags(run_id, {"sportpose.superseded": "true"})
+        except Exception:  # noqa: BLE001 - a run deleted by hand: nothing to keep
+            pass
 
 
 def _save_state(spec: ExperimentSpec, state: dict[str, Any]) -> None:
@@ -128,12 +162,15 @@ def run_pipeline(spec: ExperimentSpec, resume: bool | str = False, log: Callable
     """Run every stage of ``spec`` on the current Ray, evaluate, and register the final model.
 
     Args:
-        resume: False for a new run; True (or ``"refuse-changed"``) to continue the last run of this spec,
-            refusing a changed setting that affects a finished stage; ``"rerun-changed"`` to retrain the
-            changed stages and those after them.
+        resume: False for a new run (refused while the last run of this spec is unfinished); True (or
+            ``"refuse-changed"``) to continue the last run of this spec, refusing a changed setting that affects
+            a finished stage; ``"rerun-changed"`` to retrain the changed stages and those after them;
+            ``"restart"`` for a new run beside an unfinished one; ``"auto"`` to continue an unfinished run of
+            this very spec and start a new one otherwise (see :func:`_load_state`).
 
     Raises:
-        SpecError: ``resume`` with a spec whose finished stages were trained under other settings.
+        SpecError: ``resume`` with a spec whose finished stages were trained under other settings; no
+            ``resume`` while the last run is unfinished.
         DataError: unreadable data beyond the spec's tolerance.
     """
     start = time.perf_counter()

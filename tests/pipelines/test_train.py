@@ -120,3 +120,14 @@ def test_a_diverging_run_stops_with_a_named_step_and_registers_nothing(ray_local
     runs = client.search_runs([client.get_experiment_by_name("diverge").experiment_id])
     assert runs and all(r.info.status == "FAILED" for r in runs)
     assert not client.search_model_versions("name = 'sportpose-diverge'")
+
+    # The unfinished run is kept: running the spec again without --resume is refused, naming both ways on
+    (old,) = [r for r in runs if r.data.tags.get("sportpose.kind") == "pipeline"]
+    with pytest.raises(SpecError, match=r"state\.json: --resume: the last run of 'diverge' did not finish .*"
+                                        r"stages finished \[\], not finished \['main'\].*--resume.*--restart"):
+        run_pipeline(load_spec(spec_path), log=lambda _: None)
+    with pytest.raises(TrainingError):  # --restart: a new run beside it; the old MLflow records stay, marked
+        run_pipeline(load_spec(spec_path), resume="restart", log=lambda _: None)
+    kept = client.get_run(old.info.run_id)
+    assert kept.info.status == "FAILED" and kept.data.tags["sportpose.superseded"] == "true"
+    assert len(client.search_runs([kept.info.experiment_id], "tags.`sportpose.kind` = 'pipeline'")) == 2

@@ -368,8 +368,7 @@ class Runner:
             self.log(f"base: reusing the finished run {state['parent_run_id'][:8]} of {base.name} ({path})")
         else:
             self.log(f"base: training {base.name} (no finished run of this resolved spec in {path})")
-            resume = state is not None and state["spec"] == resolved
-            run_pipeline(base, resume=resume, log=self.log)
+            run_pipeline(base, resume="auto", log=self.log)  # continues an interrupted run of this spec
             state = read_state(path)
         self._base_state = state
         return state
