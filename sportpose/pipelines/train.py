@@ -24,7 +24,7 @@ import torch
 from sportpose.data import h36m, synthcourt
 from sportpose.data.dataset import load_clips, numpy_batches
 from sportpose.data.prepare import open_split
-from sportpose.errors import SpecError
+from sportpose.errors import DataError, SpecError
 from sportpose.evaluation import evaluate3d
 from sportpose.evaluation.evaluate2d import ap_score, pckh_score, predict, save_stream_cache, search_fusion_weights
 from sportpose.models.pretrained import reports_markdown
@@ -48,9 +48,18 @@ class PipelineResult:
     seconds: float = 0.0
 
 
+def evaluation_metrics(spec: ExperimentSpec) -> tuple[str, ...]:
+    """The numbers the final evaluation of ``spec`` reports (what ``register.metric`` may name)."""
+    if spec.model.kind == "stsp":
+        return ("mpjpe", "p_mpjpe", "pck3d", "auc3d", "ts", "ts_mm_per_s2", "jitter", "mpjpe_mean_pose",
+                "mpjpe_no_tmp", "ts_no_tmp")
+    return ("pckh", "pckh_untrained") + (("ap", "ap_untrained") if spec.data.joint_set == "posetrack" else ())
+
+
 def check_inputs(spec: ExperimentSpec) -> None:
     """The files a spec reads and nobody generates must exist before anything starts: an imported manifest
-    (``data.source: manifest``), VideoPose3D's files (``h36m``) and every ``model.*pretrained`` file.
+    (``data.source: manifest``), VideoPose3D's files (``h36m``) and every ``model.*pretrained`` file; and the
+    registry's metric must be one the evaluation reports.
 
     Raises:
         SpecError: naming the key and the missing path.
@@ -64,6 +73,9 @@ def check_inputs(spec: ExperimentSpec) -> None:
         for name in ("data_3d", "data_2d"):
             if not Path(getattr(data.h36m, name)).is_file():
                 raise SpecError(f"data.h36m.{name}", f"file not found: {getattr(data.h36m, name)!r}")
+    if spec.register.enabled and spec.register.metric not in evaluation_metrics(spec):
+        raise SpecError("register.metric", f"the evaluation of this spec reports no {spec.register.metric!r}; it "
+                                           f"reports {', '.join(evaluation_metrics(spec))}")
     for f in fields(spec.model):
         path = getattr(spec.model, f.name)
         if f.name.endswith("pretrained") and path and not Path(path).is_file():
@@ -194,6 +206,10 @@ def run_pipeline(spec: ExperimentSpec, resume: bool | str = False, log: Callable
         skipped = f", {len(report.skipped)} skipped" if report.skipped else ""
         log(f"data: {split}: {report.samples} samples from {report.clips} clips{skipped}"
             + (f" (boxes: {report.boxes})" if report.boxes != "gt" else ""))
+    for split, why in (("train", "training"), (spec.evaluate.split, "the final evaluation (evaluate.split)")):
+        if reports[split]["samples"] == 0:  # refused now, not after the stages have trained
+            raise DataError(str(root), f"{split} split", f"has no samples ({reports[split]['clips']} clips); {why} "
+                                       "needs at least one (see data.splits, data.min_visible_joints, the import)")
     fingerprint = h36m.fingerprint(spec.data) if from_h36m else data_fingerprint(root, clips, spec)
 
     if state is not None:

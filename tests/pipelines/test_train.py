@@ -9,7 +9,7 @@ import mlflow
 import pytest
 import yaml
 
-from sportpose.errors import SpecError, TrainingError
+from sportpose.errors import DataError, SpecError, TrainingError
 from sportpose.paths import REPO
 from sportpose.pipelines.train import run_pipeline
 from sportpose.registry import tracking
@@ -131,3 +131,20 @@ def test_a_diverging_run_stops_with_a_named_step_and_registers_nothing(ray_local
     kept = client.get_run(old.info.run_id)
     assert kept.info.status == "FAILED" and kept.data.tags["sportpose.superseded"] == "true"
     assert len(client.search_runs([kept.info.experiment_id], "tags.`sportpose.kind` = 'pipeline'")) == 2
+
+
+def test_what_the_end_of_a_run_needs_is_checked_before_training(ray_local, runs_home, tmp_path, tiny_yaml):
+    from sportpose.pipelines.train import check_inputs
+
+    spec_path = tmp_path / "late.yaml"
+    spec_path.write_text(tiny_yaml("sb-base", "name=late", f"data.root={runs_home / 'data' / 'tiny'}",
+                                   "register.metric=ap_total"))
+    with pytest.raises(SpecError, match=r"register\.metric: the evaluation of this spec reports no 'ap_total'; "
+                                        r"it reports pckh, pckh_untrained, ap, ap_untrained"):
+        check_inputs(load_spec(spec_path))
+    spec_path.write_text(tiny_yaml("sb-base", "name=late", f"data.root={runs_home / 'data' / 'tiny'}",
+                                   "data.splits=[1.0, 0.0, 0.0]"))
+    lines: list[str] = []
+    with pytest.raises(DataError, match=r"test split: has no samples \(0 clips\); the final evaluation"):
+        run_pipeline(load_spec(spec_path), log=lines.append)
+    assert not any(line.startswith("stage ") for line in lines)  # refused before any stage trained
