@@ -48,6 +48,41 @@ class PipelineResult:
     seconds: float = 0.0
 
 
+def started_here() -> bool:
+    """Whether this driver started its Ray (a local instance, where no autoscaler will ever add a node) rather
+    than joining a cluster."""
+    node = getattr(ray._private.worker, "_global_node", None)  # noqa: SLF001 - Ray has no public flag for it
+    try:
+        return bool(node is not None and node.is_head())
+    except Exception:  # noqa: BLE001 - a Ray without it: assume a cluster (warn, never refuse)
+        return False
+
+
+def check_resources(spec: ExperimentSpec, log: Callable[[str], None] = print) -> None:
+    """Every stage fits the cluster: on a Ray this process started (no autoscaler) a stage asking for more CPUs or
+    GPUs than it has is refused before anything trains; on a cluster it joined, a line says the stage will wait
+    for nodes (an autoscaler may add them).
+
+    Raises:
+        SpecError: naming the stage's ``scaling`` key, what it asks for and what the local Ray has.
+    """
+    total = ray.cluster_resources()
+    for name, stage in spec.train.stages.items():
+        s = stage.scaling
+        need = {"CPU": s.num_workers * s.cpus_per_worker, "GPU": s.num_workers * s.gpus_per_worker if s.use_gpu else 0}
+        for kind, amount in need.items():
+            if amount <= total.get(kind, 0.0) + 1e-9:
+                continue
+            key = f"train.stages.{name}.scaling." + ("num_workers" if kind == "CPU" else "use_gpu")
+            what = (f"{s.num_workers} workers x {s.cpus_per_worker if kind == 'CPU' else s.gpus_per_worker:g} "
+                    f"{kind} = {amount:g} {kind}, the cluster has {total.get(kind, 0.0):g}")
+            if started_here():
+                raise SpecError(key, f"{what} (a local Ray: no node will join; lower scaling.num_workers, use "
+                                     "scaling.num_workers=0 for local mode, or pass --address of a bigger cluster)")
+            log(f"warning: stage {name}: {what}; it waits until nodes join (an autoscaler, or ray start on more "
+                "machines)")
+
+
 def evaluation_metrics(spec: ExperimentSpec) -> tuple[str, ...]:
     """The numbers the final evaluation of ``spec`` reports (what ``register.metric`` may name)."""
     if spec.model.kind == "stsp":
@@ -206,6 +241,7 @@ def run_pipeline(spec: ExperimentSpec, resume: bool | str = False, log: Callable
         skipped = f", {len(report.skipped)} skipped" if report.skipped else ""
         log(f"data: {split}: {report.samples} samples from {report.clips} clips{skipped}"
             + (f" (boxes: {report.boxes})" if report.boxes != "gt" else ""))
+    check_resources(spec, log)
     for split, why in (("train", "training"), (spec.evaluate.split, "the final evaluation (evaluate.split)")):
         if reports[split]["samples"] == 0:  # refused now, not after the stages have trained
             raise DataError(str(root), f"{split} split", f"has no samples ({reports[split]['clips']} clips); {why} "
