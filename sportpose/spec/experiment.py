@@ -310,15 +310,25 @@ def read_spec_file(path: str | Path) -> dict[str, Any]:
     """A YAML spec file (experiment or sweep) as plain data: a mapping at the top level (empty file: ``{}``).
 
     Raises:
-        SpecError: the file is missing, not valid YAML, or not a mapping (key ``<file>``, ``<yaml>``, ``<root>``).
+        SpecError: the file is missing, a folder, binary, not valid YAML (with its line and column), or not a
+            mapping (key ``<file>``, ``<yaml>``, ``<root>``).
     """
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SpecError("<file>", "spec file not found", str(path)) from None
+    except IsADirectoryError:
+        raise SpecError("<file>", "is a folder; expected a YAML spec file", str(path)) from None
+    except UnicodeDecodeError:
+        raise SpecError("<file>", "is not a text file (not UTF-8); expected a YAML spec file", str(path)) from None
+    except PermissionError:
+        raise SpecError("<file>", "cannot be read (permission denied)", str(path)) from None
     except yaml.YAMLError as e:
-        raise SpecError("<yaml>", f"not valid YAML: {str(e).splitlines()[0]}", str(path)) from None
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise SpecError("<yaml>", f"not valid YAML: {where}{problem}", str(path)) from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

@@ -114,11 +114,20 @@ def test_override_through_a_value_is_an_error():
     ("name: t\nmodel: {kind: simplebaseline, backbone: vgg16}\n", "model.backbone", "resnet"),
     ("- just\n- a list\n", "<root>", "mapping"),
     ("name: [unclosed\n", "<yaml>", "not valid YAML"),
+    ("name: t\nmodel: {kind: simplebaseline}\ndata:\n  window: 5\n   interval: 2\n", "<yaml>", "line 5, column 12"),
 ])
 def test_bad_specs_name_the_key_and_file(tmp_path, text, key, words):
     err = load_error(tmp_path, text)
     assert err.key == key
     assert words in err.message
+
+
+def test_a_folder_or_binary_file_as_the_spec_is_one_line(tmp_path):
+    with pytest.raises(SpecError, match=r"<file>: is a folder; expected a YAML spec file"):
+        load_spec(tmp_path)
+    (tmp_path / "model.pt").write_bytes(b"PK\x03\x04\xff\xfe\x00binary")
+    with pytest.raises(SpecError, match=r"model\.pt: <file>: is not a text file"):
+        load_spec(tmp_path / "model.pt")
 
 
 def test_cache_frozen_only_where_the_model_has_a_frozen_part():
