@@ -22,7 +22,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 import sportpose
-from sportpose.errors import TrainingError
+from sportpose.errors import DataError, TrainingError
 from sportpose.registry import pyfunc, tracking
 from sportpose.spec.experiment import ExperimentSpec, spec_yaml
 
@@ -147,5 +147,20 @@ def apply_aliases(name: str, version: str, metric: str, value: float, mode: str,
 
 
 def promote(name: str, version: str, alias: str = "champion") -> None:
-    """Move an alias to a version by hand."""
-    tracking.client().set_registered_model_alias(name, alias, str(version))
+    """Move an alias to a version by hand.
+
+    Raises:
+        DataError: the model or the version is not in the registry (naming what it holds).
+    """
+    client = tracking.client()
+    try:
+        versions = sorted((str(v.version) for v in client.search_model_versions(f"name = '{name}'")), key=int)
+    except MlflowException:
+        versions = []
+    if not versions:
+        names = ", ".join(m.name for m in client.search_registered_models()) or "none"
+        raise DataError(tracking.tracking_uri(), "registry", f"no registered model {name!r} (registered: {names})")
+    if str(version) not in versions:
+        raise DataError(tracking.tracking_uri(), "registry",
+                        f"{name} has no version {version!r} (versions: {', '.join(versions)})")
+    client.set_registered_model_alias(name, alias, str(version))

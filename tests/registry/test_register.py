@@ -55,3 +55,14 @@ def test_champion_not_compared_across_evaluation_data(mlflow_home, tmp_path):
     assert str(c.get_model_version_by_alias(name, "champion").version) == "2"
     rows = tracking.registry_rows()
     assert [(r["version"], r["aliases"]) for r in rows] == [("2", "candidate,champion"), ("1", "")]
+
+
+def test_promoting_a_missing_model_or_version_names_what_there_is(mlflow_home, tmp_path):
+    from sportpose.errors import DataError
+
+    name = "m-promote"
+    _new_version(name, tmp_path)
+    with pytest.raises(DataError, match=r"registry: m-promote has no version '7' \(versions: 1\)"):
+        register.promote(name, "7")
+    with pytest.raises(DataError, match=r"registry: no registered model 'm-typo' \(registered: .*m-promote"):
+        register.promote("m-typo", "1")
