@@ -55,7 +55,42 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, quiet: boo
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = not quiet
     ctx.print_on_execution_start = not quiet
+    _hold_working_dir()
     return ray.get_runtime_context().gcs_address
+
+
+@ray.remote(num_cpus=0)
+class _WorkingDirHolder:
+    """Does nothing: while it lives, its node's runtime-env agent counts the job's working_dir as in use."""
+
+    def ping(self) -> bool:
+        return True
+
+
+_HOLDER = None
+
+
+def _hold_working_dir() -> None:
+    """Keep a submitted job's working_dir on the driver's node for the driver's lifetime.
+
+    Ray's runtime-env agent deletes a working_dir package when no worker on the node uses it any more; the job's
+    driver runs inside that folder but is not counted, so once the training workers of the last stage exit, the
+    folder (the driver's cwd and the project's code) can vanish before the driver evaluates and registers
+    (``os.getcwd()`` failing inside ``mlflow.pyfunc.log_model``). A zero-CPU actor with the job's runtime_env,
+    pinned to the driver's node, is such a user until the driver exits (the actor dies with its job).
+    """
+    global _HOLDER
+    if _HOLDER is not None or not (ray.get_runtime_context().runtime_env or {}).get("working_dir"):
+        return
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    node = ray.get_runtime_context().get_node_id()
+    _HOLDER = _WorkingDirHolder.options(
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=True)).remote()
+    try:
+        ray.get(_HOLDER.ping.remote(), timeout=120)
+    except Exception as e:  # noqa: BLE001 - the job still runs; say why the guard is missing
+        logging.getLogger(__name__).warning("could not pin the job's working_dir on its node: %s", e)
 
 
 def _free_port() -> int:

@@ -428,6 +428,9 @@ def test_tiny_spec_trains_on_both_nodes_and_registers_in_the_mlflow_server(clust
     assert len(workers) == 2 and {w["node_id"] for w in workers} == nodes, (workers, nodes)
     status = sportpose(cluster, "jobs", "status", job_id, timeout=120)
     assert "Ray Train workers: 2 on 2 node(s)" in status.stdout
+    # the driver held its working_dir (the folder it runs in) on its node until it ended (runtime._hold_working_dir)
+    holders = jobs._state_list(api, "actors", [("class_name", "=", "_WorkingDirHolder"), ("job_id", "=", info.job_id)])
+    assert len(holders) == 1, holders
 
     client = MlflowClient(cluster["tracking"], registry_uri=cluster["tracking"])
     exp = client.get_experiment_by_name("tiny-cluster")
