@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -168,6 +170,8 @@ def _load_state(spec: ExperimentSpec, resume: bool | str) -> dict[str, Any] | No
     if not path.exists():
         return None
     state = read_state(path)
+    if not state.get("finished"):
+        _end_dead_driver_runs(state, path)
     if resume in (True, "refuse-changed", "rerun-changed"):
         return state
     if state.get("finished"):
@@ -183,6 +187,37 @@ def _load_state(spec: ExperimentSpec, resume: bool | str) -> dict[str, Any] | No
                                     "MLflow records and checkpoints are kept)", str(path))
     _supersede(state)
     return None
+
+
+def _driver_record() -> dict[str, Any]:
+    """Who runs a pipeline: this process (host, pid, its start time, so a reused pid is not taken for it)."""
+    return {"host": socket.gethostname(), "pid": os.getpid(), "started": _process_start(os.getpid())}
+
+
+def _process_start(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]  # field 22: start time
+    except (OSError, IndexError):
+        return ""
+
+
+def _end_dead_driver_runs(state: dict[str, Any], path: Path) -> None:
+    """An unfinished run whose driver died without a word (SIGKILL, a lost node) on this host: its MLflow runs
+    still RUNNING are ended FAILED, saying so, instead of running forever."""
+    driver = state.get("driver") or {}
+    if driver.get("host") != socket.gethostname() or not driver.get("pid"):
+        return  # another machine's driver (or a state without a record): not ours to judge
+    if _process_start(driver["pid"]) and _process_start(driver["pid"]) == driver.get("started"):
+        return  # still alive
+    ids = [state["parent_run_id"], *(v["run_id"] for v in state["stages"].values() if v.get("run_id"))]
+    for run_id in ids:
+        try:
+            if tracking.client().get_run(run_id).info.status == "RUNNING":
+                tracking.set_tags(run_id, {"sportpose.ended": f"driver pid {driver['pid']} died (found by the next "
+                                                              f"start; state {path})"})
+                tracking.end_run(run_id, "FAILED")
+        except Exception:  # noqa: BLE001 - a run deleted by hand
+            pass
 
 
 def _supersede(state: dict[str, Any]) -> None:
@@ -267,6 +302,7 @@ def run_pipeline(spec: ExperimentSpec, resume: bool | str = False, log: Callable
         tracking.log_params(parent_id, resolved)
         tracking.log_text(parent_id, spec_yaml(spec), "spec/resolved.yaml")
         state = {"parent_run_id": parent_id, "spec": resolved, "stages": {}}
+    state["driver"] = _driver_record()
     _save_state(spec, state)
     for split, report in reports.items():
         tracking.log_text(parent_id, json.dumps(report, indent=2), f"data/data_report_{split}.json")

@@ -155,3 +155,38 @@ def test_what_the_end_of_a_run_needs_is_checked_before_training(ray_local, runs_
                                         r"cluster has \d+ \(a local Ray: no node will join"):
         run_pipeline(load_spec(spec_path), log=lines.append)
     assert not any(line.startswith("stage ") for line in lines)
+
+
+@pytest.mark.timeout(300)
+def test_a_killed_drivers_runs_are_ended_by_the_next_start(ray_local, runs_home, tmp_path, tiny_yaml):
+    """SIGKILL leaves the driver no chance to end its MLflow runs: the next start of the spec finds the dead
+    driver (its recorded pid and start time) and ends them FAILED, and --resume continues from the checkpoint."""
+    import os
+    import signal
+    import time
+
+    spec_path = tmp_path / "killed.yaml"
+    spec_path.write_text(tiny_yaml("sb-base", "name=killed", f"data.root={runs_home / 'data' / 'tiny'}",
+                                   "train.stages.main.epochs=40", "train.stages.main.scaling.num_workers=0",
+                                   "register={enabled: false}"))
+    state_path = runs_home / "pipelines" / "killed" / "state.json"
+    env = {**os.environ, "SPORTPOSE_RUNS": str(runs_home)}
+    env.pop("RAY_ADDRESS", None)
+    driver = subprocess.Popen([sys.executable, "-m", "sportpose", "train", str(spec_path)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while not (state_path.exists() and list(state_path.parent.parent.parent.glob("ray/killed-*-main/epoch_0000"))):
+        assert driver.poll() is None and time.monotonic() < deadline, driver.stdout.read() if driver.poll() else "slow"
+        time.sleep(0.5)
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    client = tracking.client()
+    runs = client.search_runs([client.get_experiment_by_name("killed").experiment_id])
+    assert {r.info.status for r in runs} == {"RUNNING"}  # nobody ended them
+
+    spec = load_spec(spec_path, ["train.stages.main.epochs=2"])
+    with pytest.raises(SpecError, match="did not finish"):  # the next start: refused (no --resume), runs ended
+        run_pipeline(spec, log=lambda _: None)
+    for run in runs:
+        ended = client.get_run(run.info.run_id)
+        assert ended.info.status == "FAILED" and "died" in ended.data.tags["sportpose.ended"]
