@@ -184,6 +184,8 @@ def test_launcher_yaml_passes_rays_own_schema():
     assert "--env RAY_AUTH_MODE=token" in config["docker"]["run_options"]
     start = " ".join(config["head_start_ray_commands"])
     assert "--dashboard-host=127.0.0.1" in start  # reached through `ray dashboard`'s SSH tunnel only
+    commands = " ".join(config.get("initialization_commands", []) + config.get("setup_commands", []))
+    assert "777" not in commands and "chmod 775 /mnt/shared" in commands  # shared storage is not world-writable
 
 
 def test_every_image_is_the_projects_image_at_its_version():
