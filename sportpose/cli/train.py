@@ -7,6 +7,7 @@ which ``sportpose --help`` should not wait for.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -46,9 +47,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         result = run_pipeline(spec, resume="restart" if args.restart else args.resume)
     except KeyboardInterrupt:
-        print(f"interrupted: the finished stages and the last checkpoints are kept; continue with "
-              f"sportpose train {args.spec} --resume", file=sys.stderr)
-        raise
+        print(f"interrupted: runs marked KILLED; the finished stages and the last checkpoints are kept; continue "
+              f"with sportpose train {args.spec} --resume", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(130)  # now: a stage thread still unwinding must not hold the exit
     print(train_summary(result, tracking.tracking_uri()))
     return 0
 

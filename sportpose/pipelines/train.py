@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import socket
 import threading
 import time
@@ -35,6 +36,7 @@ from sportpose.paths import runs_dir
 from sportpose.registry import tracking
 from sportpose.registry.register import Promotion, register_model, unregistrable
 from sportpose.spec.experiment import ExperimentSpec, spec_from_dict, spec_hash, spec_to_dict, spec_yaml, stage_order
+from sportpose.training import loop
 from sportpose.training.stage import StageResult, plan_init, prepare_stage_model, run_stage, stage_weights
 
 
@@ -446,8 +448,9 @@ def _run_stages(spec: ExperimentSpec, state: dict[str, Any], parent_id: str, dat
         return all(claimed[k] + v <= capacity.get(k, 0.0) + 1e-9 for k, v in need(name).items() if v)
 
     error: BaseException | None = None
-    with ThreadPoolExecutor(max_workers=max(1, len(pending)), thread_name_prefix="stage") as pool:
-        running: dict[Future, str] = {}
+    pool = ThreadPoolExecutor(max_workers=max(1, len(pending)), thread_name_prefix="stage")
+    running: dict[Future, str] = {}
+    try:
         while (pending and error is None) or running:
             if error is None:
                 for name in [n for n in pending if all(d in results for d in spec.train.stages[n].after)]:
@@ -468,9 +471,29 @@ def _run_stages(spec: ExperimentSpec, state: dict[str, Any], parent_id: str, dat
                     results[name] = future.result()
                 except BaseException as e:  # keep waiting for the others; re-raise the first failure
                     error = error or e
+    except KeyboardInterrupt:
+        _stop_stages(pool, [running[f] for f in running], log)
+        raise
+    pool.shutdown()
     if error is not None:
         raise error
     return results
+
+
+def _stop_stages(pool: ThreadPoolExecutor, names: list[str], log: Callable[[str], None]) -> None:
+    """Ctrl-C: stop the running stages now rather than when they end. Local-mode loops stop at their next step
+    (:data:`loop.STOP`); Ray Train workers stop with the driver's Ray (shut down here, at most ~10 s). A second
+    Ctrl-C exits at once."""
+    log(f"interrupted: stopping {', '.join(names) or 'the pipeline'} (Ctrl-C again to exit at once)")
+    try:
+        signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+    except ValueError:  # not the main thread: the first interrupt's handling is all there is
+        pass
+    loop.STOP.set()
+    pool.shutdown(wait=False, cancel_futures=True)
+    stopper = threading.Thread(target=ray.shutdown, daemon=True)
+    stopper.start()
+    stopper.join(timeout=10)
 
 
 def summary_line(evaluation: dict[str, Any]) -> str:

@@ -8,6 +8,7 @@ in the batches of its shards, a cross-worker mean, and what to do with each epoc
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -160,6 +161,14 @@ def step_scheduler(scheduler: Any, metric: float) -> None:
         scheduler.step()
 
 
+# Set by the driver on Ctrl-C: a stage running in this process (Ray Train local mode) stops at its next step.
+STOP = threading.Event()
+
+
+class StageInterrupted(Exception):
+    """The driver was interrupted (Ctrl-C) while this stage trained in its process."""
+
+
 class NonFiniteLoss(ArithmeticError):
     """The training loss of a step is NaN or infinite: the step's update is not applied."""
 
@@ -189,6 +198,8 @@ def train_epoch(
     n = 0
     start = time.perf_counter()
     for step, batch in enumerate(batches):
+        if STOP.is_set():
+            raise StageInterrupted(f"interrupted at step {step}")
         bs = next(iter(batch.values())).shape[0]
         ctx = torch.autocast("cuda", dtype=torch.bfloat16) if amp else contextlib.nullcontext()
         with ctx:

@@ -190,3 +190,36 @@ def test_a_killed_drivers_runs_are_ended_by_the_next_start(ray_local, runs_home,
     for run in runs:
         ended = client.get_run(run.info.run_id)
         assert ended.info.status == "FAILED" and "died" in ended.data.tags["sportpose.ended"]
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("workers", [0, 1])
+def test_ctrl_c_stops_the_running_stage_at_once_and_says_how_to_resume(runs_home, tmp_path, tiny_yaml, workers):
+    """One SIGINT while a 200-epoch stage trains (in the driver's process, or on a Ray Train worker): the driver
+    exits within seconds with status 130, its runs KILLED and the epochs it finished on disk."""
+    import os
+    import signal
+    import time
+
+    name = f"ctrlc{workers}"
+    spec_path = tmp_path / f"{name}.yaml"
+    spec_path.write_text(tiny_yaml("sb-base", f"name={name}", f"data.root={runs_home / 'data' / 'tiny'}",
+                                   "train.stages.main.epochs=200", f"train.stages.main.scaling.num_workers={workers}",
+                                   "register={enabled: false}"))
+    env = {**os.environ, "SPORTPOSE_RUNS": str(runs_home)}
+    env.pop("RAY_ADDRESS", None)
+    driver = subprocess.Popen([sys.executable, "-m", "sportpose", "train", str(spec_path)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not list(runs_home.glob(f"ray/{name}-*-main/epoch_0000/checkpoint.pt")):
+        assert driver.poll() is None and time.monotonic() < deadline, driver.communicate()
+        time.sleep(0.5)
+    driver.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    out, err = driver.communicate(timeout=60)
+    assert driver.returncode == 130, err[-3000:]
+    assert time.monotonic() - sent < 30  # not when the 200 epochs end
+    assert "interrupted: stopping main" in out and f"sportpose train {spec_path} --resume" in err
+    client = tracking.client()
+    runs = client.search_runs([client.get_experiment_by_name(name).experiment_id])
+    assert runs and {r.info.status for r in runs} == {"KILLED"}
