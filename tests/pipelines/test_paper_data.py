@@ -61,7 +61,7 @@ def test_the_posetrack17_spec_is_the_posetrack18_spec_on_its_import():
 
 @pytest.mark.parametrize("spec_file", list(PAPER_SPECS))
 def test_a_paper_spec_validates_with_real_data_overrides_and_names_missing_files(spec_file, real_data):
-    from sportpose.pipelines.train import check_inputs
+    from sportpose.pipelines.checks import check_inputs
 
     root = real_data[PAPER_SPECS[spec_file]]
     pretrained = pretrained_overrides(spec_file, real_data["weights"])

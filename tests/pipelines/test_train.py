@@ -134,7 +134,7 @@ def test_a_diverging_run_stops_with_a_named_step_and_registers_nothing(ray_local
 
 
 def test_what_the_end_of_a_run_needs_is_checked_before_training(ray_local, runs_home, tmp_path, tiny_yaml):
-    from sportpose.pipelines.train import check_inputs
+    from sportpose.pipelines.checks import check_inputs
 
     spec_path = tmp_path / "late.yaml"
     spec_path.write_text(tiny_yaml("sb-base", "name=late", f"data.root={runs_home / 'data' / 'tiny'}",

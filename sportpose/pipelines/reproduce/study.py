@@ -70,9 +70,10 @@ from sportpose.data.dataset import load_clips
 from sportpose.data.prepare import open_split
 from sportpose.errors import SpecError
 from sportpose.paths import EXPERIMENTS, REPO, runs_dir
+from sportpose.pipelines.checks import check_inputs
 from sportpose.pipelines.reproduce import kinds as reproduce_kinds
 from sportpose.pipelines.reproduce.variants import reused_model_keys, train_variant
-from sportpose.pipelines.train import _json_default, _state_path, check_inputs, prepare_data, read_state, run_pipeline
+from sportpose.pipelines.train import _json_default, _state_path, prepare_data, read_state, run_pipeline
 from sportpose.registry import tracking
 from sportpose.spec.experiment import ExperimentSpec, load_spec, read_spec_file, spec_hash, spec_to_dict, stage_order
 from sportpose.spec.fill import fill, get_key
