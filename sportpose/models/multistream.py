@@ -8,7 +8,8 @@ ending at t. Output: K heatmaps at H/4 x W/4 for frame t.
 Streams (each a module of this file; blocks take plain arguments, only :class:`MultiStream` takes the config):
 
 - **spatial** (:class:`SpatialStream`): backbone on X_t -> C3..C5; FPN top-down (1x1 laterals to
-  ``fpn_channels``); concatenation of P3 with P4 and P5 upsampled to P3 (stride 8); 3x3 fuse conv; SAM =
+  ``fpn_channels``); concatenation of P3 with P4 and P5 upsampled to P3 (stride 8); ``spatial_convs`` fuse
+  convs (``spatial_kernel`` x ``spatial_kernel``, ``spatial_filters`` each; default one 3x3 conv); SAM =
   position attention (DANet) then a spatial gate (CBAM); one stride-2 deconvolution to stride 4 -> ``feat_s``;
   1x1 head -> Ŷ_s.
 - **temporal** (:class:`TemporalStream`): a light ResNet to C4 (stride 16) on every frame of the tube; the
@@ -25,6 +26,16 @@ Decisions where the SPEC is silent or does not compose (SPEC §0: "write the dec
   deconvolutions to stride 4"; P3 is at stride 8, so two deconvolutions would land at stride 2. The
   concatenation at P3 (the paper's multi-scale fusion of F_{L-2}, F_{L-1}, F_L) and the stride-4 output are
   kept, with *one* stride-2 deconvolution. SAM runs at stride 8 (as DANet's position attention does).
+- **The spatial stream's convolution layers** (the paper's Table 6: "the number of convolutional layers, filter
+  size, and the number of filters per layer" of the spatial stream, 3 to 7 layers, 3x3 or 5x5, 64 or 128
+  filters). Counted are the convolutions the spatial stream adds at stride 8 between the backbone's pyramid and
+  SAM: the fuse conv of [P3; up(P4); up(P5)] and ``spatial_convs`` - 1 more conv-BN-ReLU layers after it, all
+  ``spatial_kernel`` x ``spatial_kernel`` with ``spatial_filters`` output channels (SAM and the deconvolution
+  then take that width). Not counted: the backbone's layers (Table 5 varies the backbone), the FPN laterals
+  (1x1 channel projections, no spatial filter), SAM's convolutions (the attention module, ablated by ``sam``)
+  and the deconvolution (the upsampling to stride 4). The default, one 3x3 conv of ``fpn_channels`` filters,
+  is the model as the SPEC describes it; its parameter names (``spatial.fpn.fuse``) are unchanged, the extra
+  layers are ``spatial.fpn.convs``.
 - **Aligning the T-1 differences with the T frames.** D_k = X_{k+1} - X_k (k = 1..T-1) is encoded once to
   E_k. Frame k is given both differences that touch it, [E_{k-1}; E_k] (backward and forward motion), with
   zeros where the window ends (E_0 = E_T = 0, "no motion known"; a tube clamped at a clip end repeats frames
@@ -105,6 +116,11 @@ class MultiStreamConfig:
     temporal_backbone: str = "resnet18"  # light ResNet of the temporal stream, built only to C4
     context_backbone: str = "resnet18"  # backbone run on each of the L full frames
     fpn_channels: int = 256  # FPN lateral width (SPEC: 256)
+    # The spatial stream's own conv layers (Table 6; see "The spatial stream's convolution layers" above): the
+    # fuse conv of the concatenated pyramid and spatial_convs - 1 more after it, at stride 8 before SAM
+    spatial_convs: int = 1  # number of those layers (>= 1; the paper's rows: 3, 5, 7)
+    spatial_kernel: int = 3  # their filter size (odd; the paper's rows: 3, 5)
+    spatial_filters: int | None = None  # their output channels, also SAM's width (None: fpn_channels)
     deconv_channels: int = 64  # feat_s / feat_t channels, also the width of the fusion convs (SPEC: 64)
     sam: bool = True  # spatial attention module on/off (for the paper's ablations)
     conv_type: Literal["3d", "2plus1d"] = "3d"  # TCM: Conv3D (3,3,3) or spatial 2D + temporal 1D (Table 7)
@@ -165,6 +181,12 @@ class MultiStreamConfig:
                      "context_layers", "context_heads"):
             if getattr(self, name) < 1:
                 raise SpecError(name, f"must be positive, got {getattr(self, name)}")
+        if self.spatial_convs < 1:
+            raise SpecError("spatial_convs", f"must be at least 1 (the pyramid's fuse conv), got {self.spatial_convs}")
+        if self.spatial_kernel < 1 or self.spatial_kernel % 2 == 0:
+            raise SpecError("spatial_kernel", f"must be a positive odd size (same padding), got {self.spatial_kernel}")
+        if self.spatial_filters is not None and self.spatial_filters < 1:
+            raise SpecError("spatial_filters", f"must be positive (or null: fpn_channels), got {self.spatial_filters}")
         if self.diff_channels < 4 or self.diff_channels % 4:
             raise SpecError("diff_channels", f"must be a positive multiple of 4, got {self.diff_channels}")
         if self.window < 1 or self.window % 2 == 0:
@@ -287,20 +309,27 @@ def late_fuse(predictions: Sequence[torch.Tensor], weights: Sequence[float]) -> 
 
 
 class FPNConcat(nn.Module):
-    """FPN top-down pathway over C3..C5, then [P3; up(P4); up(P5)] fused by a 3x3 conv at stride 8.
+    """FPN top-down pathway over C3..C5, then [P3; up(P4); up(P5)] fused by ``layers`` convs at stride 8.
 
     Lin et al. 2017: P5 = lat(C5), P4 = lat(C4) + up(P5), P3 = lat(C3) + up(P4) (nearest upsampling). The
     per-level 3x3 smoothing convs of FPN are left out: the fuse conv after the concatenation plays their part.
 
     Args:
         in_channels: channels of C3, C4, C5.
-        channels: lateral width (``fpn_channels``), also the output width.
+        channels: lateral width (``fpn_channels``).
+        layers: conv-BN-ReLU layers after the concatenation (``fuse``, then ``layers`` - 1 in ``convs``).
+        kernel: their filter size (odd).
+        filters: their output channels, the output width (None: ``channels``).
     """
 
-    def __init__(self, in_channels: Sequence[int], channels: int):
+    def __init__(self, in_channels: Sequence[int], channels: int, layers: int = 1, kernel: int = 3,
+                 filters: int | None = None):
         super().__init__()
+        filters = filters or channels
+        self.out_channels = filters
         self.lateral = nn.ModuleList(nn.Conv2d(c, channels, 1) for c in in_channels)
-        self.fuse = conv_bn_relu(3 * channels, channels, 3)
+        self.fuse = conv_bn_relu(3 * channels, filters, kernel)
+        self.convs = nn.Sequential(*(conv_bn_relu(filters, filters, kernel) for _ in range(layers - 1)))
 
     def forward(self, c3: torch.Tensor, c4: torch.Tensor, c5: torch.Tensor) -> torch.Tensor:
         p5 = self.lateral[2](c5)  # (B, C, H/32, W/32)
@@ -309,7 +338,7 @@ class FPNConcat(nn.Module):
         size = p3.shape[-2:]
         up4 = F.interpolate(p4, size=size, mode="bilinear", align_corners=False)  # (B, C, H/8, W/8)
         up5 = F.interpolate(p5, size=size, mode="bilinear", align_corners=False)  # (B, C, H/8, W/8)
-        return self.fuse(torch.cat([p3, up4, up5], dim=1))  # (B, C, H/8, W/8)
+        return self.convs(self.fuse(torch.cat([p3, up4, up5], dim=1)))  # (B, filters, H/8, W/8)
 
 
 class PositionAttention(nn.Module):
@@ -371,22 +400,25 @@ class SpatialStream(nn.Module):
         channels: channels of ``feat_s``.
         num_joints: K.
         sam: with the spatial attention module.
+        convs, kernel, filters: the stream's conv layers after the pyramid concatenation (:class:`FPNConcat`).
     """
 
-    def __init__(self, backbone: nn.Module, fpn_channels: int, channels: int, num_joints: int, sam: bool):
+    def __init__(self, backbone: nn.Module, fpn_channels: int, channels: int, num_joints: int, sam: bool,
+                 convs: int = 1, kernel: int = 3, filters: int | None = None):
         super().__init__()
         self.backbone = backbone
-        self.fpn = FPNConcat(backbone.out_channels[1:], fpn_channels)
-        self.sam = SpatialAttention(fpn_channels) if sam else None
-        self.deconv = deconv_stack(fpn_channels, channels, 1)  # stride 8 -> 4
+        self.fpn = FPNConcat(backbone.out_channels[1:], fpn_channels, convs, kernel, filters)
+        width = self.fpn.out_channels
+        self.sam = SpatialAttention(width) if sam else None
+        self.deconv = deconv_stack(width, channels, 1)  # stride 8 -> 4
         self.head = heatmap_head(channels, num_joints)
 
     def features(self, image: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) normalised -> ``feat_s`` (B, channels, H/4, W/4)."""
         _, c3, c4, c5 = self.backbone(image)
-        x = self.fpn(c3, c4, c5)  # (B, fpn_channels, H/8, W/8)
+        x = self.fpn(c3, c4, c5)  # (B, filters, H/8, W/8)
         if self.sam is not None:
-            x = self.sam(x)  # (B, fpn_channels, H/8, W/8)
+            x = self.sam(x)  # (B, filters, H/8, W/8)
         return self.deconv(x)  # (B, channels, H/4, W/4)
 
 
@@ -728,7 +760,8 @@ class MultiStream(nn.Module):
         self.spatial = self.temporal = self.context = self.mfm = self.fusion = None
         if "spatial" in self.streams:
             backbone = pyramid_backbone(config.backbone, config.width)
-            self.spatial = SpatialStream(backbone, config.fpn_channels, channels, num_joints, config.sam)
+            self.spatial = SpatialStream(backbone, config.fpn_channels, channels, num_joints, config.sam,
+                                         config.spatial_convs, config.spatial_kernel, config.spatial_filters)
         if "temporal" in self.streams:
             backbone = pyramid_backbone(
                 config.temporal_backbone, config.temporal_width or config.width, last_stage=4

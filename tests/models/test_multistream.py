@@ -425,6 +425,10 @@ def test_context_eval_masks_are_fixed_and_loss_only_counts_masked_frames():
         ("input_size", {"input_size": (64,)}),
         ("width", {"width": 4}),
         ("kind", {"kind": "simplebaseline"}),
+        ("spatial_convs", {"spatial_convs": 0}),
+        ("spatial_kernel", {"spatial_kernel": 4}),
+        ("spatial_kernel", {"spatial_kernel": 0}),
+        ("spatial_filters", {"spatial_filters": 0}),
     ],
 )
 def test_bad_config_names_the_field(field, overrides):
@@ -432,6 +436,49 @@ def test_bad_config_names_the_field(field, overrides):
         tiny(**overrides)
     assert err.value.key == field
     assert str(err.value).startswith(f"{field}:")
+
+
+def test_spatial_conv_layers_change_the_stream():
+    """Table 6's knobs: spatial_convs layers of spatial_kernel x spatial_kernel with spatial_filters channels
+    after the pyramid concatenation, at stride 8 before SAM; feat_s and the heatmaps keep their shapes."""
+    torch.manual_seed(0)
+    default = tiny(fusion="hybrid")
+    assert default.spatial_convs == 1 and default.spatial_kernel == 3 and default.spatial_filters is None
+
+    def spatial_params(model: MultiStream, prefix: str = "spatial.") -> int:
+        return sum(p.numel() for n, p in model.named_parameters() if n.startswith(prefix))
+
+    base = MultiStream(default, K)
+    assert len(base.spatial.fpn.convs) == 0 and spatial_params(base, "spatial.fpn.convs") == 0
+    fpn = default.fpn_channels
+
+    def layer(c_in: int, c_out: int, k: int) -> int:  # conv without bias, BN weight and bias
+        return c_in * c_out * k * k + 2 * c_out
+
+    for convs, kernel, filters in [(3, 3, None), (5, 3, None), (5, 5, None), (3, 3, 64)]:
+        config = dataclasses.replace(default, spatial_convs=convs, spatial_kernel=kernel, spatial_filters=filters)
+        model = MultiStream(config, K)
+        width = filters or fpn
+        assert len(model.spatial.fpn.convs) == convs - 1
+        fuse = spatial_params(model, "spatial.fpn.fuse")
+        extra = spatial_params(model, "spatial.fpn.convs")
+        assert fuse == layer(3 * fpn, width, kernel)
+        assert extra == (convs - 1) * layer(width, width, kernel)
+        assert model.spatial.sam.position.value.in_channels == width  # SAM and the deconv take the new width
+        assert model.spatial.deconv[0].in_channels == width
+        _, c3, c4, c5 = model.spatial.backbone(torch.zeros(B, 3, SIZE, SIZE))
+        assert model.spatial.fpn(c3, c4, c5).shape == (B, width, SIZE // 8, SIZE // 8)
+        outputs, losses = run_task(model, config, "fused")
+        assert_fused_outputs(outputs, config)
+        assert torch.isfinite(losses["loss"])
+        assert_trainable_get_gradients(model, "fused")
+    deeper = MultiStream(dataclasses.replace(default, spatial_convs=7), K)
+    assert spatial_params(deeper) - spatial_params(base) == 6 * layer(fpn, fpn, 3)
+    # the default keeps the parameter names of checkpoints written before the knob
+    assert {n for n in base.state_dict() if n.startswith("spatial.fpn.fuse.")} == {
+        "spatial.fpn.fuse.0.weight", "spatial.fpn.fuse.1.weight", "spatial.fpn.fuse.1.bias",
+        "spatial.fpn.fuse.1.running_mean", "spatial.fpn.fuse.1.running_var", "spatial.fpn.fuse.1.num_batches_tracked"}
+    assert not any(n.startswith("spatial.fpn.convs") for n in base.state_dict())
 
 
 def test_config_defaults_and_yaml_lists():
