@@ -45,7 +45,7 @@ def spec_text(name: str, data_root: Path, epochs: int) -> str:
     base = (REPO / "experiments" / "paper" / "base" / "simplebaseline_tiny.yaml").read_text()
     base = base.replace("name: tiny", f"name: {name}").replace("root: runs/data/synthcourt-sb-tiny",
                                                                f"root: {data_root}")
-    base = base.replace("    main: {epochs: 2, batch_size: 8, scaling: {num_workers: 2}}",
+    base = base.replace("    main: {epochs: 2, batch_size: 16, scaling: {num_workers: 2}}",
                         f"    main: {{epochs: {epochs}, batch_size: 8, scaling: {{num_workers: 1}}, max_failures: 3}}\n"
                         f"    tune: {{after: [main], epochs: {epochs}, batch_size: 8, scaling: {{num_workers: 1}}, "
                         f"max_failures: 3, optimizer: {{lr: 0.0005}}}}")

@@ -114,7 +114,9 @@ class StageSpec:
     # modules it trained (the model's trainable_prefixes of that stage's task); "" loads the whole model.
     load: dict[str, tuple[str, ...]] = field(default_factory=dict)
     epochs: int = 1
-    batch_size: int = 32  # per worker
+    # The global batch of a step (the papers' 32), divided among scaling.num_workers: each worker's batch is
+    # worker_batch_size. It must divide, so that every spec and model means the same by it (SPEC §6).
+    batch_size: int = 32
     optimizer: OptimizerSpec = field(default_factory=OptimizerSpec)
     schedule: ScheduleSpec = field(default_factory=ScheduleSpec)
     scaling: ScalingSpec = field(default_factory=ScalingSpec)
@@ -136,6 +138,11 @@ class StageSpec:
             raise SpecError("epochs", f"must be at least 1, got {self.epochs}")
         if self.batch_size < 1:
             raise SpecError("batch_size", f"must be at least 1, got {self.batch_size}")
+        workers = max(1, self.scaling.num_workers)
+        if self.batch_size % workers:
+            raise SpecError("batch_size", f"{self.batch_size} does not divide among scaling.num_workers = "
+                                          f"{self.scaling.num_workers}: it is the global batch of a step, split "
+                                          f"equally among the workers; use a multiple of {workers}")
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise SpecError("grad_clip", f"must be positive, got {self.grad_clip}")
         if self.early_stopping is not None and self.early_stopping < 1:
@@ -147,6 +154,12 @@ class StageSpec:
         for source in self.load:
             if source not in self.after:
                 raise SpecError(f"load.{source}", f"loads from a stage not listed in `after` {list(self.after)}")
+
+    @property
+    def worker_batch_size(self) -> int:
+        """Rows each worker takes per step: the global ``batch_size`` over the workers (local mode, 0 workers, is
+        one process)."""
+        return self.batch_size // max(1, self.scaling.num_workers)
 
 
 @dataclass(frozen=True)

@@ -186,7 +186,8 @@ def train_epoch(
     amp: bool = False,
     frozen: list[nn.Module] | None = None,
 ) -> dict[str, float]:
-    """One pass over ``batches``. Returns mean losses, the sample count, and samples per second.
+    """One pass over ``batches``. Returns mean losses, the sample count, samples per second, and ``batch_rows``,
+    the rows of this process's largest step (its share of the stage's global batch, SPEC §6).
 
     Raises:
         NonFiniteLoss: a step's loss is NaN or infinite (checked before its update, so the weights stay finite).
@@ -195,7 +196,7 @@ def train_epoch(
     for module in frozen or []:
         module.eval()  # frozen BatchNorm keeps its statistics
     totals: dict[str, float] = {}
-    n = 0
+    n = largest = 0
     start = time.perf_counter()
     for step, batch in enumerate(batches):
         if STOP.is_set():
@@ -214,9 +215,11 @@ def train_epoch(
         for k, v in losses.items():
             totals[k] = totals.get(k, 0.0) + float(v.detach()) * bs
         n += bs
+        largest = max(largest, bs)
     seconds = time.perf_counter() - start
     out = {k: v / max(n, 1) for k, v in totals.items()}
-    out.update(samples=float(n), epoch_seconds=seconds, samples_per_s=n / seconds if seconds > 0 else 0.0)
+    out.update(samples=float(n), epoch_seconds=seconds, samples_per_s=n / seconds if seconds > 0 else 0.0,
+               batch_rows=float(largest))
     return out
 
 

@@ -233,15 +233,17 @@ def worker_loop(config: dict[str, Any]) -> None:
     def loss_fn(m: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return core.loss(m(batch, task=stage.task), batch, task=stage.task)
 
+    rows = stage.worker_batch_size  # this worker's share of the global batch_size (SPEC §6)
+
     def batches(split: str, epoch: int, shuffle: bool | None = None):
         shuffle = split == "train" if shuffle is None else shuffle
         seed = spec.seed * 1000 + epoch
         if split in caches:
-            return loop.cached_batches(caches[split], stage.batch_size, seed if shuffle else None)
+            return loop.cached_batches(caches[split], rows, seed if shuffle else None)
         if shards[split] is None:
             return None
-        buffer = max(4 * stage.batch_size, spec.data.shuffle_buffer) if shuffle else None
-        return shard_batches(shards[split], columns, stage.batch_size, buffer, seed)
+        buffer = max(4 * rows, spec.data.shuffle_buffer) if shuffle else None
+        return shard_batches(shards[split], columns, rows, buffer, seed)
 
     caches: dict[str, dict[str, torch.Tensor]] = {}  # split -> the frozen prefix's outputs (cache_frozen)
     if stage.cache_frozen:

@@ -9,8 +9,16 @@ from sportpose.errors import SpecError
 from sportpose.models import MODELS
 from sportpose.paths import REPO
 from sportpose.pipelines.reproduce.study import load_study
-from sportpose.spec.experiment import (ExperimentSpec, apply_overrides, load_spec, read_spec_file, spec_from_dict,
-                                       spec_hash, spec_to_dict, stage_order)
+from sportpose.spec.experiment import (
+    ExperimentSpec,
+    apply_overrides,
+    load_spec,
+    read_spec_file,
+    spec_from_dict,
+    spec_hash,
+    spec_to_dict,
+    stage_order,
+)
 from sportpose.spec.sweep import load_sweep
 
 MINIMAL = "name: t\nmodel: {kind: simplebaseline}\n"
@@ -248,3 +256,33 @@ def test_non_finite_and_impossible_numbers_are_refused_naming_the_key(tmp_path, 
     with pytest.raises(SpecError) as e:
         load_spec(path, [override])
     assert e.value.key == key, str(e.value)
+
+
+def test_batch_size_is_the_global_batch_and_must_divide_among_the_workers(tmp_path):
+    """SPEC §6: ``batch_size`` is a step's global batch; each worker takes its share, local mode (0) is one
+    process; a batch that does not divide is refused naming the key, before anything trains."""
+    def stage(batch, workers):
+        text = MINIMAL + f"train: {{stages: {{main: {{batch_size: {batch}, scaling: {{num_workers: {workers}}}}}}}}}\n"
+        return load_spec(write(tmp_path, text)).train.stages["main"]
+
+    assert stage(32, 4).worker_batch_size == 8
+    assert stage(32, 1).worker_batch_size == 32
+    assert stage(6, 0).worker_batch_size == 6  # Ray Train local mode: one process takes the whole batch
+    err = load_error(tmp_path, MINIMAL + "train: {stages: {main: {batch_size: 32, scaling: {num_workers: 3}}}}\n")
+    assert err.key == "train.stages.main.batch_size"
+    assert "32 does not divide among scaling.num_workers = 3" in err.message
+
+
+def test_every_shipped_stage_trains_the_batch_it_means():
+    """The per-step batches of the shipped specs (global now; they were per worker): the papers' 32 at paper
+    scale, the demos' former per-step sample counts."""
+    def batches(name):
+        spec = load_spec(REPO / "experiments" / name)
+        return {n: (s.batch_size, s.worker_batch_size) for n, s in spec.train.stages.items()}
+
+    assert set(batches("multistream_paper.yaml").values()) == {(32, 8)}
+    assert set(batches("stsp_paper.yaml").values()) == {(32, 8)}
+    assert batches("multistream_demo.yaml") == {"spatial": (32, 32), "temporal": (32, 32), "context": (32, 32),
+                                                "fuse": (64, 32), "joint": (64, 32)}
+    assert set(batches("stsp_demo.yaml").values()) == {(16, 8)}
+    assert batches("demo.yaml") == {"main": (64, 32)}

@@ -96,6 +96,9 @@ def test_resume_skips_finished_stages_and_reuses_their_runs(dag_run):
         assert len(stage.history) == spec.train.stages[name].epochs
         assert children[name].data.tags["sportpose.checkpoint"] == stage.checkpoint
     assert children["fuse"].data.tags["sportpose.init.a"] == f"{result.stages['a'].checkpoint} modules=backbone"
+    # batch_size is the global batch of a step (SPEC §6): 8 rows on one worker, 4 on each of two
+    assert [h["batch_rows"] for h in result.stages["a"].history] == [8.0]
+    assert [h["batch_rows"] for h in result.stages["fuse"].history] == [4.0]
 
 
 def test_hand_off_loads_declared_modules_and_keeps_frozen_ones(dag_run):
