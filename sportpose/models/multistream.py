@@ -1003,17 +1003,17 @@ class MultiStream(nn.Module):
             prefixes.append("fusion")
         return tuple(prefixes)
 
-    def freeze_prefixes(self, freeze_layers: int, context: bool = False) -> tuple[str, ...]:
-        """SST stage 2: the first ``freeze_layers`` stages of the spatial and temporal backbones.
+    def freeze_prefixes(self, freeze_layers: int) -> tuple[str, ...]:
+        """SST stage 2 (SPEC §4): the first ``freeze_layers`` stages of each stream's backbone — spatial,
+        temporal and context — so that stage 2 trains fusion, heads and the context sequence model.
 
         Stages are stem, layer1 .. layer4 for a ResNet (see :func:`backbone_stages` for VGG and
-        EfficientNet); the temporal ResNet stops at C4 and so has four. BatchNorm running statistics under
-        these prefixes still update in train mode unless the stage puts those modules in eval mode.
+        EfficientNet); the temporal ResNet stops at C4 and so has four (5 freezes all of them). The stage keeps
+        the BatchNorm layers of wholly frozen modules in eval mode (``loop.train_epoch``), so their running
+        statistics stay those of stage 1.
 
         Args:
             freeze_layers: 0..5 (paper: 4).
-            context: also freeze the context backbone's first stages (the paper's experimental settings
-                freeze "each stream's backbone"; its stage-2 formula trains only the context sequence model).
 
         Returns:
             Prefixes such as ``("spatial.backbone.conv1", "spatial.backbone.bn1", "spatial.backbone.layer1",
@@ -1021,9 +1021,8 @@ class MultiStream(nn.Module):
         """
         if not 0 <= freeze_layers <= 5:
             raise ValueError(f"freeze_layers must be in 0..5 (stem, layer1..layer4), got {freeze_layers}")
-        names = ["spatial", "temporal"] + (["context"] if context else [])
         prefixes: list[str] = []
-        for name in names:
+        for name in STREAMS:
             stream = getattr(self, name)
             if stream is None:
                 continue

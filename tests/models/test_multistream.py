@@ -317,6 +317,7 @@ def test_stage2_freezing_trains_fusion_only_outside_frozen_stages():
     frozen_names = [n for n in before if matches_prefix(n, frozen)]
     assert any(n.startswith("spatial.backbone.layer3.") for n in frozen_names)
     assert any(n.startswith("temporal.backbone.layer3.") for n in frozen_names)
+    assert any(n.startswith("context.backbone.layer3.") for n in frozen_names)
     assert all(torch.equal(before[n], after[n]) for n in frozen_names)
     for prefix in ("fusion.", "spatial.backbone.layer4.", "context.sequence."):
         changed = [n for n in before if n.startswith(prefix) and not torch.equal(before[n], after[n])]
@@ -328,8 +329,10 @@ def test_freeze_prefixes_stage_tables():
     assert model.freeze_prefixes(0) == ()
     five = model.freeze_prefixes(5)
     assert "spatial.backbone.layer4" in five and "temporal.backbone.layer3" in five
-    assert not any(p.startswith("context.") for p in five)
-    assert "context.backbone.conv1" in model.freeze_prefixes(1, context=True)
+    assert "context.backbone.layer4" in five  # SPEC §4: each stream's backbone, the context one included
+    assert not any(p.startswith(("context.sequence", "context.head", "fusion")) for p in five)
+    assert model.freeze_prefixes(1) == ("spatial.backbone.conv1", "spatial.backbone.bn1", "temporal.backbone.conv1",
+                                        "temporal.backbone.bn1", "context.backbone.conv1", "context.backbone.bn1")
     with pytest.raises(ValueError):
         model.freeze_prefixes(6)
 
