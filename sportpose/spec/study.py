@@ -10,12 +10,20 @@
       demo: {base: ../multistream_demo.yaml}
       paper: {base: ../multistream_paper.yaml}
     reuse: [spatial, temporal, context]   # stages every row takes from the base run
+    varies: [model.fusion]             # the study's factor: the only keys a row may change from the base
     columns:
       - {label: Head, key: ap_groups.Head}
       - {label: Overall MAP, key: ap_groups.Total}
     rows:
       - {label: Early Fusion, overrides: [model.fusion=early]}
       - {label: Hybrid Fusion, overrides: [model.fusion=hybrid]}
+
+``varies`` declares what the paper varied: dotted key prefixes of the experiment spec (``model.fusion``,
+``train.stages.fuse.freeze_layers``; a ``*`` segment matches any one key: ``train.stages.*.optimizer.lr``),
+per study, or per row (replacing the study's, as ``reuse`` does). Every study declares it (``varies: []``
+for studies whose rows are the base run itself); a row's resolved spec may differ from the base's resolved
+spec only under those prefixes, apart from bookkeeping (:func:`sportpose.pipelines.reproduce.study.row_changes`
+says which), and loading the study refuses a row that changes more, naming the keys.
 
 Plain frozen dataclasses that :func:`sportpose.spec.fill.fill` fills strictly (an unknown key is an error
 naming the key); :mod:`sportpose.pipelines.reproduce.study` reads the file, resolves the base spec and every
@@ -32,6 +40,28 @@ from sportpose.errors import SpecError
 from sportpose.paths import check_name
 
 SCALES = ("tiny", "demo", "paper")  # the test's (seconds), this machine's (minutes), the papers' (GPU clusters)
+# the experiment spec's sections: the first key of every `varies` prefix
+SPEC_SECTIONS = ("name", "seed", "data", "model", "train", "evaluate", "register")
+
+
+def check_varies(key: str, prefixes: tuple[str, ...]) -> None:
+    """A ``varies`` list: dotted prefixes of experiment spec keys (``*`` segments match any one key), each once.
+
+    Raises:
+        SpecError: naming ``key.N`` of the bad entry.
+    """
+    for i, prefix in enumerate(prefixes):
+        parts = prefix.split(".") if isinstance(prefix, str) else []
+        if not parts or any(not p or not (p == "*" or p.replace("_", "").isalnum()) for p in parts):
+            raise SpecError(f"{key}.{i}", f"expected a dotted key of the experiment spec such as model.fusion, "
+                                          f"with * for any one key, got {prefix!r}")
+        if parts[0] not in SPEC_SECTIONS:
+            raise SpecError(f"{key}.{i}", f"{prefix!r} is not under a section of the experiment spec "
+                                          f"{list(SPEC_SECTIONS)}")
+        if parts[0] == "name":
+            raise SpecError(f"{key}.{i}", "the spec's name is bookkeeping (run names), not a factor of a study")
+        if prefixes.index(prefix) != i:
+            raise SpecError(f"{key}.{i}", f"{prefix!r} is listed twice")
 
 
 @dataclass(frozen=True)
@@ -61,6 +91,7 @@ class RowSpec:
     overrides: tuple[str, ...] = ()  # -o overrides of the base spec, every scale
     scale_overrides: dict[str, tuple[str, ...]] = field(default_factory=dict)  # extra overrides per scale
     reuse: tuple[str, ...] | None = None  # stages taken from the base run; None: the study's `reuse`
+    varies: tuple[str, ...] | None = None  # key prefixes this row may change from the base; None: the study's
     paper: dict[str, float | None] = field(default_factory=dict)  # column label -> paper's number (null: n/r)
     # What the row shows, for kinds without training: groups: the group value (child, adult); fusion_weights:
     # spatial, temporal, context, uniform or best; similarity: the stream (spatial, temporal, context)
@@ -71,6 +102,8 @@ class RowSpec:
         for scale in self.scale_overrides:
             if scale not in SCALES:
                 raise SpecError(f"scale_overrides.{scale}", f"expected one of {list(SCALES)}")
+        if self.varies is not None:
+            check_varies("varies", self.varies)
 
 
 @dataclass(frozen=True)
@@ -85,6 +118,9 @@ class StudySpec:
     rows: tuple[RowSpec, ...]
     kind: Literal["variants", "views", "groups", "complexity", "fusion_weights", "similarity"] = "variants"
     reuse: tuple[str, ...] = ()  # stages every row takes from the base run (rows may say otherwise)
+    # The study's factor (what the paper varied): the key prefixes its rows may change from the base (rows may
+    # say otherwise). Required: [] for a study whose rows are the base run itself.
+    varies: tuple[str, ...] | None = None
     row_header: str = "Configuration"  # the first column's title, as in the paper
     note: str = ""  # how the rows map to the paper's, deviations
     figure: str | None = None  # PNG file name of the figure, where the paper has one
@@ -99,6 +135,10 @@ class StudySpec:
             raise SpecError("scales", f"expected exactly {list(SCALES)}, got {list(self.scales)}")
         if not self.rows:
             raise SpecError("rows", "a study needs at least one row")
+        if self.varies is None:
+            raise SpecError("varies", "every study declares the keys its rows vary from the base (what the paper "
+                                      "varied), e.g. varies: [model.fusion]; varies: [] when no row changes the base")
+        check_varies("varies", self.varies)
         labels = [c.label for c in self.columns]
         for i, row in enumerate(self.rows):
             for col in row.paper:

@@ -7,6 +7,11 @@ the paper and the evaluation figure it shows); and which stages the rows may tak
 (``reuse``), as :mod:`sportpose.pipelines.reproduce.variants` does: table9-fusion trains the three stage-1 streams once,
 in the base run, and each fusion row trains only its own ``fuse`` and ``joint`` stages from them.
 
+An ablation varies only what the paper varied: a study declares its factor (``varies``, key prefixes of the
+experiment spec, per study or per row) and :func:`load_study` refuses a row whose resolved spec differs from
+the base's resolved spec anywhere else (:func:`row_changes`, which leaves out only bookkeeping: the spec's
+``name`` and the folder SynthCourt writes its clips to), at the scale loaded.
+
 Scales: ``tiny`` (the test's: Ray Train local mode, seconds per stage), ``demo`` (the demo specs, minutes
 here; a base spec that is exactly ``experiments/*_demo.yaml`` reuses the finished ``sportpose train`` run of
 it), ``paper`` (the papers' settings for GPU clusters, ``--address``; loaded and validated here, never run).
@@ -167,8 +172,69 @@ def load_study(path: str | Path, scale: str, overrides: list[str] | tuple[str, .
             _check_reuse(base, row_spec, reuse)
         except SpecError as e:
             raise SpecError(f"rows.{i}.{e.key}", e.message, str(path)) from None
+        _check_factor(spec, i, base, row_spec, scale, path)
         rows.append((row, row_spec))
     return Study(spec, path, scale, base_path, base, rows, data_note)
+
+
+def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A resolved spec dict as dotted leaf keys (lists and empty mappings are leaves)."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+_ABSENT = object()
+
+
+def row_changes(base: ExperimentSpec, row: ExperimentSpec) -> list[str]:
+    """The dotted leaf keys at which a row's resolved spec differs from the base's (a key only one has counts).
+
+    Bookkeeping is left out, and only this: ``name`` (run names and the pipeline state file; a study gives a
+    changed base its own) and ``data.root`` when both read SynthCourt (the folder the generated clips are
+    written to: the clips are ``data.synth``'s, and a row whose ``data.synth`` differs gets a folder of its own,
+    :func:`_own_data_root`). A manifest's ``data.root`` is the data and counts. What a study does beside the
+    spec (``reuse`` of stages, run keys, storage paths) changes no key, so nothing else is left out.
+    """
+    b, r = _flat(spec_to_dict(base)), _flat(spec_to_dict(row))
+    ignored = {"name"}
+    if base.data.source == row.data.source == "synthcourt":
+        ignored.add("data.root")
+    return sorted(k for k in b.keys() | r.keys() if k not in ignored and b.get(k, _ABSENT) != r.get(k, _ABSENT))
+
+
+def factor_covers(prefix: str, key: str) -> bool:
+    """``key`` is ``prefix`` or under it (``*`` segments of the prefix match any one key)."""
+    p, k = prefix.split("."), key.split(".")
+    return len(k) >= len(p) and all(a in ("*", b) for a, b in zip(p, k))
+
+
+def row_factor(spec: StudySpec, row: RowSpec) -> tuple[str, ...]:
+    """The key prefixes ``row`` may change from the base: its own ``varies``, else the study's."""
+    return (spec.varies or ()) if row.varies is None else row.varies
+
+
+def _check_factor(spec: StudySpec, i: int, base: ExperimentSpec, row_spec: ExperimentSpec, scale: str,
+                  path: Path) -> None:
+    """Row ``i`` changes nothing outside its factor, and every prefix of the factor names keys of the spec."""
+    row = spec.rows[i]
+    factor = row_factor(spec, row)
+    where = "varies" if row.varies is None else f"rows.{i}.varies"
+    keys = _flat(spec_to_dict(base)).keys() | _flat(spec_to_dict(row_spec)).keys()
+    for j, prefix in enumerate(factor):
+        if not any(factor_covers(prefix, k) for k in keys):
+            raise SpecError(f"{where}.{j}", f"no key of the experiment spec (scale {scale}) is {prefix!r} or under "
+                                            "it", str(path))
+    beyond = [k for k in row_changes(base, row_spec) if not any(factor_covers(p, k) for p in factor)]
+    if beyond:
+        shown = ", ".join(beyond[:8]) + (f" and {len(beyond) - 8} more" if len(beyond) > 8 else "")
+        raise SpecError(f"rows.{i}", f"row {row.label!r} changes {shown} from the base spec at scale {scale}, "
+                                     f"outside its factor (varies: {list(factor)}): an ablation varies only what "
+                                     "the paper varied", str(path))
 
 
 def imported_data(spec: ExperimentSpec) -> tuple[list[str], str]:

@@ -21,17 +21,18 @@ from pathlib import Path
 from typing import Any
 
 from sportpose.evaluation import evaluate3d
-from sportpose.training.stage import plan_init, run_stage
-from sportpose.registry import tracking
 from sportpose.pipelines.train import evaluate_final
+from sportpose.registry import tracking
 from sportpose.spec.experiment import MODEL_CONFIGS, ExperimentSpec, spec_hash, spec_to_dict, stage_order
+from sportpose.training.stage import plan_init, run_stage
 
 EPE_KEYS = ("backbone", "width", "pretrained", "window", "gamma", "lam", "saliency_floor", "beta", "use_motion",
             "alpha_smooth")  # model keys that shape STSP-Net's EPE: a variant reusing EPE may not change them
 # MultiStream's stage-1 streams: the model keys that shape (or train) each stream. A variant reusing a stream
 # stage may not change them; fusion, dropout and the fused stages' settings are free (Tables 9, 10).
 STREAM_KEYS = {
-    "spatial": ("backbone", "width", "pretrained", "fpn_channels", "deconv_channels", "sam", "input_size", "streams"),
+    "spatial": ("backbone", "width", "pretrained", "fpn_channels", "spatial_convs", "spatial_kernel", "spatial_filters",
+                "deconv_channels", "sam", "input_size", "streams"),
     "temporal": ("temporal_backbone", "temporal_width", "temporal_pretrained", "diff_channels", "tcm_channels",
                  "tcm_blocks", "conv_type", "window", "deconv_channels", "input_size", "streams"),
     "context": ("context_backbone", "context_width", "context_pretrained", "context_model", "context_len",
