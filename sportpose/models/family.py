@@ -8,9 +8,28 @@ call the methods below and nothing else of the model's own.
 
 from __future__ import annotations
 
-from typing import ClassVar, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import ClassVar, Literal, Protocol, runtime_checkable
 
 import torch
+
+
+@dataclass(frozen=True)
+class TaskMetric:
+    """The validation metric of a task: it picks a stage's best checkpoint and is logged every epoch (SPEC §6).
+
+    ``name`` is the key in an epoch's metrics. A *counted* metric (``val_pckh``) is a ratio of counts the model
+    returns per batch from ``metric_counts`` (pooled over batches and workers, then divided); any other is one
+    of the validation losses (``val_mpjpe_mm``, ``val_loss``).
+    """
+
+    name: str
+    mode: Literal["min", "max"]
+    counted: bool = False  # name is val_<key of metric_counts(...)>, not a loss
+
+
+# PCKh@0.5 of the 2D heatmap tasks: a ratio of the counts of heatmaps.pckh_counts, in percent
+PCKH = TaskMetric("val_pckh", "max", counted=True)
 
 
 @runtime_checkable
@@ -21,6 +40,10 @@ class ModelFamily(Protocol):
         TASKS: the training tasks a stage may name (``train.stages.<name>.task``).
         CACHEABLE_TASKS: tasks whose frozen prefix gives the same outputs every epoch (``cache_frozen``).
         FREEZE_LAYERS: how many leading backbone stages ``freeze_layers`` may freeze; 0: the field is refused.
+
+    Class methods (also read by the spec): ``task_metric(task)`` the :class:`TaskMetric` a stage of the task
+    is judged by (a stage's ``metric: null``), ``loss_names(config, task)`` the keys ``loss`` returns (the other
+    names a stage's ``metric`` may pick, ``val_``-prefixed or not).
     """
 
     TASKS: ClassVar[tuple[str, ...]]
@@ -38,4 +61,9 @@ class ModelFamily(Protocol):
     def loss(self, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
              task: str) -> dict[str, torch.Tensor]:
         """Named losses of one batch; ``"loss"`` is the one optimised."""
+        ...
+
+    def metric_counts(self, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
+                      task: str) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """``{name: (hits, total)}`` of one validation batch for the counted metrics of ``task`` ({} if none)."""
         ...

@@ -74,3 +74,41 @@ def decode_heatmaps(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
 def heatmap_to_crop(coords: torch.Tensor, stride: int) -> torch.Tensor:
     """Heatmap pixel coordinates to crop pixel coordinates (pixel centres aligned)."""
     return (coords + 0.5) * stride - 0.5
+
+
+# The batch columns pckh_counts reads beside the heatmaps (every 2D sample has them, sportpose.data.tubes)
+PCKH_COLUMNS = ("keypoints", "head_size", "affine")
+
+
+def pckh_counts(heatmaps: torch.Tensor, keypoints: torch.Tensor, head_size: torch.Tensor, affine: torch.Tensor,
+                alpha: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
+    """PCKh@alpha counts of a batch of predicted heatmaps, for the validation metric of a 2D stage (SPEC §6).
+
+    A labelled joint is correct when the decoded prediction (:func:`decode_heatmaps`, in crop pixels) lies
+    within ``alpha`` × head size of the target, as MPII / PoseTrack (SPEC §7: head size = 0.6 × head-box
+    diagonal). The samples carry the head size in image pixels (``head_size``) and the image -> crop affine:
+    the head size in crop pixels is ``head_size`` × the affine's scale (√|det|, rotation and flip
+    included), so no column is added and nothing leaves the crop. Samples without a head box
+    (``head_size`` 0, e.g. Human3.6M imports) do not count; a split with none gives ``total`` 0 (the metric is
+    NaN, and the stage should pick its checkpoint by a loss).
+
+    Args:
+        heatmaps: (..., K, h, w) predictions.
+        keypoints: (..., K, 3) targets in crop pixels + labelled flag (the samples' ``keypoints``).
+        head_size: (B,) image pixels, 0 = no head box; the leading axis of the others is B.
+        affine: (B, 2, 3) image -> crop.
+        alpha: the threshold as a fraction of the head size.
+
+    Returns:
+        ``hits`` and ``total``: correct and counted joints (0-d float64 tensors).
+    """
+    b = head_size.shape[0]
+    k, h, w = heatmaps.shape[-3:]
+    coords, _ = decode_heatmaps(heatmaps.detach().float().reshape(-1, k, h, w))  # (N, K, 2) heatmap px
+    pred = heatmap_to_crop(coords, HEATMAP_STRIDE).reshape(b, -1, k, 2)  # (B, F, K, 2) crop px
+    target = keypoints.float().reshape(b, -1, k, 3)  # (B, F, K, 3)
+    scale = torch.linalg.det(affine.float()[:, :, :2]).abs().sqrt()  # (B,) crop px per image px
+    threshold = (alpha * head_size.float() * scale)[:, None, None]  # (B, 1, 1) crop px
+    counted = (target[..., 2] > 0) & (threshold > 0)  # (B, F, K)
+    correct = ((pred - target[..., :2]).norm(dim=-1) <= threshold) & counted  # (B, F, K)
+    return correct.sum().double(), counted.sum().double()

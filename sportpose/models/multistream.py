@@ -90,7 +90,8 @@ from sportpose.models.backbones import build_backbone
 from sportpose.models.backbones.efficientnet import B0_STAGES, EfficientNet
 from sportpose.models.backbones.resnet import ResNet
 from sportpose.models.backbones.vgg import VGG
-from sportpose.models.heatmaps import heatmap_mse, normalize_images
+from sportpose.models.family import PCKH, TaskMetric
+from sportpose.models.heatmaps import heatmap_mse, normalize_images, pckh_counts
 from sportpose.models.simplebaseline import deconv_stack
 
 STREAMS = ("spatial", "temporal", "context")
@@ -945,6 +946,31 @@ class MultiStream(nn.Module):
         total = sum(stream_losses.values()) if self.config.fusion in ("late", "none") else fused
         logged = {f"loss_{s}": value.detach() for s, value in stream_losses.items()}
         return {"loss": total, "loss_fused": fused.detach(), **logged}
+
+    @classmethod
+    def loss_names(cls, config: MultiStreamConfig, task: str = "fused") -> tuple[str, ...]:
+        """The keys :meth:`loss` returns for ``task`` (a stage's ``metric`` may name them)."""
+        if task == "context":
+            return ("loss", "loss_heatmap", "loss_mfm")
+        if task == "fused":
+            return ("loss", "loss_fused") + tuple(f"loss_{s}" for s in STREAMS if s in config.streams)
+        return ("loss",)
+
+    @classmethod
+    def task_metric(cls, task: str = "fused") -> TaskMetric:
+        """What picks a stage's best checkpoint (SPEC §6): PCKh@0.5 of the task's heatmaps (``val_pckh``, %)
+        for spatial, temporal and fused; the validation loss for the self-supervised context stage (masked
+        frame modelling beside a coarse heatmap head)."""
+        return TaskMetric("val_loss", "min") if task == "context" else PCKH
+
+    def metric_counts(self, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], task: str = "fused"
+                      ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """``{"pckh": (100 × correct, counted joints)}`` of the task's ``heatmaps`` (the fused ones in
+        ``fused``) on a validation batch (:func:`heatmaps.pckh_counts`); {} for ``context``."""
+        if not self.task_metric(task).counted:
+            return {}
+        hits, total = pckh_counts(outputs["heatmaps"], batch["keypoints"], batch["head_size"], batch["affine"])
+        return {"pckh": (100.0 * hits, total)}
 
     # -- what each task needs, trains and hands on ---------------------------------------------------------
 

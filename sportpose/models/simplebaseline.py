@@ -14,7 +14,8 @@ from torch import nn
 
 from sportpose.errors import SpecError
 from sportpose.models.backbones import BACKBONES, build_backbone
-from sportpose.models.heatmaps import heatmap_mse, normalize_images
+from sportpose.models.family import PCKH, TaskMetric
+from sportpose.models.heatmaps import heatmap_mse, normalize_images, pckh_counts
 
 
 @dataclass(frozen=True)
@@ -93,3 +94,19 @@ class SimpleBaseline(nn.Module):
              ) -> dict[str, torch.Tensor]:
         """Heatmap MSE weighted by the target weights."""
         return {"loss": heatmap_mse(outputs["heatmaps"], batch["heatmaps"], batch["target_weight"])}
+
+    @classmethod
+    def loss_names(cls, config: SimpleBaselineConfig, task: str = "default") -> tuple[str, ...]:
+        """The keys :meth:`loss` returns."""
+        return ("loss",)
+
+    @classmethod
+    def task_metric(cls, task: str = "default") -> TaskMetric:
+        """PCKh@0.5 (``val_pckh``, %, maximised): a 2D heatmap model (SPEC §6)."""
+        return PCKH
+
+    def metric_counts(self, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], task: str = "default"
+                      ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """``{"pckh": (100 × correct, counted joints)}`` of a validation batch (:func:`heatmaps.pckh_counts`)."""
+        hits, total = pckh_counts(outputs["heatmaps"], batch["keypoints"], batch["head_size"], batch["affine"])
+        return {"pckh": (100.0 * hits, total)}

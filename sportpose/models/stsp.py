@@ -83,7 +83,8 @@ from torch import nn
 from sportpose.errors import SpecError
 from sportpose.models import losses
 from sportpose.models.backbones import build_backbone
-from sportpose.models.heatmaps import heatmap_mse, heatmap_to_crop, normalize_images
+from sportpose.models.family import PCKH, TaskMetric
+from sportpose.models.heatmaps import heatmap_mse, heatmap_to_crop, normalize_images, pckh_counts
 from sportpose.models.skeleton import H36M
 
 STSP_BACKBONES = ("hrnet_w32", "hrnet_w18", "hrnet_w18_small")
@@ -830,6 +831,36 @@ class STSPNet(nn.Module):
             total = lifting if total is None else total + lifting
         terms["loss"] = total
         return terms
+
+    @classmethod
+    def loss_names(cls, config: STSPConfig, task: str = "full") -> tuple[str, ...]:
+        """The keys :meth:`loss` returns for ``task`` (a stage's ``metric`` may name them)."""
+        _check_task(task)
+        names = ("loss",)
+        if task in ("epe", "full"):
+            names += ("loss_heatmap", "loss_smooth", "loss_epe")
+        if task in ("lift", "full"):
+            names += ("loss_mpjpe", "loss_skel", "loss_angle", "loss_gsr", "mpjpe_gsr_mm", "mpjpe_mm")
+            if config.use_tmp:
+                names += ("loss_seq", "loss_vel", "loss_acc", "loss_tmp")
+        return names
+
+    @classmethod
+    def task_metric(cls, task: str = "full") -> TaskMetric:
+        """What picks a stage's best checkpoint (SPEC §6): PCKh@0.5 of EPE's heatmaps (``val_pckh``, %) in
+        "epe", a 2D heatmap stage; MPJPE of the (TMP-refined) 3D joints (``val_mpjpe_mm``) in "lift" and "full"."""
+        _check_task(task)
+        return PCKH if task == "epe" else TaskMetric("val_mpjpe_mm", "min")
+
+    def metric_counts(self, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], task: str = "full"
+                      ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """``{"pckh": (100 × correct, counted joints)}`` over every frame of the tubes in "epe"
+        (:func:`heatmaps.pckh_counts`; one crop affine and head size per tube); {} in "lift" and "full", whose
+        metric is a loss term."""
+        if not self.task_metric(task).counted:
+            return {}
+        hits, total = pckh_counts(outputs["heatmaps"], batch["keypoints"], batch["head_size"], batch["affine"])
+        return {"pckh": (100.0 * hits, total)}
 
 
 def _frame_runs(batch: int, frames: int, k: int, device: torch.device) -> torch.Tensor:

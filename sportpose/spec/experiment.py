@@ -130,8 +130,12 @@ class StageSpec:
     # loss's targets (a task of the model's CACHEABLE_TASKS, e.g. STSP-Net's "lift" with EPE frozen); the data
     # are not re-read per epoch
     cache_frozen: bool = False
-    metric: str = "val_loss"  # picks the best checkpoint
-    mode: Literal["min", "max"] = "min"
+    # The epoch metric that picks the stage's best checkpoint (its output) and drives early stopping and plateau
+    # schedules. null: the task's validation metric (the model's task_metric: val_pckh for 2D heatmap tasks,
+    # val_mpjpe_mm for 3D ones, val_loss for self-supervised ones); else one of it and the loss keys
+    # (val_-prefixed for validation means, bare for training means)
+    metric: str | None = None
+    mode: Literal["min", "max"] | None = None  # null: the task metric's, "min" for a loss
 
     def __post_init__(self):
         if self.epochs < 1:
@@ -243,6 +247,7 @@ class ExperimentSpec:
                                 f"stages, got {stage.freeze_layers}" if family.FREEZE_LAYERS else
                                 f"model {self.model.kind!r} has no backbone stages to freeze; use "
                                 f"`freeze` (module prefixes) or the task's trainable parts")
+            self.train.stages[name] = _resolve_metric(stage, name, self.model, family)
             if stage.cache_frozen:
                 cacheable = family.CACHEABLE_TASKS
                 if stage.task not in cacheable:
@@ -284,6 +289,22 @@ class ExperimentSpec:
         if pretrained:
             initialise(model, self.model, self.data.joint_set)
         return model
+
+
+def _resolve_metric(stage: StageSpec, name: str, model: Any, family: Any) -> StageSpec:
+    """The stage with its ``metric`` and ``mode`` filled in from the task (SPEC §6), a named metric checked
+    against what the stage's epochs report."""
+    task_metric = family.task_metric(stage.task)
+    metric = stage.metric or task_metric.name
+    losses = family.loss_names(model, stage.task)
+    known = [task_metric.name] + [f"val_{k}" for k in losses] + list(losses)
+    if metric not in known:
+        raise SpecError(f"train.stages.{name}.metric", f"{metric!r} is not reported by task {stage.task!r} of model "
+                                                       f"{model.kind!r}; it reports {known}")
+    mode = stage.mode or (task_metric.mode if metric == task_metric.name else "min")
+    if (metric, mode) == (stage.metric, stage.mode):
+        return stage
+    return dataclasses.replace(stage, metric=metric, mode=mode)
 
 
 def _check_model_against_data(model: Any, data: DataSpec) -> None:

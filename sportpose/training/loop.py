@@ -22,6 +22,8 @@ from sportpose.spec.experiment import OptimizerSpec, ScheduleSpec, StageSpec
 
 Batch = dict[str, torch.Tensor]
 LossFn = Callable[[nn.Module, Batch], dict[str, torch.Tensor]]
+# model, batch -> (named losses, {metric name: (hits, total)}): one validation batch (see validate)
+EvalFn = Callable[[nn.Module, Batch], tuple[dict[str, torch.Tensor], dict[str, tuple[torch.Tensor, torch.Tensor]]]]
 
 
 def freeze_modules(model: nn.Module, prefixes: Iterable[str]) -> list[str]:
@@ -138,14 +140,16 @@ def build_optimizer(model: nn.Module, spec: OptimizerSpec) -> torch.optim.Optimi
     return torch.optim.SGD(param_groups, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, spec: ScheduleSpec, epochs: int) -> Any:
-    """Per-epoch schedule (``none | step | cosine | plateau``) with optional linear warm-up."""
+def build_scheduler(optimizer: torch.optim.Optimizer, spec: ScheduleSpec, epochs: int, mode: str = "min") -> Any:
+    """Per-epoch schedule (``none | step | cosine | plateau``) with optional linear warm-up; ``mode``: whether the
+    stage metric that ``plateau`` watches improves downwards (``min``) or upwards (``max``, e.g. PCKh)."""
     if spec.kind == "step":
         main = torch.optim.lr_scheduler.StepLR(optimizer, step_size=spec.step_size, gamma=spec.gamma)
     elif spec.kind == "cosine":
         main = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs - spec.warmup_epochs))
     elif spec.kind == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=spec.gamma, patience=spec.patience)
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=spec.gamma,
+                                                          patience=spec.patience)
     else:
         main = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
     if spec.warmup_epochs:
@@ -259,27 +263,58 @@ def cached_batches(cache: Batch, batch_size: int, seed: int | None) -> Iterable[
 
 
 @torch.no_grad()
-def validate(model: nn.Module, batches: Iterable[Batch], loss_fn: LossFn) -> dict[str, float]:
-    """Mean losses over ``batches`` in eval mode, prefixed ``val_``."""
+def validate(model: nn.Module, batches: Iterable[Batch], eval_fn: EvalFn, counted: Iterable[str] = ()
+             ) -> dict[str, float]:
+    """Mean losses over ``batches`` in eval mode, prefixed ``val_``, and the counts of the ``counted`` metrics.
+
+    A counted metric (PCKh: correct over labelled joints) is a ratio of sums, not a mean of per-batch values:
+    its pooled ``hits`` and ``total`` are returned per validation sample as ``val_<name>_hits`` and
+    ``val_<name>_total`` (zero without batches, so every worker reports the same keys), so that the
+    sample-weighted mean across workers that :func:`fit` takes of every value gives Σhits / N and Σtotal / N,
+    whose ratio (:func:`finish_counts`) is the metric over all workers' samples.
+    """
     model.eval()
     totals: dict[str, float] = {}
+    counts = {name: [0.0, 0.0] for name in counted}
     n = 0
     for batch in batches:
         bs = next(iter(batch.values())).shape[0]
-        for k, v in loss_fn(model, batch).items():
+        losses, batch_counts = eval_fn(model, batch)
+        for k, v in losses.items():
             totals[k] = totals.get(k, 0.0) + float(v) * bs
+        for name, (hits, total) in batch_counts.items():
+            if name in counts:
+                counts[name][0] += float(hits)
+                counts[name][1] += float(total)
         n += bs
-    return {f"val_{k}": v / max(n, 1) for k, v in totals.items()} | {"val_samples": float(n)}
+    out = {f"val_{k}": v / max(n, 1) for k, v in totals.items()}
+    for name, (hits, total) in counts.items():
+        out[f"val_{name}_hits"], out[f"val_{name}_total"] = hits / max(n, 1), total / max(n, 1)
+    return out | {"val_samples": float(n)}
 
 
-def score(metrics: dict[str, float], metric: str) -> float:
-    """An epoch's value of the stage metric; ``loss`` where the epoch has no such metric (no val split)."""
-    return metrics.get(metric, metrics.get("loss", float("nan")))
+def finish_counts(metrics: dict[str, float], counted: Iterable[str]) -> dict[str, float]:
+    """``val_<name>`` = hits / total for each counted metric (NaN where nothing was counted), its two
+    partial sums dropped."""
+    out = dict(metrics)
+    for name in counted:
+        hits, total = out.pop(f"val_{name}_hits", 0.0), out.pop(f"val_{name}_total", 0.0)
+        out[f"val_{name}"] = hits / total if total > 0 else float("nan")
+    return out
+
+
+def score(metrics: dict[str, float], metric: str, mode: str = "min") -> float:
+    """An epoch's value of the stage metric; where the epoch has no such metric (no val split), the training
+    ``loss``, negated when the metric is maximised (so that the best epoch is still the lowest loss)."""
+    if metric in metrics:
+        return metrics[metric]
+    loss = metrics.get("loss", float("nan"))
+    return -loss if mode == "max" else loss
 
 
 def best_epoch(history: list[dict[str, float]], metric: str, mode: str) -> int | None:
     """The best epoch of a stage's history by its metric (ties: the earlier epoch); None for no history."""
-    scored = [(score(h, metric), int(h["epoch"])) for h in history]
+    scored = [(score(h, metric, mode), int(h["epoch"])) for h in history]
     scored = [(v, e) for v, e in scored if v == v]  # NaN never wins
     if not scored:
         return None
@@ -300,7 +335,7 @@ class Progress:
 
     def record(self, metrics: dict[str, float]) -> float:
         """Add an epoch's metrics; returns its score."""
-        value = score(metrics, self.metric)
+        value = score(metrics, self.metric, self.mode)
         improved = self.best is None or (value < self.best if self.mode == "min" else value > self.best)
         self.best, self.since_best = (value, 0) if improved else (self.best, self.since_best + 1)
         self.history.append(metrics)
@@ -329,6 +364,8 @@ def fit(
     frozen: list[nn.Module] | None = None,
     mean: Callable[[dict[str, float], float], dict[str, float]] = identity_mean,
     workers: int = 1,
+    eval_fn: EvalFn | None = None,
+    counted: tuple[str, ...] = (),
 ) -> Progress:
     """Train from ``progress.epoch`` to ``stage.epochs`` (or until early stopping), validating every epoch.
 
@@ -339,11 +376,15 @@ def fit(
         on_epoch: called with each epoch's metrics after ``progress`` has recorded them (checkpoint, report).
         mean: the sample-weighted mean of per-worker metrics across workers (identity for one process).
         workers: how many processes train in parallel (the reported ``samples_per_s`` is their sum).
+        eval_fn: one validation batch's losses and metric counts (default: ``loss_fn``'s losses, no counts).
+        counted: the names of the counted metrics ``eval_fn`` returns (``"pckh"`` -> ``val_pckh`` every epoch,
+            beside the losses; see :func:`validate`).
 
     Returns:
         ``progress``, at the end of training.
     """
     amp = stage.amp == "bf16" and torch.cuda.is_available()
+    eval_fn = eval_fn or (lambda m, b: (loss_fn(m, b), {}))
     for epoch in range(progress.epoch, stage.epochs):
         if progress.stopped:
             break
@@ -358,9 +399,9 @@ def fit(
                                 "Lower optimizer.lr, set grad_clip, or check the data") from None
         train = mean(train, train.pop("samples"))
         val_batches = batches("val", epoch)
-        val = validate(model, val_batches, loss_fn) if val_batches is not None else {}
+        val = validate(model, val_batches, eval_fn, counted) if val_batches is not None else {}
         n_val = val.pop("val_samples", 0.0)
-        val = mean(val, n_val) if val else {}
+        val = finish_counts(mean(val, n_val), counted) if val else {}
         metrics = {"epoch": epoch, **train, **val, "lr": optimizer.param_groups[0]["lr"],
                    "epoch_time_s": time.perf_counter() - t0}
         metrics["samples_per_s"] = train.get("samples_per_s", 0.0) * workers

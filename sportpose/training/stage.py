@@ -38,12 +38,14 @@ from mlflow.tracking import MlflowClient
 from ray.train.torch import TorchTrainer
 
 from sportpose.errors import DataError, SpecError, TrainingError
+from sportpose.models.heatmaps import PCKH_COLUMNS
 from sportpose.spec.experiment import ExperimentSpec, spec_from_dict, spec_hash, spec_to_dict
 from sportpose.training import checkpoints, loop
 
 _LOCAL_MODE_LOCK = threading.Lock()  # Ray Train local mode's context is process-global: one local fit at a time
-# Columns a loss may read; models name their inputs with input_names(task). Only these are turned into tensors.
-TARGET_COLUMNS = ("heatmaps", "target_weight", "keypoints", "joints_3d", "bone_lengths")
+# Columns a loss or a validation metric may read (PCKh: keypoints, head_size, affine); models name their inputs with
+# input_names(task). Only these are turned into tensors.
+TARGET_COLUMNS = ("heatmaps", "target_weight", "joints_3d", "bone_lengths", *PCKH_COLUMNS)
 
 
 @dataclass
@@ -195,7 +197,7 @@ def worker_loop(config: dict[str, Any]) -> None:
     random.seed(spec.seed + rank)
     model, frozen_names = prepare_stage_model(spec, stage_name, config.get("init", []))
     optimizer = loop.build_optimizer(model, stage.optimizer)
-    scheduler = loop.build_scheduler(optimizer, stage.schedule, stage.epochs)
+    scheduler = loop.build_scheduler(optimizer, stage.schedule, stage.epochs, stage.mode)
     progress = loop.Progress(stage.metric, stage.mode, stage.early_stopping)
     resumed = ray.train.get_checkpoint()
     local_dir = config.get("local_dir")  # local mode: checkpoints persisted here by this function
@@ -232,6 +234,13 @@ def worker_loop(config: dict[str, Any]) -> None:
 
     def loss_fn(m: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return core.loss(m(batch, task=stage.task), batch, task=stage.task)
+
+    task_metric = core.task_metric(stage.task)  # logged every epoch beside the losses (SPEC §6)
+    counted = (task_metric.name.removeprefix("val_"),) if task_metric.counted else ()
+
+    def eval_fn(m: torch.nn.Module, batch: dict[str, torch.Tensor]):
+        outputs = m(batch, task=stage.task)
+        return core.loss(outputs, batch, task=stage.task), core.metric_counts(outputs, batch, task=stage.task)
 
     rows = stage.worker_batch_size  # this worker's share of the global batch_size (SPEC §6)
 
@@ -274,7 +283,8 @@ def worker_loop(config: dict[str, Any]) -> None:
                 })
                 checkpoint = ray.train.Checkpoint.from_directory(d)
                 print(f"[{stage_name}] epoch {epoch + 1}/{stage.epochs} " +
-                      " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k in ("loss", "val_loss", "samples_per_s")),
+                      " ".join(f"{k}={v:.4g}" for k, v in metrics.items()
+                               if k in ("loss", "val_loss", stage.metric, "samples_per_s")),
                       flush=True)
                 if tracker:
                     tracker.log(metrics, epoch)
@@ -283,7 +293,8 @@ def worker_loop(config: dict[str, Any]) -> None:
     # train
     try:
         loop.fit(model, stage, optimizer, scheduler, batches, loss_fn, progress, on_epoch,
-                 frozen=loop.frozen_module_prefixes(core), mean=_allreduce_mean, workers=ctx.get_world_size())
+                 frozen=loop.frozen_module_prefixes(core), mean=_allreduce_mean, workers=ctx.get_world_size(),
+                 eval_fn=eval_fn, counted=counted)
     except TrainingError as e:
         raise TrainingError(f"stage {stage_name}: {e.message}") from None
     # cleanup: nothing held beyond the process

@@ -155,6 +155,7 @@ def test_task_outputs_losses_and_gradients(task):
     assert set(outputs) == TASK_KEYS[task]
     assert outputs["heatmaps"].shape == (B, K, SIZE // 4, SIZE // 4)
     assert all(torch.isfinite(v) for v in losses.values())
+    assert set(losses) == set(MultiStream.loss_names(config, task))  # what a stage's metric may name
     if task == "context":
         assert set(losses) == {"loss", "loss_heatmap", "loss_mfm"}
         assert outputs["reconstruction"].shape == (B, config.context_len, config.context_hidden)

@@ -225,6 +225,7 @@ def test_task_outputs_loss_and_gradients(task):
     assert all(torch.isfinite(v) for v in terms.values())
     expected = {"epe": {"loss_epe"}, "lift": {"loss_gsr", "loss_tmp"}, "full": {"loss_epe", "loss_gsr", "loss_tmp"}}
     assert expected[task] <= set(terms)
+    assert set(terms) == set(STSPNet.loss_names(model.config, task))  # what a stage's metric may name
     if task == "lift":
         assert "loss_epe" not in terms
     terms["loss"].backward()

@@ -165,7 +165,8 @@ def test_freeze_layers_only_where_the_model_has_backbone_stages():
 
 def test_every_model_family_declares_what_the_stages_ask_of_it():
     for kind, cls in MODELS.items():
-        for name in ("TASKS", "CACHEABLE_TASKS", "FREEZE_LAYERS", "input_names", "trainable_prefixes", "loss"):
+        for name in ("TASKS", "CACHEABLE_TASKS", "FREEZE_LAYERS", "input_names", "trainable_prefixes", "loss",
+                     "loss_names", "task_metric", "metric_counts"):
             assert hasattr(cls, name), f"{kind} lacks {name} of ModelFamily"
         assert set(cls.CACHEABLE_TASKS) <= set(cls.TASKS)
         assert (cls.FREEZE_LAYERS > 0) == hasattr(cls, "freeze_prefixes")
@@ -286,3 +287,24 @@ def test_every_shipped_stage_trains_the_batch_it_means():
                                                 "fuse": (64, 32), "joint": (64, 32)}
     assert set(batches("stsp_demo.yaml").values()) == {(16, 8)}
     assert batches("demo.yaml") == {"main": (64, 32)}
+
+
+def test_a_stage_s_metric_defaults_to_its_task_s_validation_metric(tmp_path):
+    """SPEC §6: PCKh for 2D heatmap stages, MPJPE for 3D ones, the loss for self-supervised context modelling;
+    a named metric must be one the stage's epochs report, else it is refused naming the key."""
+    def metrics(name):
+        spec = load_spec(REPO / "experiments" / name)
+        return {n: (s.metric, s.mode) for n, s in spec.train.stages.items()}
+
+    assert metrics("demo.yaml") == {"main": ("val_pckh", "max")}
+    assert metrics("multistream_demo.yaml") == {
+        "spatial": ("val_pckh", "max"), "temporal": ("val_pckh", "max"), "context": ("val_loss", "min"),
+        "fuse": ("val_pckh", "max"), "joint": ("val_pckh", "max")}
+    assert metrics("stsp_demo.yaml") == {"epe": ("val_pckh", "max"), "lift": ("val_mpjpe_mm", "min"),
+                                         "full": ("val_mpjpe_mm", "min")}
+    chosen = load_spec(write(tmp_path, MINIMAL + "train: {stages: {main: {metric: val_loss}}}\n"))
+    assert (chosen.train.stages["main"].metric, chosen.train.stages["main"].mode) == ("val_loss", "min")
+    resolved = spec_from_dict(spec_to_dict(chosen))
+    assert resolved == chosen
+    err = load_error(tmp_path, MINIMAL + "train: {stages: {main: {metric: val_mpjpe_mm}}}\n")
+    assert err.key == "train.stages.main.metric" and "val_pckh" in err.message

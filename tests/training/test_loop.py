@@ -3,6 +3,8 @@ SST stage-2 freezing of every stream backbone with its BatchNorm kept in eval mo
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -102,3 +104,39 @@ def test_frozen_backbone_batchnorm_stays_in_eval_mode_and_keeps_its_statistics()
     assert modules["spatial.backbone.layer4.0.bn1"].training
     assert not torch.equal(stats["spatial.backbone.layer4.0.bn1.running_mean"],
                            after["spatial.backbone.layer4.0.bn1.running_mean"])
+
+
+def test_the_best_epoch_is_the_best_task_metric_not_the_lowest_validation_loss():
+    """SPEC §6: a 2D stage keeps the epoch of the highest PCKh even where the heatmap loss is lower elsewhere."""
+    history = [{"epoch": 0, "loss": 0.9, "val_loss": 0.50, "val_pckh": 40.0},
+               {"epoch": 1, "loss": 0.7, "val_loss": 0.30, "val_pckh": 55.0},
+               {"epoch": 2, "loss": 0.5, "val_loss": 0.20, "val_pckh": 52.0}]
+    assert loop.best_epoch(history, "val_pckh", "max") == 1
+    assert loop.best_epoch(history, "val_loss", "min") == 2
+    progress = loop.Progress("val_pckh", "max", patience=1)
+    for h in history:
+        progress.record(h)
+    assert progress.best == 55.0 and progress.since_best == 1 and progress.stopped
+    # no validation split: the lowest training loss, also for a maximised metric
+    no_val = [{"epoch": e, "loss": v} for e, v in enumerate([0.9, 0.4, 0.6])]
+    assert loop.best_epoch(no_val, "val_pckh", "max") == 1
+
+
+def test_validate_pools_metric_counts_so_that_workers_average_to_the_pooled_ratio():
+    """PCKh is correct over counted joints of all samples, not a mean of per-batch or per-worker ratios."""
+    def eval_fn(model, batch):
+        return {"loss": batch["x"].mean()}, {"pckh": (batch["hits"].sum(), batch["total"].sum())}
+
+    shards = [[{"x": torch.ones(2), "hits": torch.tensor([1.0, 1.0]), "total": torch.tensor([1.0, 1.0])}],
+              [{"x": torch.zeros(1), "hits": torch.tensor([0.0]), "total": torch.tensor([8.0])},
+               {"x": torch.zeros(1), "hits": torch.tensor([1.0]), "total": torch.tensor([0.0])}]]
+    model = torch.nn.Linear(1, 1)
+    per_worker = [loop.validate(model, shard, eval_fn, ["pckh"]) for shard in shards]
+    n = [v.pop("val_samples") for v in per_worker]
+    pooled = {k: sum(v[k] * w for v, w in zip(per_worker, n)) / sum(n) for k in per_worker[0]}  # the all-reduce
+    metrics = loop.finish_counts(pooled, ["pckh"])
+    assert metrics["val_pckh"] == 3 / 10 and "val_pckh_hits" not in metrics
+    assert metrics["val_loss"] == 0.5
+    empty = loop.validate(model, [], eval_fn, ["pckh"])  # a worker without batches reports the same keys
+    assert set(empty) == {"val_pckh_hits", "val_pckh_total", "val_samples"}
+    assert math.isnan(loop.finish_counts({"val_pckh_hits": 0.0, "val_pckh_total": 0.0}, ["pckh"])["val_pckh"])

@@ -99,6 +99,10 @@ def test_resume_skips_finished_stages_and_reuses_their_runs(dag_run):
     # batch_size is the global batch of a step (SPEC §6): 8 rows on one worker, 4 on each of two
     assert [h["batch_rows"] for h in result.stages["a"].history] == [8.0]
     assert [h["batch_rows"] for h in result.stages["fuse"].history] == [4.0]
+    # every epoch logs the task's validation metric beside the losses (SPEC §6), in MLflow too
+    assert all(spec.train.stages[n].metric == "val_pckh" for n in result.stages)
+    assert all(0.0 <= h["val_pckh"] <= 100.0 and "val_loss" in h for s in result.stages.values() for h in s.history)
+    assert "val_pckh" in children["fuse"].data.metrics
 
 
 def test_hand_off_loads_declared_modules_and_keeps_frozen_ones(dag_run):
