@@ -121,7 +121,13 @@ class STSPConfig:
     gamma: float = 1.0  # W = 1 + gamma * exp(lam * S_hat)
     lam: float = 1.0  # 0..20: S_hat is in [0, 1], so W spans 1 + gamma .. 1 + gamma * e^lam
     saliency_floor: float = 1.0  # px: S_hat = S / max(max S, floor); sub-pixel flow noise is not motion
-    beta: float = 1.0  # soft-argmax sharpness, softmax(beta * H); MSE heatmaps peak at 1, so ~10+ is sharp
+    # soft-argmax sharpness, softmax(beta * H): 20 decodes a unit-peak sigma-2 target within 0.07 px of its peak
+    # at every heatmap size (1 pulls it to the map's centre, 36 px off near a corner of a 64x64 map; 10 still
+    # 2.3 px); see soft_argmax
+    beta: float = 20.0
+    # radius (heatmap px) of a local soft-argmax window around each map's maximum; None: the whole map (paper
+    # eq. 7). Sigma-1 targets need it: no beta decodes them within 0.25 px over a whole map (soft_argmax)
+    softargmax_window: int | None = None
     alpha_smooth: float = 0.1  # L_smooth weight in L_EPE
     beta1_skel: float = 0.1  # L_skel weight in L_GSR
     beta2_angle: float = 0.1  # L_angle weight in L_GSR
@@ -169,6 +175,11 @@ class STSPConfig:
             raise SpecError("lam", f"must be in [0, 20] (W spans 1 + gamma .. 1 + gamma * e^lam), got {self.lam}")
         if not math.isfinite(self.beta) or self.beta <= 0:
             raise SpecError("beta", f"must be a finite sharpness > 0, got {self.beta}")
+        if self.softargmax_window is not None and (isinstance(self.softargmax_window, bool)
+                                                   or not isinstance(self.softargmax_window, int)
+                                                   or self.softargmax_window < 1):
+            raise SpecError("softargmax_window", f"must be a radius of at least 1 heatmap pixel, or null for the "
+                                                 f"whole map, got {self.softargmax_window!r}")
         if not math.isfinite(self.saliency_floor) or self.saliency_floor < 0:
             raise SpecError("saliency_floor", f"must be >= 0 px, got {self.saliency_floor}")
         if self.epe_frames is not None and not 1 <= self.epe_frames <= self.window:
@@ -223,23 +234,52 @@ def incoming_flow(flow: torch.Tensor) -> torch.Tensor:
     return torch.cat([flow[:, :1], flow], dim=1)
 
 
-def soft_argmax(heatmaps: torch.Tensor, beta: float) -> torch.Tensor:
-    """Integral keypoints ``p = Σ (x, y)·softmax(β·H)`` (paper eq. 7).
+def soft_argmax(heatmaps: torch.Tensor, beta: float, window: int | None = None) -> torch.Tensor:
+    """Integral keypoints ``p = Σ (x, y)·softmax(β·H)`` (paper eq. 7), over the whole map or a local window.
+
+    How sharp is sharp enough (SPEC §5: a target Gaussian decodes within 0.25 px of its peak anywhere at least 3σ
+    from the border, at every heatmap size a spec uses; ``tests/models/test_stsp.py`` plants such targets, made by
+    the data pipeline's generator, for the default config and every shipped STSP spec). Two errors pull in
+    opposite directions:
+
+    - **Background pull** (β too small): every pixel far from the peak keeps weight ``e^0 = 1``, and the h·w of
+      them drag the expectation towards the map's centre. A σ = 2 target 3σ from a corner of a 64x64 map
+      decodes 36 px off at β = 1 (at the map's centre), 2.3 px at β = 10, 0.05 px at β = 15.
+    - **Quantisation bias** (β too large): near the peak ``softmax(β·H)`` is a Gaussian of σ/√β sampled on the
+      pixel grid; below ~0.45 px it snaps to the nearest pixel (up to 0.35 px off, the β → ∞ limit of a hard
+      argmax). A σ = 2 target is 0.06 px off at β = 20, 0.11 at 25, 0.23 at 40, 0.32 at 60.
+
+    With σ = 2 (the data default), β = 20 passes at every map size (the default: 0.063 px at 64x64 and at 16x16,
+    0.064 at 128x128; the pull falls as e^-β, so larger maps need no more). With σ = 1 no β passes over a whole
+    map: the pull needs β >= ~10 at 16x16 while the bias needs σ/√β >= ~0.45, β <= ~5 (the best, β = 12, is
+    0.26 px off). A window of ``window`` pixels around the map's maximum removes the pull at any β, so a small β
+    is free of the bias: σ = 1 decodes within 0.09 px with ``window`` 2 and β = 6 (the demo specs). The whole
+    map stays the default, the paper's formula. The window's position (the argmax) has no gradient; the
+    weights inside it do. Float32 is safe at any β (the softmax subtracts the maximum; logits are at most β);
+    targets rounded to bfloat16 (``amp: bf16``) decode as well as in float32 (0.064 px).
 
     Args:
         heatmaps: (..., h, w).
-        beta: sharpness β; heatmaps trained with MSE against unit-peak Gaussians need β around 10 or more
-            for the expectation to sit on the peak instead of being pulled to the map centre.
+        beta: sharpness β.
+        window: radius in heatmap pixels of the square window around each map's maximum the softmax runs over
+            (``(2·window + 1)²`` pixels, cut at the border); None: the whole map.
 
     Returns:
         (..., 2) x, y in heatmap pixels (pixel centres at integers).
     """
     *lead, h, w = heatmaps.shape
-    prob = torch.softmax(beta * heatmaps.reshape(*lead, h * w).float(), dim=-1).reshape(*lead, h, w)
-    xs = torch.arange(w, device=heatmaps.device, dtype=prob.dtype)
-    ys = torch.arange(h, device=heatmaps.device, dtype=prob.dtype)
-    x = (prob.sum(-2) * xs).sum(-1)  # (...)
-    y = (prob.sum(-1) * ys).sum(-1)
+    logits = beta * heatmaps.reshape(*lead, h * w).float()  # (..., h·w)
+    xs = torch.arange(w, device=heatmaps.device)
+    ys = torch.arange(h, device=heatmaps.device)
+    if window is not None:
+        peak = logits.argmax(dim=-1, keepdim=True)  # (..., 1)
+        near_x = (xs - peak % w).abs() <= window  # (..., w)
+        near_y = (ys - torch.div(peak, w, rounding_mode="floor")).abs() <= window  # (..., h)
+        inside = (near_y[..., :, None] & near_x[..., None, :]).reshape(*lead, h * w)  # (..., h·w)
+        logits = logits.masked_fill(~inside, float("-inf"))
+    prob = torch.softmax(logits, dim=-1).reshape(*lead, h, w)  # (..., h, w)
+    x = (prob.sum(-2) * xs.to(prob.dtype)).sum(-1)  # (...)
+    y = (prob.sum(-1) * ys.to(prob.dtype)).sum(-1)
     return torch.stack([x, y], dim=-1)  # (..., 2)
 
 
@@ -312,18 +352,19 @@ class EPE(nn.Module):
         num_joints: J heatmaps.
         gamma, lam, saliency_floor: the motion weights (:func:`motion_weights`).
         beta: soft-argmax sharpness.
+        window: radius of the local soft-argmax window (heatmap px), None for the whole map (:func:`soft_argmax`).
         use_motion: False: ``W_t = 1``.
     """
 
     def __init__(self, backbone: nn.Module, num_joints: int, gamma: float, lam: float, saliency_floor: float,
-                 beta: float, use_motion: bool):
+                 beta: float, use_motion: bool, window: int | None = None):
         super().__init__()
         self.backbone = backbone
         self.head = nn.Conv2d(backbone.out_channels, num_joints, 1)
         nn.init.normal_(self.head.weight, std=0.001)
         nn.init.zeros_(self.head.bias)
         self.gamma, self.lam, self.saliency_floor = gamma, lam, saliency_floor
-        self.beta, self.use_motion = beta, use_motion
+        self.beta, self.window, self.use_motion = beta, window, use_motion
         self.stride = backbone.stride
 
     def forward(self, tube: torch.Tensor, flow: torch.Tensor | None) -> dict[str, torch.Tensor]:
@@ -350,7 +391,7 @@ class EPE(nn.Module):
         else:
             weights = feats.new_ones(b * t, 1, *size)
         heatmaps = self.head(feats)  # (B·T, J, H/4, W/4)
-        coords = heatmap_to_crop(soft_argmax(heatmaps, self.beta), self.stride)  # (B·T, J, 2) crop px
+        coords = heatmap_to_crop(soft_argmax(heatmaps, self.beta, self.window), self.stride)  # (B·T, J, 2) crop px
         return {
             "heatmaps": heatmaps.reshape(b, t, *heatmaps.shape[1:]),  # (B, T, J, H/4, W/4)
             "keypoints_2d": coords.reshape(b, t, -1, 2),  # (B, T, J, 2)
@@ -581,7 +622,7 @@ class STSPNet(nn.Module):
         kwargs = {} if config.width is None else {"width": config.width}
         backbone = build_backbone(config.backbone, **kwargs)
         self.epe = EPE(backbone, num_joints, config.gamma, config.lam, config.saliency_floor, config.beta,
-                       config.use_motion)
+                       config.use_motion, config.softargmax_window)
         self.gsr = GSR(num_joints, backbone.out_channels, config.gat_hidden, config.gat_layers, config.gat_heads,
                        H36M.adjacency(self_loops=True), H36M.root, use_gat=config.use_gsr,
                        position_dim=4 if config.frame_position else 2)
