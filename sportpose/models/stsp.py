@@ -62,8 +62,11 @@ Decisions where the paper and SPEC are silent:
   normalised by the frame width as VideoPose3D's screen coordinates), the cue a monocular lifter has for
   distance and so for size. Off by default (the paper's node
   features); on in the demo specs.
-- ``use_gsr=False`` replaces the GAT by an MLP over the flattened node features that returns node
-  features of the same shape (hidden width 4·``gat_hidden``); ``Φ_3D`` and TMP are unchanged.
+- ``use_gsr=False`` (Table 3's "EPE only" row, SPEC §5) replaces the GAT by :class:`JointMLP`, a per-joint MLP
+  of the GAT's depth and width on the same node features (0.99 of the GAT's parameters at every width), and
+  drops GSR's constraints from the loss: ``L_GSR = MPJPE`` whatever ``beta1_skel`` and ``beta2_angle`` say
+  (``loss_skel`` and ``loss_angle`` are still reported, as diagnostics without gradient), so that every spec
+  with ``use_gsr: false`` means the same row. ``Φ_3D`` and TMP are unchanged.
 
 Sizes and costs at paper and demo scale are what ``bench/model_complexity.py`` prints; the paper reports
 neither parameters nor FLOPs.
@@ -136,7 +139,8 @@ class STSPConfig:
     omega1: float = 1.0  # L_GSR weight in the total
     omega2: float = 1.0  # L_TMP weight in the total
     use_motion: bool = True  # False: W_t = 1 (no flow needed)
-    use_gsr: bool = True  # False: an MLP over the node features in place of the GAT (Table 3 ablation)
+    # False: Table 3's "EPE only": a per-joint MLP of the GAT's size in place of the GAT, and no L_skel, L_angle
+    use_gsr: bool = True
     use_tmp: bool = True  # False: joints_3d = joints_3d_gsr and no L_TMP
     lift_input: Literal["images", "keypoints_2d"] = "images"  # what stage "lift" reads: tubes, or 2D only (H36M)
     # True: each GSR node also gets its keypoint's place in the whole frame (frame_positions), beside its place
@@ -453,29 +457,34 @@ class GraphAttention(nn.Module):
         return F.elu(out), alpha
 
 
-class NodeMLP(nn.Module):
-    """The ablation's regressor in place of the GAT: an MLP over all node features at once (no graph).
+class JointMLP(nn.Module):
+    """The "EPE only" ablation's stand-in for the GAT (SPEC §5, the paper's Table 3): the same L layers on the same
+    node features, each joint on its own: ``h'_i = ELU(W h_i + b)`` with W shared by the joints, where a GAT layer
+    has ``h'_i = ELU(Σ_j α_ij W h_j)`` over the skeleton.
+
+    Its size follows the GAT's by construction: L·(d² + d) parameters against the GAT's L·(d² + 2d) (its
+    attention vectors a are 2d per layer, a bias is d), 0.99 of it at every width, so that the ablation row
+    measures the graph attention and not a different head size (a flattened all-joint MLP of width 4d had 75x
+    the GAT's parameters at paper scale: 9.97M against 0.13M).
 
     Args:
-        num_joints: J.
         dim: node feature width d (input and output).
-        hidden: hidden width.
-        layers: hidden layers.
+        layers: L, the GAT's depth.
     """
 
-    def __init__(self, num_joints: int, dim: int, hidden: int, layers: int):
+    def __init__(self, dim: int, layers: int):
         super().__init__()
-        widths = [num_joints * dim] + [hidden] * layers
-        blocks: list[nn.Module] = []
-        for a, b in zip(widths[:-1], widths[1:]):
-            blocks += [nn.Linear(a, b), nn.ReLU(inplace=True)]
-        blocks.append(nn.Linear(hidden, num_joints * dim))
-        self.mlp = nn.Sequential(*blocks)
+        self.layers = nn.ModuleList(nn.Linear(dim, dim) for _ in range(layers))
+        gain = nn.init.calculate_gain("relu")
+        for layer in self.layers:  # as the GAT's projections
+            nn.init.xavier_uniform_(layer.weight, gain=gain)
+            nn.init.zeros_(layer.bias)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         """(N, J, d) -> (N, J, d)."""
-        n, j, d = h.shape
-        return F.elu(self.mlp(h.reshape(n, j * d))).reshape(n, j, d)  # (N, J, d)
+        for layer in self.layers:
+            h = F.elu(layer(h))  # (N, J, d), joint by joint
+        return h
 
 
 class GSR(nn.Module):
@@ -489,7 +498,7 @@ class GSR(nn.Module):
         heads: attention heads per layer.
         adjacency: (J, J) bool array, the skeleton with self-loops.
         root: index of the root joint.
-        use_gat: False: :class:`NodeMLP` in place of the GAT.
+        use_gat: False: :class:`JointMLP` in place of the GAT.
     """
 
     def __init__(self, num_joints: int, feat_dim: int, hidden: int, layers: int, heads: int,
@@ -502,7 +511,7 @@ class GSR(nn.Module):
         if use_gat:
             self.gat = nn.ModuleList(GraphAttention(hidden, hidden, heads, adjacency) for _ in range(layers))
         else:
-            self.mlp = NodeMLP(num_joints, hidden, 4 * hidden, layers)
+            self.mlp = JointMLP(hidden, layers)
         self.regress = nn.Sequential(  # Φ_3D over all joints' features
             nn.Linear(num_joints * hidden, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, num_joints * 3)
         )
@@ -854,8 +863,11 @@ class STSPNet(nn.Module):
             mpjpe = losses.mpjpe_loss(gsr, gt)
             skel = losses.bone_length_loss(gsr, self.edges, reference)
             angle = losses.angle_limit_loss(gsr, self.angle_triples, self.angle_min_deg, self.angle_max_deg)
-            terms.update(loss_mpjpe=mpjpe, loss_skel=skel, loss_angle=angle,
-                         loss_gsr=mpjpe + cfg.beta1_skel * skel + cfg.beta2_angle * angle)
+            if cfg.use_gsr:
+                terms.update(loss_mpjpe=mpjpe, loss_skel=skel, loss_angle=angle,
+                             loss_gsr=mpjpe + cfg.beta1_skel * skel + cfg.beta2_angle * angle)
+            else:  # "EPE only" trains without GSR's constraints; they are reported, as diagnostics
+                terms.update(loss_mpjpe=mpjpe, loss_skel=skel.detach(), loss_angle=angle.detach(), loss_gsr=mpjpe)
             lifting = cfg.omega1 * terms["loss_gsr"]
             terms["mpjpe_gsr_mm"] = (mpjpe * POSE_UNIT_MM).detach()
             if cfg.use_tmp:
