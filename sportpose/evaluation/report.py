@@ -13,7 +13,8 @@
   the feature similarity over time when computed;
 - PNGs: ``per_joint.png`` (AP, or MPJPE, per joint), ``breakdown_<factor>.png``, ``best_frames.png`` and
   ``worst_frames.png`` (2D: frames with the prediction in the side colours over the ground truth in white;
-  3D: skeletons, prediction over the ground truth in grey), and ``similarity.png`` when given;
+  3D: skeletons, prediction over the ground truth in grey), ``similarity.png`` when given, and
+  ``learning_curves.png`` (:func:`write_learning_curves`) when the stages' histories are given;
 - ``metrics.json``: every number of the report. Its top-level keys follow the pipeline's
   ``evaluation/metrics.json`` (``ap``, ``ap_groups``, ``ap_per_joint``, ``pckh``, ``mpjpe``, … ``split``,
   ``boxes``, ``flip_test``, ``seed``, ``samples``), so ``sportpose compare`` reads both.
@@ -132,6 +133,33 @@ def _similarity_section(similarity: dict[str, Any] | None, out: Path) -> list[st
 
 
 # -- 2D -----------------------------------------------------------------------------------------------------
+
+
+def write_learning_curves(stages: dict[str, dict[str, Any]] | None, out: str | Path) -> list[str]:
+    """``learning_curves.png`` in ``out``: each training stage's losses and validation metric per epoch, the
+    epoch it handed on starred; returns the report's markdown section ([] without stages).
+
+    Args:
+        stages: stage -> ``{"history": StageResult.history, "metric": name, "mode": "min" | "max"}``, in
+            training order (the pipeline's stage results; a model evaluated on its own has none).
+    """
+    stages = {name: s for name, s in (stages or {}).items() if s.get("history")}
+    if not stages:
+        return []
+    out = Path(out)
+    plots.learning_curves({n: s["history"] for n, s in stages.items()},
+                          {n: (s["metric"], s["mode"]) for n, s in stages.items()}, out / "learning_curves.png",
+                          "Training stages: losses and the validation metric per epoch")
+    rows = []
+    for name, s in stages.items():
+        values = [(h.get(s["metric"], float("nan")), int(h["epoch"])) for h in s["history"]]
+        values = [(v, e) for v, e in values if v == v]
+        best = (max if s["mode"] == "max" else min)(values, key=lambda ve: ve[0]) if values else (float("nan"), -1)
+        rows.append([name, s["metric"], str(len(s["history"])), str(best[1] + 1) if best[1] >= 0 else "-",
+                     _fmt(best[0], "{:.4g}")])
+    return ["## Training stages", "", "Each stage's output is its best epoch by the stage metric (SPEC §6).", "",
+            md_table(["Stage", "Metric", "Epochs", "Best epoch", "Best value"], rows), "",
+            "![learning curves](learning_curves.png)", ""]
 
 
 def _frame_keys(p: Predictions2D) -> list[tuple[str, int]]:

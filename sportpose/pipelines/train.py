@@ -29,6 +29,7 @@ from sportpose.data.dataset import load_clips, numpy_batches
 from sportpose.data.prepare import open_split
 from sportpose.errors import DataError, SpecError
 from sportpose.evaluation import evaluate3d
+from sportpose.evaluation import report as eval_report
 from sportpose.evaluation.evaluate2d import ap_score, pckh_score, predict, save_stream_cache, search_fusion_weights
 from sportpose.models.pretrained import reports_markdown
 from sportpose.models.skeleton import JOINT_SETS
@@ -282,6 +283,9 @@ def _finish(spec: ExperimentSpec, state: dict[str, Any], parent_id: str, results
         tracking.log_artifact(parent_id, evaluation["stream_cache"], "streams")
     (out_dir / "evaluation.json").write_text(json.dumps(evaluation, indent=2, default=_json_default))
     (out_dir / "resolved.yaml").write_text(spec_yaml(spec))
+    if eval_report.write_learning_curves({n: {"history": results[n].history, "metric": s.metric, "mode": s.mode}
+                                          for n, s in spec.train.stages.items()}, out_dir):  # each stage's epochs
+        tracking.log_artifact(parent_id, out_dir / "learning_curves.png", "evaluation")
 
     promotion = None
     refused = unregistrable(weights, float(evaluation.get(spec.register.metric, float("nan")))) \

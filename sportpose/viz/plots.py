@@ -166,3 +166,53 @@ def line_chart(curves: dict[str, dict[int, float]], path: str | Path, title: str
     fig.savefig(path)
     plt.close(fig)
     return Path(path)
+
+
+def learning_curves(histories: dict[str, list[dict[str, float]]], metrics: dict[str, tuple[str, str]],
+                    path: str | Path, title: str) -> Path:
+    """One panel per training stage: its training and validation losses per epoch (left axis, log scale) and its
+    validation metric (right axis, dashed; the same axis when the metric is a loss), the best epoch starred.
+
+    Args:
+        histories: stage -> its epochs' metrics (``StageResult.history``: ``epoch``, ``loss``, ``val_loss``,
+            the metric, ...).
+        metrics: stage -> (metric name, mode) that picked its best checkpoint.
+    """
+    plt = pyplot()
+    stages = [s for s in histories if histories[s]]
+    cols = min(3, max(1, len(stages)))
+    rows = -(-max(1, len(stages)) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), dpi=110, squeeze=False)
+    for ax in axes.flat[len(stages):]:
+        ax.axis("off")
+    for ax, stage in zip(axes.flat, stages):
+        history = sorted(histories[stage], key=lambda h: h["epoch"])
+        epochs = [int(h["epoch"]) + 1 for h in history]
+        metric, mode = metrics.get(stage, ("val_loss", "min"))
+        for key, colour in (("loss", "tab:blue"), ("val_loss", "tab:orange")):
+            values = [h.get(key, float("nan")) for h in history]
+            if any(np.isfinite(values)):
+                ax.plot(epochs, values, marker="o", ms=3, color=colour, label=key)
+        positive = [v for h in history for k, v in h.items() if k in ("loss", "val_loss") and np.isfinite(v) and v > 0]
+        if positive and max(positive) / min(positive) > 10:
+            ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss")
+        values = np.array([h.get(metric, float("nan")) for h in history], dtype=float)
+        on = ax if metric in ("loss", "val_loss") else ax.twinx()
+        if metric not in ("loss", "val_loss"):
+            on.plot(epochs, values, "--", marker="s", ms=3, color="tab:green", label=metric)
+            on.set_ylabel(metric, color="tab:green")
+        if np.isfinite(values).any():
+            best = int(np.nanargmax(values) if mode == "max" else np.nanargmin(values))
+            on.plot([epochs[best]], [values[best]], "*", ms=12, color="tab:red", label=f"best ({metric})")
+        handles = [h for a in ([ax] if on is ax else [ax, on]) for h in a.get_legend_handles_labels()[0]]
+        ax.legend(handles, [h.get_label() for h in handles], fontsize=7, loc="best")
+        ax.set_title(stage, fontsize=9)
+        ax.set_xticks(epochs if len(epochs) <= 12 else epochs[:: max(1, len(epochs) // 10)])
+        ax.grid(alpha=0.3)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)

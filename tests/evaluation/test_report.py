@@ -8,14 +8,14 @@ import json
 import numpy as np
 import pytest
 
-from sportpose.models.skeleton import POSETRACK, convert
 from sportpose.data.dataset import load_clips
 from sportpose.data.formats import read_posetrack18
 from sportpose.evaluation import evaluate3d
 from sportpose.evaluation import metrics as M
 from sportpose.evaluation.evaluate2d import Predictions2D, ap_score, pckh_score
 from sportpose.evaluation.evaluate3d import Predictions3D
-from sportpose.evaluation.report import AP_COLUMNS, Protocol, report_2d, report_3d
+from sportpose.evaluation.report import AP_COLUMNS, Protocol, report_2d, report_3d, write_learning_curves
+from sportpose.models.skeleton import POSETRACK, convert
 
 MODEL = {"label": "noisy-truth", "source": "test", "kind": "simplebaseline"}
 COMPLEXITY = {"params_m": 1.5, "gmacs": 0.25, "gflops": 0.5, "latency_ms": 10.0, "fps": 100.0, "machine": "test"}
@@ -200,3 +200,20 @@ def test_3d_report_numbers_are_the_metric_functions_numbers(predictions_3d, clip
         assert (tmp_path / name).is_file(), name
     worst = metrics["worst_frames"][0]
     assert worst["mpjpe"] == pytest.approx(max(M.mpjpe(p.pred[i], p.gt[i]) for i in range(len(p.pred))))
+
+
+def test_learning_curves_show_each_stage_s_metric_and_the_epoch_it_handed_on(tmp_path):
+    """The stages' histories as the pipeline has them: the table's best epoch is the best task metric's, not the
+    lowest validation loss's; a stage judged by its loss (context) is starred on it; no histories, no section."""
+    spatial = [{"epoch": e, "loss": 1.0 / (e + 1), "val_loss": v, "val_pckh": pckh}
+               for e, (v, pckh) in enumerate([(0.5, 40.0), (0.3, 61.0), (0.2, 55.0)])]
+    context = [{"epoch": e, "loss": 1.0, "val_loss": v} for e, v in enumerate([0.4, 0.2])]
+    lines = write_learning_curves({"spatial": {"history": spatial, "metric": "val_pckh", "mode": "max"},
+                                   "context": {"history": context, "metric": "val_loss", "mode": "min"},
+                                   "empty": {"history": [], "metric": "val_pckh", "mode": "max"}}, tmp_path)
+    assert (tmp_path / "learning_curves.png").stat().st_size > 10_000
+    text = "\n".join(lines)
+    assert "| spatial | val_pckh | 3 | 2 | 61 |" in text and "| context | val_loss | 2 | 2 | 0.2 |" in text
+    assert "empty" not in text
+    assert write_learning_curves(None, tmp_path / "none") == []
+

@@ -35,6 +35,13 @@ def test_stage_trains_on_two_workers_and_checkpoints_every_epoch(tiny_run):
     assert ckpts == ["epoch_0000", "epoch_0001"]
     assert Path(stage.checkpoint, "checkpoint.pt").exists()
     assert all(h["samples_per_s"] > 0 and h["loss"] > 0 for h in stage.history)
+    # the stage's output is its epoch of the best task metric, PCKh@0.5 for this 2D model (SPEC §6)
+    assert spec.train.stages["main"].metric == "val_pckh" and spec.train.stages["main"].mode == "max"
+    assert all(0.0 <= h["val_pckh"] <= 100.0 for h in stage.history)
+    best = max(stage.history, key=lambda h: (h["val_pckh"], -h["epoch"]))
+    assert stage.metrics["epoch"] == best["epoch"] and stage.metrics["val_pckh"] == best["val_pckh"]
+    assert Path(stage.checkpoint).name == f"epoch_{int(best['epoch']):04d}"
+    assert (Path(result.output_dir) / "learning_curves.png").exists()  # the stages' epochs, in the run's outputs
     assert result.data_reports["train"]["samples"] > 0 and result.data_reports["test"]["samples"] > 0
 
 
@@ -53,6 +60,7 @@ def test_mlflow_holds_parent_and_child_runs(tiny_run):
     assert "loss" in child.data.metrics and "val_loss" in child.data.metrics
     history = client.get_metric_history(child.info.run_id, "loss")
     assert sorted(m.step for m in history) == [0, 1]
+    assert sorted(m.step for m in client.get_metric_history(child.info.run_id, "val_pckh")) == [0, 1]
     resolved = yaml.safe_load(mlflow.artifacts.load_text(f"runs:/{result.parent_run_id}/spec/resolved.yaml"))
     assert resolved["name"] == "tiny" and resolved["data"]["input_size"] == [64, 64]
     report = json.loads(mlflow.artifacts.load_text(f"runs:/{result.parent_run_id}/data/data_report_train.json"))
@@ -149,7 +157,7 @@ def test_what_the_end_of_a_run_needs_is_checked_before_training(ray_local, runs_
         run_pipeline(load_spec(spec_path), log=lines.append)
     assert not any(line.startswith("stage ") for line in lines)  # refused before any stage trained
     spec_path.write_text(tiny_yaml("sb-base", "name=late", f"data.root={runs_home / 'data' / 'tiny'}",
-                                   "train.stages.main.scaling.num_workers=64"))
+                                   "train.stages.main.scaling.num_workers=64", "train.stages.main.batch_size=64"))
     lines.clear()
     with pytest.raises(SpecError, match=r"train\.stages\.main\.scaling\.num_workers: 64 workers x 1 CPU = 64 CPU, the "
                                         r"cluster has \d+ \(a local Ray: no node will join"):

@@ -40,14 +40,16 @@ def test_a_ray_train_run_folder_gives_its_best_epoch_and_the_pipelines_spec(tiny
     shutil.copy(tiny_checkpoint / "spec.yaml", resolved)
     run = tmp_path / "runs" / "ray" / "tiny-infer-abcdef12-main"
     blob = torch.load(tiny_checkpoint / "checkpoint.pt", weights_only=True)
-    history = [{"epoch": 0, "val_loss": 0.5}, {"epoch": 1, "val_loss": 0.2}, {"epoch": 2, "val_loss": 0.3}]
+    # the 2D stage's metric is PCKh (SPEC §6): epoch 1 has the best, epoch 2 the lowest validation loss
+    history = [{"epoch": 0, "val_loss": 0.5, "val_pckh": 30.0}, {"epoch": 1, "val_loss": 0.2, "val_pckh": 60.0},
+               {"epoch": 2, "val_loss": 0.1, "val_pckh": 50.0}]
     for epoch in range(3):
         (run / f"epoch_{epoch:04d}").mkdir(parents=True)
         state = {k: v + epoch if v.is_floating_point() else v for k, v in blob["model"].items()}
         torch.save({"model": state, "stage": "main", "history": json.dumps(history[: epoch + 1])},
                    run / f"epoch_{epoch:04d}" / "checkpoint.pt")
     loaded = load_model(str(run))
-    assert loaded.checkpoint.endswith("epoch_0001/checkpoint.pt")  # val_loss is the stage's metric, mode min
+    assert loaded.checkpoint.endswith("epoch_0001/checkpoint.pt")  # val_pckh is the stage's metric, mode max
     assert loaded.label == "tiny-infer-abcdef12-main/epoch_0001"
 
 
