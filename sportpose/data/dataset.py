@@ -20,6 +20,7 @@ and NaN keypoints (in the JSON or the 3D file) all make the clip fail rather tha
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +30,10 @@ import cv2
 import numpy as np
 import ray
 
+from sportpose.data.bones import clip_group, training_bone_lengths
 from sportpose.data.tubes import META_KEYS, cut_clip_columns
 from sportpose.errors import DataError
+from sportpose.models.skeleton import H36M
 from sportpose.spec.data import DataSpec
 
 SPLITS = ("train", "val", "test")
@@ -75,10 +78,12 @@ def load_clips(root: str | Path, fractions: tuple[float, float, float], seed: in
     """Read ``root/manifest.json`` and give every clip absolute paths and a split.
 
     Clips keep a ``split`` written in the manifest; the others are assigned by video with ``fractions``
-    (train, val, test), deterministically from ``seed``.
+    (train, val, test), deterministically from ``seed``. Every clip gets the training split's mean bone lengths
+    per body-scale group (``bone_groups``, :mod:`~sportpose.data.bones`; computed once, from the training clips)
+    and its own group (``bone_group``), which its samples' ``bone_lengths`` column is cut from.
 
     Raises:
-        DataError: the manifest is missing or malformed.
+        DataError: the manifest is missing or malformed, or a training clip's 3D file cannot be read.
     """
     root = Path(root).resolve()
     path = root / "manifest.json"
@@ -111,8 +116,14 @@ def load_clips(root: str | Path, fractions: tuple[float, float, float], seed: in
                                                                  f"N >= 0, S >= 1, got {frames!r}")
             clip["frames"] = dict(frames)
         lengths = entry.get("meta", {}).get("bone_lengths")
-        if lengths is not None:  # the person's bone lengths, mm (checked where the samples are cut)
+        if lengths is not None:  # an import's measured lengths of the person, mm (h36m edges)
+            edges = len(H36M.edges)
+            if not (isinstance(lengths, list) and len(lengths) == edges
+                    and all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in lengths)):
+                raise DataError(str(path), f"clips[{i}].meta.bone_lengths", f"expected {edges} positive lengths in "
+                                                                            f"mm (h36m edges), got {lengths!r}")
             clip["bone_lengths"] = lengths
+        clip["bone_group"] = clip_group(entry.get("meta", {}))
         clips.append(clip)
     unassigned = sorted(c["name"] for c in clips if not c["split"])
     assignment = assign_splits(unassigned, fractions, seed)
@@ -120,6 +131,9 @@ def load_clips(root: str | Path, fractions: tuple[float, float, float], seed: in
         clip["split"] = clip["split"] or assignment[clip["name"]]
         if clip["split"] not in SPLITS:
             raise DataError(str(path), f"clips[{clip['name']}].split", f"expected one of {SPLITS}, got {clip['split']!r}")
+    groups = training_bone_lengths(clips)  # from the training split only, once for every clip
+    for clip in clips:
+        clip["bone_groups"] = groups
     return clips
 
 

@@ -19,9 +19,12 @@ sequence start as for video tubes; ``data.max_samples_per_clip`` caps the anchor
   ``x_n = 2x/w − 1``, ``y_n = 2y/w − h/w`` (both divided by the width, so the aspect ratio is kept; [-1, 1]
   for the square Human3.6M frames).
 - ``joints_3d`` (T, 17, 3) float32: root-relative mm (pelvis at the origin).
-- ``bone_lengths`` (16,) float32: the subject's mean bone lengths (mm, over all its frames, in the order of
-  ``skeleton.H36M.edges``): the reference ``l_ij`` of ``L_skel`` per body (SPEC §5 "per body-scale group
-  where known"); the loss reads it in place of the model config's adult template. Only a loss reads it.
+- ``bone_lengths`` (16,) float32: the reference ``l_ij`` of ``L_skel`` (SPEC §5: the training set's mean bone
+  lengths per body-scale group, which for Human3.6M is the subject; mm, in the order of
+  ``skeleton.H36M.edges``): a training subject's mean over all its frames; for a validation or test subject,
+  whose skeleton the training split never saw, the mean of the training subjects' means (the overall training
+  mean, as :mod:`~sportpose.data.bones` does for manifests); NaN (the model's template) without training
+  subjects. The loss reads it in place of the model config's adult template. Only a loss reads it.
 - ``tube_frames`` (T,) int64 and the information the 3D evaluation reads: ``video`` ("S9/Walking 1/cam0"),
   ``frame`` (the anchor), ``track_id`` (the camera index: one track per sequence and camera), ``image_id``
   (sequence number · 10⁶ + frame), ``view`` ("cam0" …), ``body`` ("adult") and ``action`` (the action
@@ -67,11 +70,11 @@ from dataclasses import dataclass
 import numpy as np
 import ray
 
-from sportpose.errors import DataError, SpecError
-from sportpose.models.skeleton import H36M
 from sportpose.data.dataset import DataReport
 from sportpose.data.formats import H36M_KEPT_JOINTS, read_h36m_2d, read_h36m_3d
 from sportpose.data.tubes import tube_indices
+from sportpose.errors import DataError, SpecError
+from sportpose.models.skeleton import H36M
 from sportpose.spec.data import SPLITS, DataSpec, H36MConfig
 
 FPS = 50.0  # Hz of VideoPose3D's Human3.6M files
@@ -142,13 +145,17 @@ def _load(config: H36MConfig, stamp_3d: tuple, stamp_2d: tuple) -> tuple[list[Se
     skipped: list[dict[str, str]] = []
     number = 0
     wanted = [s for split in SPLITS for s in getattr(config, split)]
+    # L_skel's reference: a training subject's own mean, any other subject the training subjects' mean
+    means = {s: np.concatenate([_bones(j) for j in positions_3d[s].values()]).mean(0)  # (E,) mm
+             for s in config.train if s in positions_3d}
+    overall = np.mean(list(means.values()), axis=0) if means else np.full(len(H36M.edges), np.nan)
     for subject in wanted:
         if subject not in positions_3d:
             raise DataError(config.data_3d, f"positions_3d[{subject}]",
                             f"subject {subject} (data.h36m.{config.split_of(subject)}) is not in the file; it has "
                             f"{sorted(positions_3d)}")
         actions = positions_3d[subject]
-        lengths = np.concatenate([_bones(j) for j in actions.values()]).mean(0)  # (E,) mm
+        lengths = means.get(subject, overall)  # (E,) mm
         size = video_metadata.get(subject) or {}
         width, height = float(size.get("w", config.resolution[0])), float(size.get("h", config.resolution[1]))
         for action in sorted(actions):

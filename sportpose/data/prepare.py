@@ -36,18 +36,24 @@ from typing import Any
 import ray
 from tqdm import tqdm
 
-from sportpose.errors import DataError
-from sportpose.paths import remove_tree, runs_dir
 from sportpose.data import h36m
 from sportpose.data.dataset import (
-    SPLITS, DataReport, ClipLog, build_split, clip_dataset, load_clips, surface_data_errors,
+    SPLITS,
+    ClipLog,
+    DataReport,
+    build_split,
+    clip_dataset,
+    load_clips,
+    surface_data_errors,
 )
+from sportpose.errors import DataError
+from sportpose.paths import remove_tree, runs_dir
 from sportpose.spec.data import DataSpec
 from sportpose.spec.experiment import ExperimentSpec
 from sportpose.spec.fill import to_dict
 
 NOT_SHAPING = ("prepared", "stream", "max_skip_fraction", "on_error")  # data fields that do not change a sample
-PREPARE_VERSION = 2  # bump when the way samples are cut changes (2: the frame_size column)
+PREPARE_VERSION = 3  # bump when the way samples are cut changes (2: the frame_size column; 3: group bone_lengths)
 MANIFEST = "manifest.json"
 
 

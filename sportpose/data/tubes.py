@@ -34,13 +34,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from sportpose.errors import DataError
-from sportpose.models.heatmaps import HEATMAP_STRIDE
-from sportpose.models.skeleton import JOINT_SETS, JointSet, convert
 from sportpose.data import samples as S
+from sportpose.data.bones import lengths_for, person_group
 from sportpose.data.flow import FlowEstimator
 from sportpose.data.formats import FrameAnnotation, VideoAnnotation, read_detections, read_posetrack18
 from sportpose.data.video import decode_scale_affine, iter_frames, open_video, probe_video
+from sportpose.errors import DataError
+from sportpose.models.heatmaps import HEATMAP_STRIDE
+from sportpose.models.skeleton import JOINT_SETS, JointSet, convert
 from sportpose.spec.data import DataSpec
 
 META_KEYS = ("view", "blur", "occlusion", "body")
@@ -123,6 +124,7 @@ class _Poses:
         self._json = {(f.frame_index, p.track_id): p.keypoints for f in video.frames for p in f.persons}
         self._npz_path = clip.get("points3d") or ""
         self._rows: dict[int, int] = {}
+        self._is_child = None  # (P,) bool: SynthCourt's per-player body-scale group, where the 3D file has it
         self.frames = 1 << 30  # frames of the 3D file (unbounded without one)
         if joint_set == "posetrack" and not need_3d:
             return
@@ -134,6 +136,7 @@ class _Poses:
             with np.load(path) as z:
                 arrays = {key: z[key] for key in ("joints_2d", "joints_cam", "visibility", "track_ids")}
                 layout = str(z["layout"]) if "layout" in z.files else "synth"
+                self._is_child = z["is_child"] if "is_child" in z.files else None
         except FileNotFoundError:
             raise DataError(path, "", "file not found") from None
         except KeyError as e:
@@ -175,6 +178,12 @@ class _Poses:
         vis = self._vis[frame, row, :, None]  # (K, 1)
         return np.concatenate([np.where(vis, xy, 0.0), vis], axis=1)  # (K, 3)
 
+    def is_child(self, track: int) -> bool | None:
+        """The 3D file's ``is_child`` of the track, None where it has none (an import's file)."""
+        if self._is_child is None or track not in self._rows:
+            return None
+        return bool(self._is_child[self._rows[track]])
+
     def joints_3d(self, frame: int, track: int) -> np.ndarray:
         """(17, 3) h36m joints, camera mm."""
         row = self._row(frame, track)
@@ -207,20 +216,6 @@ class _Plan:
     @property
     def last(self) -> int:
         return max(self.tube + self.context)
-
-
-def _bone_lengths(clip: dict[str, Any]) -> np.ndarray:
-    """(E,) mm: the clip's ``bone_lengths`` (the manifest's ``meta.bone_lengths``: an import's per-subject
-    means, h36m edge order), else NaN (the loss then uses the model's template)."""
-    edges = len(JOINT_SETS["h36m"].edges)
-    lengths = clip.get("bone_lengths")
-    if lengths is None:
-        return np.full(edges, np.nan, np.float32)
-    out = np.asarray(lengths, np.float32)
-    if out.shape != (edges,) or not (np.isfinite(out).all() and (out > 0).all()):
-        raise DataError(clip["annotations"], "meta.bone_lengths", f"expected {edges} positive lengths in mm "
-                                                                  f"(h36m edges), got {lengths!r}")
-    return out
 
 
 def without_ignored(kp: np.ndarray, regions: list[np.ndarray]) -> np.ndarray:
@@ -378,8 +373,10 @@ def cut_clip_columns(
     cols["frame_size"][:] = (width, height)
     for key in META_KEYS:
         cols[key][:] = clip["meta"].get(key, "")
-    if "bone_lengths" in cols:  # the person's reference lengths for L_skel where the import measured them
-        cols["bone_lengths"][:] = _bone_lengths(clip)
+    if "bone_lengths" in cols:  # L_skel's reference: the training mean of each person's body-scale group
+        groups, default = clip.get("bone_groups", {}), clip.get("bone_group", "")
+        for i, plan in enumerate(plans):
+            cols["bone_lengths"][i] = lengths_for(groups, person_group(default, poses.is_child(plan.track_id)))
     return _as_strings(cols)
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sportpose.errors import DataError, SpecError
-from sportpose.models.skeleton import H36M
 from sportpose.data import h36m
 from sportpose.data.formats import H36M_KEPT_JOINTS
+from sportpose.errors import DataError, SpecError
+from sportpose.models.skeleton import H36M
 from sportpose.spec.experiment import DataSpec, load_spec
 
 # A standing adult in the h36m order, body frame (x forward, y left, z up), metres.
@@ -119,6 +119,23 @@ def test_sequences_are_normalised_root_relative_and_split_by_subject(tmp_path):
     assert len(set(cols["image_id"])) == len(anchors)
     walking = next(s for s in sequences if s.action == "Walking 1")
     assert h36m.cut_windows(walking, data)["action"][0] == "Walking"  # per action, without the take number
+
+
+def test_bone_lengths_are_the_training_subjects_means(tmp_path):
+    """SPEC §5: L_skel's reference is the training set's mean per group (Human3.6M: per subject). A training
+    subject carries its own mean; a validation or test subject, absent from training, the training subjects'
+    mean, never its own skeleton."""
+    path_3d, path_2d = write_videopose3d(tmp_path)
+    sequences, _ = h36m.load_sequences(_data(path_3d, path_2d).h36m)
+    by_subject = {s.subject: s.bone_lengths for s in sequences}
+    own = {s: h36m._bones(seq.joints_3d).mean(0) for s, seq in ((q.subject, q) for q in sequences)}
+    for subject in ("S1", "S5"):  # training: their own means (over the frames of every action)
+        means = np.concatenate([h36m._bones(q.joints_3d) for q in sequences if q.subject == subject]).mean(0)
+        np.testing.assert_allclose(by_subject[subject], means, rtol=1e-4)
+    training = (by_subject["S1"] + by_subject["S5"]) / 2.0
+    for subject in ("S8", "S9"):
+        np.testing.assert_allclose(by_subject[subject], training, rtol=1e-5)
+        assert np.abs(by_subject[subject] - own[subject]).max() > 1.0  # their own skeletons differ (mm)
 
 
 def test_resolution_from_the_config_and_a_sampling_cap(tmp_path):

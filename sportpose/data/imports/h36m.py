@@ -35,7 +35,9 @@ Decisions, where the dataset is silent:
 - Splits by subject: S1, S5, S6, S7 train, S8 val, S9, S11 test (SPEC §3.2b's training subjects, with the
   last of them held out for validation as ``data.source: h36m`` does). Another subject is skipped and listed.
 - ``meta.bone_lengths``: the subject's mean bone lengths (mm, ``skeleton.H36M.edges`` order) over every
-  frame the import read of that subject: L_skel's reference for that person.
+  frame the import read of that subject. A training clip's lengths make its subject's group mean, L_skel's
+  reference (:mod:`sportpose.data.bones`, with ``meta.subject`` the group); a held-out subject's are not used
+  (its samples get the overall training mean).
 - A projection more than :data:`MAX_PROJECTION_PX` from the 2D (``part`` or the 2D file) skips the clip:
   the camera or the joints are not the ones the frames show.
 - A clip with an annotated frame missing on disk is skipped naming the first missing file.
