@@ -40,7 +40,14 @@ from sportpose.data.tubes import META_KEYS
 from sportpose.data.video import open_video, read_frames
 from sportpose.evaluation import evaluate3d
 from sportpose.evaluation import metrics as M
-from sportpose.evaluation.evaluate2d import Predictions2D, ap_score, ground_truth_for, pckh_score, to_videos
+from sportpose.evaluation.evaluate2d import (
+    Predictions2D,
+    ap_score,
+    ground_truth_for,
+    pckh_score,
+    to_videos,
+    with_heatmaps,
+)
 from sportpose.evaluation.evaluate3d import Predictions3D
 from sportpose.evaluation.similarity import similarity_table
 from sportpose.evaluation.tables import fmt as _fmt
@@ -316,6 +323,10 @@ def report_2d(p: Predictions2D, clips: list[dict[str, Any]], joint_set: JointSet
                            f"{'AP' if posetrack else headline} by {title} ({protocol.split})", "%")
     metrics["breakdowns"] = breakdowns
     lines += _breakdown_sections(summary_rows, detail, model, headline, "{:.1f}")
+    if p.streams:
+        streams, stream_lines = _streams_section(p, clips, joint_set, posetrack, alpha, out, protocol.split)
+        metrics["streams"] = streams
+        lines += stream_lines
 
     # Best and worst frames.
     scores = frame_scores(p, clips, joint_set, gt_boxes, alpha) if overlays else {}
@@ -342,6 +353,37 @@ def report_2d(p: Predictions2D, clips: list[dict[str, Any]], joint_set: JointSet
     lines += _similarity_section(similarity, out)
     metrics["similarity"] = similarity
     return _finish(out, lines, metrics)
+
+
+STREAM_LABELS = {"heatmaps_spatial": "spatial", "heatmaps_temporal": "temporal", "heatmaps_context": "context"}
+
+
+def _streams_section(p: Predictions2D, clips: list[dict[str, Any]], joint_set: JointSet, posetrack: bool,
+                     alpha: float, out: Path, split: str) -> tuple[dict[str, Any], list[str]]:
+    """Each stream alone (its own head's heatmaps) beside the fused model, overall and per level of every
+    factor: what each stream adds where (the 2D paper's claim is the temporal and context streams' help under
+    motion blur). The headline figure is AP Total with PoseTrack joints, PCKh otherwise."""
+
+    def score(q: Predictions2D) -> float:
+        return ap_score(q, clips, joint_set)["groups"]["Total"] if posetrack else pckh_score(q, alpha)["mean"]
+
+    models = {"fused": p} | {STREAM_LABELS.get(k, k): with_heatmaps(p, v) for k, v in p.streams.items()}
+    factors = [f for f in FACTORS if _levels(p.info, f)]
+    table: dict[str, dict[str, float]] = {}
+    for name, q in models.items():
+        row = {"all": score(q)}
+        for factor in factors:
+            for level in _levels(p.info, factor):
+                row[f"{factor}={level}"] = score(q.subset(np.array([str(v) == level for v in p.info[factor]])))
+        table[name] = row
+    columns = list(next(iter(table.values())))
+    label = "AP Total" if posetrack else f"PCKh@{alpha}"
+    lines = ["## Streams", "",
+             f"{label} (%) of each stream's own prediction beside the fused model's, on the same samples.", "",
+             md_table(["model", *columns], [[name, *[_fmt(row[c]) for c in columns]] for name, row in table.items()]),
+             "", "![streams](streams.png)", ""]
+    plots.grouped_bars(table, columns, out / "streams.png", f"{label} by stream ({split})", "%")
+    return table, lines
 
 
 def _protocol_keys(protocol: Protocol) -> dict[str, Any]:

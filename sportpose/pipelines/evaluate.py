@@ -165,7 +165,8 @@ def run_evaluate(args: EvaluateArgs, log: Callable[[str], None] = print) -> Eval
         p = evaluate3d.predict(model, numpy_batches(ds, bs), tuple(model.input_names(task)), task=task)
     else:
         flip = joint_set.flip_permutation() if spec.evaluate.flip_test else None
-        p = evaluate2d.predict(model, numpy_batches(ds, bs), tuple(model.input_names()), flip_perm=flip)
+        p = evaluate2d.predict(model, numpy_batches(ds, bs), tuple(model.input_names()), flip_perm=flip,
+                               keep_streams=loaded.kind == "multistream")  # the report's per-stream table
     protocol = replace(protocol, samples=int(len(p.pred)))
     log(f"evaluate: {protocol.samples} samples predicted; complexity at batch 1 ...")
     complexity = model_complexity(loaded, spec) if not from_h36m else None

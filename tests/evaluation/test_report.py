@@ -12,7 +12,7 @@ from sportpose.data.dataset import load_clips
 from sportpose.data.formats import read_posetrack18
 from sportpose.evaluation import evaluate3d
 from sportpose.evaluation import metrics as M
-from sportpose.evaluation.evaluate2d import Predictions2D, ap_score, pckh_score
+from sportpose.evaluation.evaluate2d import Predictions2D, ap_score, pckh_score, with_heatmaps
 from sportpose.evaluation.evaluate3d import Predictions3D
 from sportpose.evaluation.report import AP_COLUMNS, Protocol, report_2d, report_3d, write_learning_curves
 from sportpose.models.skeleton import POSETRACK, convert
@@ -217,3 +217,39 @@ def test_learning_curves_show_each_stage_s_metric_and_the_epoch_it_handed_on(tmp
     assert "empty" not in text
     assert write_learning_curves(None, tmp_path / "none") == []
 
+
+
+def _peaks(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(N, K, h, w) heatmaps with one σ=1 Gaussian at each point given in heatmap pixels."""
+    h, w = size
+    ys, xs = np.mgrid[0:h, 0:w]
+    d2 = (xs[None, None] - points[..., 0, None, None]) ** 2 + (ys[None, None] - points[..., 1, None, None]) ** 2
+    return np.exp(-d2 / 2.0).astype(np.float32)
+
+
+def test_the_streams_table_scores_each_stream_s_own_heatmaps(predictions_2d, clips, tmp_path):
+    base = predictions_2d.subset(np.arange(len(predictions_2d.pred)) < 60)
+    n = len(base.pred)
+    affine = np.tile(np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), (n, 1, 1))  # crop = image
+    to_heatmap = lambda xy: (xy + 0.5) / 4 - 0.5  # noqa: E731 (image px -> heatmap px at stride 4)
+    size = (60, 80)  # 240 x 320 frames
+    streams = {"heatmaps_spatial": _peaks(to_heatmap(base.gt), size),  # the truth
+               "heatmaps_temporal": _peaks(to_heatmap(base.gt + 12.0), size)}  # every joint 17 px off
+    p = with_heatmaps(Predictions2D(base.pred, base.scores, base.gt, base.visible, base.head_size, base.info,
+                                    affine, streams), 0.5 * streams["heatmaps_spatial"] + 0.5 * streams["heatmaps_temporal"])
+    protocol = Protocol(split="test", boxes="ground truth", flip_test=False, seed=0, samples=n, clips=2)
+    metrics = report_2d(p, clips, POSETRACK, protocol, MODEL, tmp_path, overlays=0)
+    report = (tmp_path / "report.md").read_text()
+
+    (table,) = tables(report, "## Streams")
+    assert [row[0] for row in table[1:]] == ["fused", "spatial", "temporal"]
+    expected = {"fused": p, "spatial": with_heatmaps(p, streams["heatmaps_spatial"]),
+                "temporal": with_heatmaps(p, streams["heatmaps_temporal"])}
+    for row in table[1:]:
+        assert row[1] == one_decimal(ap_score(expected[row[0]], clips, POSETRACK)["groups"]["Total"])
+        for level in sorted(set(p.info["view"])):
+            mask = p.info["view"] == level
+            value = ap_score(expected[row[0]].subset(mask), clips, POSETRACK)["groups"]["Total"]
+            assert metrics["streams"][row[0]][f"view={level}"] == value
+    assert metrics["streams"]["spatial"]["all"] > 90 > metrics["streams"]["temporal"]["all"]
+    assert (tmp_path / "streams.png").is_file() and "(streams.png)" in report
