@@ -1,7 +1,11 @@
 """3D evaluation of STSP-Net on samples of the data pipeline (SPEC §7): MPJPE, P-MPJPE, PCK3D, AUC, TS, jitter.
 
 Each sample is a tube ending at its annotated frame t; the pose evaluated is the model's pose for frame t
-(the last of the tube, where TMP refines with the τ poses before it). MPJPE, P-MPJPE, N-MPJPE, PCK3D and AUC
+(the last of the tube). TMP runs along each track (``stsp`` module doc, "TMP along a track"): samples are
+grouped by (video, track_id) and taken in frame order, and each frame's TMP reads the model's own outputs for
+that track at the τ frames before it (spaced as the tube's crops, ``data.interval``), which earlier anchors'
+tubes computed; a tube contributes its frames after the last one its track has an output for
+(:class:`~sportpose.models.stsp.TrackHistory`). A person without a track (``track_id`` < 0) has no history. MPJPE, P-MPJPE, N-MPJPE, PCK3D and AUC
 are over every evaluated frame; the temporal metrics (TS = acceleration error, jitter, MPJVE) need
 consecutive frames, so they are computed per track over runs of consecutive anchors (anchors are
 ``data.frame_stride`` frames apart; TS is given in mm/frame² of the anchor spacing and, with the clip's fps,
@@ -21,6 +25,7 @@ import torch
 from torch import nn
 
 from sportpose.evaluation import metrics as M
+from sportpose.models.stsp import TrackHistory
 
 INFO_KEYS = ("video", "frame", "track_id", "image_id", "view", "blur", "occlusion", "body", "action")
 
@@ -39,7 +44,11 @@ class Predictions3D:
 @torch.no_grad()
 def predict(model: nn.Module, batches: Iterable[dict[str, np.ndarray]], input_names: tuple[str, ...],
             task: str = "full") -> Predictions3D:
-    """Run STSP-Net over numpy batches; keep the anchor (last) frame's poses.
+    """Run STSP-Net over numpy batches; keep the anchor (last) frame's poses, TMP's run along each track.
+
+    EPE and GSR run batch by batch; TMP then runs over the tracks in frame order, a wave of one tube per track
+    at a time (:func:`along_tracks`). The GSR poses (``pred_gsr``) are each anchor's own, which no history
+    changes. Memory: every sample's GSR poses and node features (N·T·J·(3 + d) floats) until TMP has run.
 
     Args:
         input_names: the model's ``input_names(task)``.
@@ -47,12 +56,23 @@ def predict(model: nn.Module, batches: Iterable[dict[str, np.ndarray]], input_na
             accepts in no other task.
     """
     model.eval()
+    along = bool(getattr(getattr(model, "config", None), "use_tmp", False)) and hasattr(model, "refine")
     pred, pred_gsr, gt, err_2d = [], [], [], []
+    poses, nodes, tube_frames = [], [], []
     info: dict[str, list[np.ndarray]] = {}
     for batch in batches:
         inputs = {k: torch.from_numpy(np.array(batch[k])) for k in input_names}
         out = model(inputs, task=task)
-        pred.append(out["joints_3d"][:, -1].numpy())  # (B, J, 3)
+        if along:
+            poses.append(out["joints_3d_gsr"])  # (B, T, J, 3) mm
+            nodes.append(out["nodes_gsr"])  # (B, T, J, d)
+            frames = batch.get("tube_frames")
+            if frames is None:  # end-anchored tubes of consecutive frames, clamped at the clip's start
+                t = out["joints_3d_gsr"].shape[1]
+                frames = np.maximum(np.asarray(batch["frame"])[:, None] - np.arange(t - 1, -1, -1), 0)
+            tube_frames.append(np.asarray(frames, np.int64))
+        else:
+            pred.append(out["joints_3d"][:, -1].numpy())  # (B, J, 3)
         pred_gsr.append(out["joints_3d_gsr"][:, -1].numpy())
         target = np.asarray(batch["joints_3d"])
         gt.append(target[:, -1] if target.ndim == 4 else target)  # (B, J, 3)
@@ -63,11 +83,54 @@ def predict(model: nn.Module, batches: Iterable[dict[str, np.ndarray]], input_na
         for key in INFO_KEYS:
             if key in batch:
                 info.setdefault(key, []).append(np.asarray(batch[key]))
-    if not pred:
+    if not pred_gsr:
         raise ValueError("no samples to evaluate")
-    return Predictions3D(np.concatenate(pred), np.concatenate(pred_gsr), np.concatenate(gt),
-                         {k: np.concatenate(v) for k, v in info.items()},
-                         np.concatenate(err_2d) if len(err_2d) == len(pred) else None)
+    info_all = {k: np.concatenate(v) for k, v in info.items()}
+    if along:
+        frames = np.concatenate(tube_frames)
+        joints = along_tracks(model, track_keys(info_all, len(frames)), frames, torch.cat(poses), torch.cat(nodes))
+        anchors = joints[:, -1].numpy()  # (N, J, 3) mm
+    else:
+        anchors = np.concatenate(pred)
+    return Predictions3D(anchors, np.concatenate(pred_gsr), np.concatenate(gt), info_all,
+                         np.concatenate(err_2d) if len(err_2d) == len(pred_gsr) else None)
+
+
+def track_keys(info: dict[str, np.ndarray], n: int) -> list:
+    """Each sample's track, ``(video, track_id)``; None for a person without one (``track_id`` < 0, detections)."""
+    if "track_id" not in info:
+        return [None] * n
+    videos = info.get("video", np.full(n, ""))
+    return [(str(v), int(t)) if int(t) >= 0 else None for v, t in zip(videos, info["track_id"])]
+
+
+def along_tracks(model: nn.Module, keys: list, tube_frames: np.ndarray, pose_3d: torch.Tensor,
+                 nodes: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """TMP over N tubes, causally along each track: each track's tubes in the order of their anchor frame, one
+    tube per track in a step (tubes of different tracks batched together, never mixing their histories).
+
+    Args:
+        keys: each tube's track (:func:`track_keys`), None for none.
+        tube_frames: (N, T) frame index of each crop; their spacing is the history's (``data.interval``).
+        pose_3d, nodes: ``joints_3d_gsr`` (N, T, J, 3) mm and ``nodes_gsr`` (N, T, J, d).
+
+    Returns:
+        ``joints_3d`` (N, T, J, 3) mm, in the tubes' order.
+    """
+    steps = np.diff(tube_frames, axis=1)
+    interval = int(np.median(steps[steps > 0])) if (steps > 0).any() else 1
+    history = TrackHistory(model.config.tau, interval)
+    order: dict[object, list[int]] = {}
+    for i, key in enumerate(keys):
+        order.setdefault(key if key is not None else ("untracked", i), []).append(i)
+    runs = [sorted(idx, key=lambda i: (int(tube_frames[i, -1]), i)) for idx in order.values()]
+    out = torch.empty_like(pose_3d)
+    for wave in range(max(len(r) for r in runs)):
+        idx = [r[wave] for r in runs if wave < len(r)]
+        for start in range(0, len(idx), batch_size):
+            part = idx[start : start + batch_size]
+            out[part] = history.step(model, [keys[i] for i in part], tube_frames[part], pose_3d[part], nodes[part])
+    return out
 
 
 def _sequences(info: dict[str, np.ndarray], stride: int) -> list[np.ndarray]:

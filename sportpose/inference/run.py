@@ -61,6 +61,7 @@ from sportpose.evaluation.posetrack_eval import to_json
 from sportpose.inference.people import FRAMES_PER_VIDEO, DetectionBoxes, ForegroundProposal, VideoIds, video_ids
 from sportpose.inference.tracker import PoseTracker, nms
 from sportpose.models.skeleton import POSETRACK, convert
+from sportpose.models.stsp import TrackHistory
 from sportpose.paths import check_output, staged_dir
 from sportpose.registry.load import LoadedModel, load_model
 from sportpose.spec.data import DataSpec
@@ -184,6 +185,9 @@ class Pose:
     scores: np.ndarray  # (K,)
     joints_3d: np.ndarray | None = None  # (J, 3) mm, root-relative camera frame (STSP-Net)
     track_id: int = -1
+    # STSP-Net with TMP: GSR's poses (T, J, 3) mm and node features (T, J, d) of the tube and its frame indices,
+    # which PoseEstimator.refine turns into joints_3d along the pose's track once the tracker has named it
+    lifted: tuple[torch.Tensor, torch.Tensor, list[int]] | None = None
 
 
 class PoseEstimator:
@@ -202,6 +206,10 @@ class PoseEstimator:
         self.batch_size = batch_size
         self.flow = FlowEstimator(self.geometry.flow) if "flow" in self.names else None
         self.seconds = 0.0  # time spent in forward passes
+        config = getattr(self.model, "config", None)
+        # STSP-Net's TMP reads the model's own outputs at the track's previous frames (stsp.TrackHistory)
+        self.history = (TrackHistory(config.tau, self.geometry.interval)
+                        if getattr(config, "use_tmp", False) and hasattr(self.model, "refine") else None)
 
     def __call__(self, anchor: int, frames: dict[int, np.ndarray], boxes: list[np.ndarray], known: int) -> list[Pose]:
         """Poses of the people in ``boxes`` at frame ``anchor``.
@@ -245,12 +253,30 @@ class PoseEstimator:
                 crop = out["keypoints_2d"][:, -1].numpy()  # (B, J, 2) crop pixels
                 keypoints = np.stack([S.transform_points(c, S.invert_affine(a)) for c, a in zip(crop, affines)])
                 scores = out["heatmaps"][:, -1].amax(dim=(-2, -1)).numpy()  # (B, J)
-                joints = out["joints_3d"][:, -1].numpy()  # (B, J, 3) mm
+                joints = out["joints_3d"][:, -1].numpy()  # (B, J, 3) mm, this tube alone until refine()
+                lifted = ([(p, n, tube_idx) for p, n in zip(out["joints_3d_gsr"], out["nodes_gsr"])]
+                          if self.history is not None else [None] * len(chunk))
             else:
                 keypoints, scores = decode_to_image(out["heatmaps"], affines)  # (B, K, 2), (B, K)
-                joints = [None] * len(chunk)
-            poses += [Pose(np.asarray(b, np.float64), k, s, j) for b, k, s, j in zip(chunk, keypoints, scores, joints)]
+                joints, lifted = [None] * len(chunk), [None] * len(chunk)
+            poses += [Pose(np.asarray(b, np.float64), k, s, j, lifted=f)
+                      for b, k, s, j, f in zip(chunk, keypoints, scores, joints, lifted)]
         return poses
+
+    def refine(self, poses: list[Pose]) -> None:
+        """STSP-Net's TMP along each pose's track: ``joints_3d`` from the model's own outputs for that track at
+        the frames before (a pose without a track, ``track_id`` < 0, has none). Call once per frame, in frame
+        order, after the tracker has given the poses their ids; other models are left as they are."""
+        todo = [p for p in poses if p.lifted is not None]
+        if self.history is None or not todo:
+            return
+        started = time.perf_counter()
+        keys = [p.track_id if p.track_id >= 0 else None for p in todo]
+        joints = self.history.step(self.model, keys, [p.lifted[2] for p in todo],
+                                   torch.stack([p.lifted[0] for p in todo]), torch.stack([p.lifted[1] for p in todo]))
+        self.seconds += time.perf_counter() - started
+        for p, j in zip(todo, joints.numpy()):
+            p.joints_3d, p.lifted = j[-1], None
 
 
 def run_infer(args: InferArgs, log: Callable[[str], None] = print) -> InferResult:
@@ -373,6 +399,7 @@ def _stream(loaded: LoadedModel, reader: Any, people: Any, ids: VideoIds, args: 
                     tracker.extend(t, anchor, p.box, p.keypoints, p.scores)
                     p.track_id = t
                     poses.append(p)
+        estimator.refine(poses)  # STSP-Net: TMP along each track, now that the poses have their track ids
         state.poses[anchor] = poses
         canvas = image.copy()  # the frame itself may still be read by later tubes
         _draw(canvas, poses, joint_set, args.draw_threshold, anchor, ids.name, bar)

@@ -8,15 +8,39 @@ Children's Sports" (JISEM 2025). Three modules, each a block below:
 - **GSR** (graph-based skeletal representation): per frame, one node per joint with its normalised 2D
   position and the enhanced feature sampled there; masked graph attention over the H36M skeleton (edges plus
   self-loops); ``Φ_3D`` regresses root-relative 3D joints.
-- **TMP** (temporal motion perception): for each frame t >= τ, the τ previous GSR poses are encoded (linear +
-  learned temporal position encoding) into keys and values; the current frame's node features query them
-  (multi-head cross-attention); ``P̂_t = P_3D^t + Φ_pred([h'_t; A_t])``.
+- **TMP** (temporal motion perception): for each frame t, the model's own τ previous 3D outputs for the person
+  are encoded (linear + learned temporal position encoding) into keys and values; the current frame's node
+  features query them (multi-head cross-attention); ``P̂_t = P_3D^t + Φ_pred([h'_t; A_t])``. It runs causally
+  along a person's track (:meth:`STSPNet.refine`, :class:`TrackHistory`).
 
 Decisions where the paper and SPEC are silent:
 
-- **Frame alignment.** A tube holds T consecutive crops; the *current* frame is the last one (t = T−1) and
-  frames T−1−τ … T−2 are its τ past poses. Every frame gets heatmaps, 2D keypoints and a GSR pose, and
-  every target in the batch is per frame, aligned by index.
+- **Frame alignment.** A tube holds T consecutive crops (``data.interval`` frames apart); the *current* frame is
+  the last one (t = T−1). Every frame gets heatmaps, 2D keypoints, a GSR pose and a TMP output, and every
+  target in the batch is per frame, aligned by index.
+- **TMP along a track** (issue 21). The paper's TMP reads "the previous τ 3D poses" of the person: the model's
+  own earlier outputs. Reading the GSR poses of the anchor's own tube instead gave neighbouring anchors
+  histories from different crops, and TMP added acceleration between anchors instead of removing it (demo: TS
+  94.06 mm/frame² with TMP, 91.22 without). So TMP runs causally over the frames of a track, each frame
+  reading the model's outputs (``joints_3d``) at the τ frames before it:
+
+  - *History spacing*: every frame of the tube grid, ``data.interval`` frames apart (1 in every shipped spec),
+    at training and at inference alike; not the anchor spacing ``data.frame_stride``, which a T-frame tube
+    cannot hold τ steps of. Evaluation therefore computes every frame of a track, not only the anchors: each
+    anchor's tube contributes its frames after the last frame the track already has an output for (its last
+    ``frame_stride`` frames when anchors are ``frame_stride`` apart), computed from that tube's crops
+    (:class:`TrackHistory`); the video inferencer, whose anchors are every frame, computes one frame per tube.
+  - *Training* (teacher forcing with the model's own detached outputs): GSR runs over the tube's T frames,
+    then TMP over frames 1 … T−1 in time order, frame k reading the detached outputs of frames k−τ … k−1
+    computed just before it. Detached outputs rather than ground truth, because at inference the history is
+    the model's outputs, with their errors (a TMP trained on clean or synthetically noised ground truth learns
+    to trust a history that is never that good); detached so that the cost stays T−1 small TMP calls with no
+    backpropagation through time. Every refined frame gets L_seq, and L_vel / L_acc run over the refined
+    trajectory, so TMP is trained to make its own successive outputs smooth, which is what TS measures.
+  - *Track starts*: a frame with fewer than τ earlier outputs repeats the earliest one in its missing (leading)
+    slots, as the data side clamps a tube at a clip's start; the first frame of a track, which has none, keeps
+    its GSR pose. Training tubes start that way (no outputs before their frame 0), so every such case is
+    trained.
 - **Flow of frame 0.** ``flow[:, k]`` goes from frame k to k+1, so frame t >= 1 uses the flow into it,
   ``flow[:, t−1]``. Frame 0 has no incoming flow; it uses the flow out of it, ``flow[:, 0]``: the same
   moving regions one frame later, a better proxy than no enhancement (which would give frame 0 a different
@@ -28,10 +52,8 @@ Decisions where the paper and SPEC are silent:
   The 3D losses are computed in metres (radians for the angle hinge) so that weights of 1 balance
   them against the heatmap MSE; ``L_smooth`` is computed on keypoints in normalised crop coordinates
   ([-1, 1]) so that α means the same at every crop size. Diagnostics ``mpjpe_mm`` / ``mpjpe_gsr_mm`` are mm.
-- **TMP for frames < τ.** Frames without τ predecessors in the tube keep their GSR pose in ``joints_3d``;
-  ``L_seq`` is the MPJPE over the refined frames t >= τ, while ``L_vel`` and ``L_acc`` run over the whole
-  output trajectory ``joints_3d`` (GSR frames then TMP frames), so that with T = τ+1 the refined frame is
-  still tied to its predecessors.
+- **TMP losses.** ``L_seq`` is the MPJPE over the TMP frames 1 … T−1 (frame 0, with no earlier output, keeps
+  its GSR pose); ``L_vel`` and ``L_acc`` run over the whole output trajectory ``joints_3d``.
 - **Root.** Every 3D pose is made root-relative by subtracting its predicted root joint.
 - **Φ_3D** reads the flattened node features of all joints (a joint's root-relative position depends on
   joints farther than L graph hops away); ``Φ_pred`` is per joint (the TMP query already carries the pose
@@ -725,7 +747,8 @@ class STSPNet(nn.Module):
                              f"got {tuple(flow.shape)}")
         return incoming_flow(flow)  # (B, T, H, W, 2)
 
-    def forward(self, inputs: dict[str, torch.Tensor], task: str = "full") -> dict[str, torch.Tensor]:
+    def forward(self, inputs: dict[str, torch.Tensor], task: str = "full",
+                history_3d: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """
         Args:
             inputs: ``tube`` (B, T, H, W, 3) uint8 and ``flow`` (B, T−1, H, W, 2) float32 crop pixels (flow
@@ -735,13 +758,16 @@ class STSPNet(nn.Module):
                 ``frame_position``, outside "epe": ``affine`` (B, 2, 3) image -> crop and ``frame_size`` (B, 2)
                 (width, height) px beside the tube (or precompute's ``keypoints_frame``).
             task: "epe" (EPE only), "lift" or "full".
+            history_3d: (B, τ + T, J, 3) mm, the model's own earlier outputs for each tube's person
+                (:meth:`refine`); None: none (training, or a track's start).
 
         Returns:
             ``keypoints_2d_norm`` (B, T, J, 2) the 2D input of GSR, in [-1, 1]; with images also
             ``heatmaps`` (B, T, J, H/4, W/4), ``keypoints_2d`` (B, T, J, 2) soft-argmax in crop pixels and
             ``motion_weights`` (B, T, 1, H/4, W/4). Outside "epe": ``joints_3d_gsr`` (B, T, J, 3) mm,
-            ``joints_3d`` (B, T, J, 3) mm (TMP-refined for t >= τ, the GSR pose before), with the GAT
-            ``attention`` (B, T, L, heads, J, J) and the TMP ``attention_tmp`` (B, T − τ, heads, J, τ) where
+            ``joints_3d`` (B, T, J, 3) mm (TMP run causally over the tube, :meth:`refine`; frame 0 keeps
+            its GSR pose without ``history_3d``), with the GAT ``attention`` (B, T, L, heads, J, J), the TMP
+            ``attention_tmp`` (B, T, heads, J, τ) and GSR's node features ``nodes_gsr`` (B, T, J, d) where
             those modules exist.
 
         Raises:
@@ -807,14 +833,72 @@ class STSPNet(nn.Module):
             out["joints_3d"] = out["joints_3d_gsr"]
             return out
         nodes = nodes.reshape(b, t, j, -1)  # (B, T, J, d)
-        n = t - tau  # frames with a full history: t = τ … T−1
-        history = pose.unfold(1, tau, 1)[:, :n]  # (B, n, J, 3, τ): window k holds frames k … k+τ−1
-        history = history.permute(0, 1, 4, 2, 3).reshape(b * n, tau, j, 3)  # (B·n, τ, J, 3)
-        refined, att = self.tmp(history, pose[:, tau:].reshape(b * n, j, 3), nodes[:, tau:].reshape(b * n, j, -1))
-        joints = torch.cat([pose[:, :tau], refined.reshape(b, n, j, 3)], dim=1)  # (B, T, J, 3) m
+        history = None if history_3d is None else history_3d.to(pose) / POSE_UNIT_MM  # (B, τ + T, J, 3) m
+        joints, att = self._refine(history, pose, nodes)  # (B, T, J, 3) m, (B, T, heads, J, τ)
         out["joints_3d"] = joints * POSE_UNIT_MM  # (B, T, J, 3) mm
-        out["attention_tmp"] = att.reshape(b, n, *att.shape[1:])  # (B, T−τ, heads, J, τ)
+        out["attention_tmp"] = att  # (B, T, heads, J, τ), zero where a frame kept its GSR pose
+        out["nodes_gsr"] = nodes  # (B, T, J, d): what refine() reads beside the GSR poses
         return out
+
+    def refine(self, history_3d: torch.Tensor | None, pose_3d: torch.Tensor, nodes: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """TMP run causally over T consecutive frames of one person, reading the model's own earlier outputs.
+
+        What evaluation and the video inferencer call once they know which track each tube belongs to
+        (:class:`TrackHistory` keeps the outputs); ``forward`` calls it too.
+
+        Args:
+            history_3d: (B, τ + T, J, 3) mm, the model's own outputs (``joints_3d``) for the person at the τ
+                frames before the tube's first frame and at the tube's frames, NaN where it has none yet; or
+                None (no output yet: a track's start, or training). Positions with an output keep it; the
+                others are computed in time order. NaN may only lead (a track's start): a frame's history slots
+                before the person's first output repeat that first output, as the data side clamps a tube at
+                a clip's start. A frame with no earlier output at all keeps its GSR pose.
+            pose_3d: (B, T, J, 3) mm, GSR's poses of the tube's frames (``joints_3d_gsr``).
+            nodes: (B, T, J, d) GSR's node features of those frames (``nodes_gsr``).
+
+        Returns:
+            ``joints_3d`` (B, T, J, 3) mm and TMP's attention (B, T, heads, J, τ), zero for frames it did not
+            compute.
+        """
+        history = None if history_3d is None else history_3d.to(pose_3d) / POSE_UNIT_MM
+        joints, att = self._refine(history, pose_3d / POSE_UNIT_MM, nodes)
+        return joints * POSE_UNIT_MM, att
+
+    def _refine(self, history: torch.Tensor | None, pose: torch.Tensor, nodes: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`refine` in metres. The history TMP reads is detached: each frame's TMP sees the outputs of the
+        frames before it as values, at training as at inference (teacher forcing with the model's own detached
+        outputs; see the module doc)."""
+        b, t, j, _ = pose.shape
+        tau = self.config.tau
+        if history is None:
+            history = pose.new_full((b, tau + t, j, 3), float("nan"))
+        if history.shape != (b, tau + t, j, 3):
+            raise ValueError(f"history_3d must be (B, tau + T, J, 3) = ({b}, {tau + t}, {j}, 3), "
+                             f"got {tuple(history.shape)}")
+        given = torch.isfinite(history).all(dim=-1).all(dim=-1)  # (B, τ + T)
+        seq = list(history.detach().unbind(1))  # τ + T tensors (B, J, 3); a computed frame replaces its slot
+        valid = list(given.unbind(1))
+        outputs, maps = [], []
+        rows = torch.arange(b, device=pose.device)
+        for k in range(t):
+            q = tau + k
+            window = torch.stack(seq[q - tau : q], dim=1)  # (B, τ, J, 3)
+            ok = torch.stack(valid[q - tau : q], dim=1)  # (B, τ)
+            first = ok.float().argmax(dim=1)  # the earliest output in the window: leading slots repeat it
+            window = torch.where(ok[:, :, None, None], window, window[rows, first][:, None])
+            window = torch.where(torch.isfinite(window), window, pose[:, k : k + 1].detach())  # no output yet
+            refined, att = self.tmp(window, pose[:, k], nodes[:, k])  # (B, J, 3) m, (B, heads, J, τ)
+            has_past = ok.any(dim=1)  # (B,): a frame with no earlier output keeps its GSR pose
+            computed = torch.where(has_past[:, None, None], refined, pose[:, k])
+            att = att * has_past[:, None, None, None]
+            known = given[:, q]
+            result = torch.where(known[:, None, None], history[:, q].nan_to_num(), computed)  # (B, J, 3)
+            outputs.append(result)
+            maps.append(torch.where(known[:, None, None, None], torch.zeros_like(att), att))
+            seq[q], valid[q] = result.detach(), torch.ones_like(known)
+        return torch.stack(outputs, dim=1), torch.stack(maps, dim=1)  # (B, T, J, 3) m, (B, T, heads, J, τ)
 
     # -- loss -----------------------------------------------------------------------------------------------
 
@@ -872,7 +956,7 @@ class STSPNet(nn.Module):
             terms["mpjpe_gsr_mm"] = (mpjpe * POSE_UNIT_MM).detach()
             if cfg.use_tmp:
                 joints = outputs["joints_3d"] / POSE_UNIT_MM  # (B, T, J, 3) m
-                seq = losses.mpjpe_loss(joints[:, cfg.tau :], gt[:, cfg.tau :])
+                seq = losses.mpjpe_loss(joints[:, 1:], gt[:, 1:])  # the TMP frames (frame 0 keeps its GSR pose)
                 vel = losses.velocity_loss(joints, gt)
                 acc = losses.acceleration_loss(joints)
                 terms.update(loss_seq=seq, loss_vel=vel, loss_acc=acc,
@@ -914,6 +998,76 @@ class STSPNet(nn.Module):
             return {}
         hits, total = pckh_counts(outputs["heatmaps"], batch["keypoints"], batch["head_size"], batch["affine"])
         return {"pckh": (100.0 * hits, total)}
+
+
+class TrackHistory:
+    """The model's own 3D outputs per track, by frame: the history :meth:`STSPNet.refine` reads (module doc, "TMP
+    along a track"). Evaluation and the video inferencer keep one.
+
+    Feed each track's tubes in time order; tubes of different tracks may come interleaved or batched together,
+    each track's outputs being kept under its own key. A tube contributes its frames after the last one its track
+    has an output for; its earlier frames, and the τ frames before it, read the outputs already kept. A track
+    whose kept outputs do not reach the tube contiguously (it was lost for a while) starts again.
+
+    Args:
+        tau: the model's τ.
+        interval: frames between a tube's crops (``data.interval``), the spacing of the history.
+    """
+
+    def __init__(self, tau: int, interval: int = 1):
+        self.tau, self.interval = tau, interval
+        self.outputs: dict[object, dict[int, np.ndarray]] = {}
+
+    def history(self, key: object, tube_frames, num_joints: int) -> np.ndarray:
+        """(τ + T, J, 3) mm for :meth:`STSPNet.refine`: the track's outputs at the τ frames before the tube and at
+        its frames, NaN where there is none yet (or ``key`` is None: a person without a track)."""
+        frames = [int(f) for f in tube_frames]
+        slots = [frames[0] - (self.tau - i) * self.interval for i in range(self.tau)] + frames
+        out = np.full((len(slots), num_joints, 3), np.nan, np.float32)
+        known = self.outputs.get(key) if key is not None else None
+        if not known:
+            return out
+        last = max(known)
+        start = next((q for q in range(self.tau, len(slots)) if slots[q] > last), len(slots))
+        for q in range(start - 1, -1, -1):  # contiguous outputs only, back from the first frame to compute
+            if slots[q] not in known:
+                break
+            out[q] = known[slots[q]]
+        return out
+
+    def store(self, key: object, tube_frames, joints: np.ndarray) -> None:
+        """Keep ``joints`` (T, J, 3) mm, :meth:`STSPNet.refine`'s outputs for the tube, at its frames not kept yet."""
+        if key is None:
+            return
+        known = self.outputs.setdefault(key, {})
+        last = max(known, default=None)
+        for f, pose in zip(tube_frames, joints):
+            if last is None or int(f) > last:
+                known[int(f)] = np.asarray(pose, np.float32)
+        horizon = max(known) - (self.tau + len(joints)) * self.interval
+        for f in [f for f in known if f < horizon]:
+            del known[f]
+
+    def step(self, model: STSPNet, keys: list, tube_frames, pose_3d: torch.Tensor, nodes: torch.Tensor
+             ) -> torch.Tensor:
+        """TMP over B tubes of distinct tracks (``keys``, None for a person without a track) and keep the outputs.
+
+        Args:
+            tube_frames: (B, T) frame index of each crop.
+            pose_3d, nodes: ``forward``'s ``joints_3d_gsr`` (B, T, J, 3) mm and ``nodes_gsr`` (B, T, J, d).
+
+        Returns:
+            ``joints_3d`` (B, T, J, 3) mm; the anchor's pose is the last frame's.
+        """
+        named = [k for k in keys if k is not None]
+        if len(set(named)) != len(named):
+            raise ValueError("one step takes one tube per track: a track's tubes must be fed in time order")
+        given = np.stack([self.history(k, f, pose_3d.shape[2]) for k, f in zip(keys, tube_frames)])
+        with torch.no_grad():
+            joints, _ = model.refine(torch.from_numpy(given).to(pose_3d), pose_3d, nodes)
+        for k, f, out in zip(keys, tube_frames, joints.cpu().numpy()):
+            self.store(k, f, out)
+        return joints
 
 
 def _frame_runs(batch: int, frames: int, k: int, device: torch.device) -> torch.Tensor:
@@ -967,6 +1121,7 @@ __all__ = [
     "GSR",
     "TMP",
     "GraphAttention",
+    "TrackHistory",
     "STSPConfig",
     "STSPNet",
     "complexity_inputs",

@@ -21,6 +21,7 @@ from sportpose.models.stsp import (
     GraphAttention,
     STSPConfig,
     STSPNet,
+    TrackHistory,
     complexity_inputs,
     example_placement,
     frame_positions,
@@ -348,9 +349,9 @@ def test_task_outputs_loss_and_gradients(task):
         assert out["joints_3d_gsr"].shape == (b, t, J, 3) and out["joints_3d"].shape == (b, t, J, 3)
         assert (out["joints_3d"][:, :, 0] == 0).all()  # root-relative
         tau = model.config.tau
-        assert torch.equal(out["joints_3d"][:, :tau], out["joints_3d_gsr"][:, :tau])  # no history yet
-        assert not torch.equal(out["joints_3d"][:, tau:], out["joints_3d_gsr"][:, tau:])
-        assert out["attention_tmp"].shape == (b, t - tau, 4, J, tau)
+        assert torch.equal(out["joints_3d"][:, :1], out["joints_3d_gsr"][:, :1])  # frame 0: no earlier output
+        assert not torch.equal(out["joints_3d"][:, 1:], out["joints_3d_gsr"][:, 1:])
+        assert out["attention_tmp"].shape == (b, t, 4, J, tau)
 
     terms = model.loss(out, {k: batch[k] for k in model.target_names(task) if k in batch}, task=task)  # all it reads
     assert all(torch.isfinite(v) for v in terms.values())
@@ -502,8 +503,8 @@ def test_tmp_windows(tau, frames):
     batch = make_batch(model.config, images=False)
     out = model({"keypoints_2d": batch["keypoints_2d"]}, task="lift")
     assert out["joints_3d"].shape == (1, frames, J, 3)
-    assert out["attention_tmp"].shape == (1, frames - tau, 4, J, tau)
-    assert torch.equal(out["joints_3d"][:, :tau], out["joints_3d_gsr"][:, :tau])
+    assert out["attention_tmp"].shape == (1, frames, 4, J, tau)
+    assert torch.equal(out["joints_3d"][:, :1], out["joints_3d_gsr"][:, :1])
     terms = model.loss(out, batch, task="lift")
     assert torch.isfinite(terms["loss"])
     with pytest.raises(ValueError, match=f"at least {tau + 1} frames"):
@@ -513,7 +514,7 @@ def test_tmp_windows(tau, frames):
 def test_tmp_with_images_and_tau_1():
     model = STSPNet(tiny(tau=1, window=2))
     out = model(make_batch(model.config), task="full")
-    assert out["joints_3d"].shape == (1, 2, J, 3) and out["attention_tmp"].shape == (1, 1, 4, J, 1)
+    assert out["joints_3d"].shape == (1, 2, J, 3) and out["attention_tmp"].shape == (1, 2, 4, J, 1)
 
 
 @pytest.mark.parametrize(
@@ -657,3 +658,127 @@ def test_complexity_inputs_run_at_demo_scale():
     with torch.no_grad():
         out = model(inputs)
     assert out["joints_3d"].shape == (1, 6, J, 3)
+
+
+def test_tmp_is_causal_and_keeps_the_outputs_it_is_given():
+    torch.manual_seed(0)
+    model = STSPNet(tiny(lift_input="keypoints_2d", window=6, tau=3)).eval()
+    x = torch.rand(2, 6, J, 2) * 2 - 1
+    with torch.no_grad():
+        out = model({"keypoints_2d": x}, task="lift")
+        later = x.clone()
+        later[:, 4:] += 0.3
+        changed = model({"keypoints_2d": later}, task="lift")
+        torch.testing.assert_close(changed["joints_3d"][:, :4], out["joints_3d"][:, :4])  # frame k: frames <= k only
+        assert (changed["joints_3d"][:, 4:] - out["joints_3d"][:, 4:]).abs().max() > 1e-3
+        # refine() is what forward runs; given outputs are kept and the frames after read them
+        joints, _ = model.refine(None, out["joints_3d_gsr"], out["nodes_gsr"])
+        torch.testing.assert_close(joints, out["joints_3d"])
+        history = torch.full((2, 3 + 6, J, 3), float("nan"))
+        history[:, :5] = torch.randn(2, 5, J, 3) * 100.0  # three frames before the tube and its first two
+        given, _ = model.refine(history, out["joints_3d_gsr"], out["nodes_gsr"])
+        torch.testing.assert_close(given[:, :2], history[:, 3:5])
+        assert (given[:, 2:] - out["joints_3d"][:, 2:]).abs().max() > 1e-3
+        # a track's start: missing (leading) slots repeat the earliest output
+        start = torch.full((2, 3 + 6, J, 3), float("nan"))
+        start[:, 2] = history[:, 2]
+        repeated = start.clone()
+        repeated[:, :2] = history[:, 2:3]
+        torch.testing.assert_close(model.refine(start, out["joints_3d_gsr"], out["nodes_gsr"])[0],
+                                   model.refine(repeated, out["joints_3d_gsr"], out["nodes_gsr"])[0])
+
+
+def test_track_history_keeps_tracks_apart_in_any_order():
+    torch.manual_seed(0)
+    model = STSPNet(tiny(lift_input="keypoints_2d", window=4, tau=2)).eval()
+    with torch.no_grad():
+        model.tmp.predict[-1].weight.mul_(300.0)
+    g = torch.Generator().manual_seed(3)
+    tubes = {k: [torch.rand(1, 4, J, 2, generator=g) * 2 - 1 for _ in range(5)] for k in ("a", "b")}
+    frames = {f: np.maximum(np.arange(2 * f - 3, 2 * f + 1), 0) for f in range(5)}  # anchors 2 frames apart
+
+    def run(order):
+        history, result = TrackHistory(tau=2), {}
+        with torch.no_grad():
+            for step in order:
+                out = [model({"keypoints_2d": tubes[k][f]}, task="lift") for k, f in step]
+                joints = history.step(model, [k for k, _ in step], np.stack([frames[f] for _, f in step]),
+                                      torch.cat([o["joints_3d_gsr"] for o in out]),
+                                      torch.cat([o["nodes_gsr"] for o in out]))
+                result |= {(k, f): j for (k, f), j in zip(step, joints)}
+        return result
+
+    one_by_one = run([[("a", f)] for f in range(5)] + [[("b", f)] for f in range(5)])
+    batched = run([[("b", f), ("a", f)] for f in range(5)])
+    interleaved = run([[(k, f)] for f in range(5) for k in ("b", "a")])
+    for key in one_by_one:
+        torch.testing.assert_close(batched[key], one_by_one[key], rtol=1e-4, atol=1e-3)
+        torch.testing.assert_close(interleaved[key], one_by_one[key], rtol=1e-4, atol=1e-3)
+    # the history is the track's own: track b's first tube is computed as a track start, whatever a did before
+    with torch.no_grad():
+        first = model({"keypoints_2d": tubes["b"][0]}, task="lift")["joints_3d"][0]
+    torch.testing.assert_close(one_by_one[("b", 0)], first)
+    assert (one_by_one[("a", 1)] - model({"keypoints_2d": tubes["a"][1]}, task="lift")["joints_3d"][0]
+            ).abs().max() > 1.0  # a later tube reads its track's outputs, not only its own frames
+    with pytest.raises(ValueError, match="one tube per track"):
+        run([[("a", 0), ("a", 1)]])
+
+
+def test_tmp_trained_to_smooth_lowers_the_acceleration_error_along_a_jittery_track():
+    """TMP alone, trained on real-shaped tensors (GSR poses = smooth motion + per-frame jitter, nodes from the
+    jittery pose), then run along a long track with anchors 2 frames apart through TrackHistory: its own outputs
+    as history lower the acceleration error against the GSR poses; the untrained TMP does not."""
+    torch.manual_seed(0)
+    model = STSPNet(tiny(lift_input="keypoints_2d", window=6, tau=5, gat_hidden=16, tmp_dim=64, tmp_heads=4))
+    base = torch.randn(J, 3) * 0.2
+    base -= base[:1].clone()
+    direction = torch.randn(J, 3) * 0.1
+    direction -= direction[:1].clone()
+    embed, identity = torch.nn.Linear(3, 16), torch.randn(J, 16)  # GSR's nodes carry the joint's identity
+
+    def track(frames: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        phase, speed = torch.rand(2, generator=g) * torch.tensor([6.3, 0.2]) + torch.tensor([0.0, 0.1])
+        t = torch.arange(frames, dtype=torch.float32)
+        gt = base + torch.sin(phase + speed * t)[:, None, None] * direction  # (F, J, 3) m
+        noisy = gt + torch.randn(frames, J, 3, generator=g) * 0.02
+        noisy -= noisy[:, :1].clone()
+        return gt * 1000.0, noisy * 1000.0  # mm
+
+    def nodes(pose_mm: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return embed(pose_mm / 1000.0) + identity  # (..., J, 16)
+
+    def along(frames: int = 40) -> tuple[float, float]:
+        g = torch.Generator().manual_seed(99)
+        errors = []
+        for _ in range(4):
+            gt, noisy = track(frames, g)
+            history, out = TrackHistory(tau=5), torch.empty_like(noisy)
+            model.eval()
+            for anchor in range(5, frames, 2):
+                idx = np.arange(anchor - 5, anchor + 1)
+                out[idx] = history.step(model, ["p"], idx[None], noisy[idx][None], nodes(noisy[idx])[None])[0]
+            rows = slice(5, frames)
+            errors.append((accel_error(out[rows], gt[rows]), accel_error(noisy[rows], gt[rows])))
+        return tuple(np.mean(errors, axis=0))
+
+    def accel_error(pred: torch.Tensor, gt: torch.Tensor) -> float:
+        acc = lambda x: x[2:] - 2 * x[1:-1] + x[:-2]  # noqa: E731
+        return float(torch.linalg.vector_norm(acc(pred) - acc(gt), dim=-1).mean())
+
+    untrained, jitter = along()
+    optimizer = torch.optim.Adam(model.tmp.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(300):
+        model.train()
+        pairs = [track(6, g) for _ in range(32)]
+        gt, noisy = torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])  # (B, 6, J, 3) mm
+        joints, _ = model.refine(None, noisy, nodes(noisy))
+        outputs = {"joints_3d": joints, "joints_3d_gsr": noisy}
+        loss = model.loss(outputs, {"joints_3d": gt}, task="lift")
+        optimizer.zero_grad()
+        (loss["loss_tmp"]).backward()
+        optimizer.step()
+    trained, _ = along()
+    assert untrained > 0.9 * jitter  # an untrained TMP barely changes the GSR pose
+    assert trained < 0.7 * jitter, (trained, jitter)
