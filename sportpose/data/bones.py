@@ -79,7 +79,8 @@ def _measured(clip: dict[str, Any]) -> np.ndarray | None:
     return out
 
 
-def _stamp(path: str) -> tuple:
+def file_stamp(path: str) -> tuple:
+    """(path, size, mtime): a cache key that changes when the file does (None, None when it is missing)."""
     try:
         st = os.stat(path)
     except OSError:
@@ -140,7 +141,7 @@ def training_bone_lengths(clips: list[dict[str, Any]]) -> dict[str, list[float]]
             people.append((default, measured))
         elif clip.get("points3d"):
             try:
-                people += [(g, np.asarray(v)) for g, v in _people(_stamp(clip["points3d"]), default)]
+                people += [(g, np.asarray(v)) for g, v in _people(file_stamp(clip["points3d"]), default)]
             except DataError:
                 continue  # the clip's own task meets the same error, skips the clip and reports it
     if not people:

@@ -63,13 +63,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import ray
 
+from sportpose.data.bones import file_stamp
 from sportpose.data.dataset import DataReport
 from sportpose.data.formats import H36M_KEPT_JOINTS, read_h36m_2d, read_h36m_3d
 from sportpose.data.tubes import tube_indices
@@ -112,13 +112,6 @@ def normalize_screen_coordinates(points: np.ndarray, width: float, height: float
     return points / width * 2.0 - np.array([1.0, height / width], dtype=points.dtype)
 
 
-def _stamp(path: str) -> tuple:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return (path, None, None)
-    return (path, st.st_size, st.st_mtime_ns)
-
 
 def load_sequences(config: H36MConfig) -> tuple[list[Sequence], list[dict[str, str]]]:
     """Every sequence of the configured subjects and cameras, and the actions skipped (no 2D keypoints).
@@ -130,7 +123,7 @@ def load_sequences(config: H36MConfig) -> tuple[list[Sequence], list[dict[str, s
     for name in ("data_3d", "data_2d"):
         if not getattr(config, name):
             raise SpecError(f"data.h36m.{name}", "the VideoPose3D file is required with data.source h36m")
-    return _load(config, _stamp(config.data_3d), _stamp(config.data_2d))
+    return _load(config, file_stamp(config.data_3d), file_stamp(config.data_2d))
 
 
 @functools.lru_cache(maxsize=1)
@@ -237,7 +230,7 @@ def clip_list(data: DataSpec) -> list[dict[str, str]]:
 def fingerprint(data: DataSpec) -> str:
     """Identifies the evaluation data: the files (size, modification time), the split and the windows."""
     c = data.h36m
-    h = hashlib.sha256(json.dumps([_stamp(c.data_3d)[1:], _stamp(c.data_2d)[1:], c.train, c.val, c.test,
+    h = hashlib.sha256(json.dumps([file_stamp(c.data_3d)[1:], file_stamp(c.data_2d)[1:], c.train, c.val, c.test,
                                    c.cameras, c.resolution, data.window, data.interval, data.frame_stride,
                                    data.max_samples_per_clip]).encode())
     return h.hexdigest()[:16]

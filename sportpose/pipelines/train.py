@@ -283,10 +283,9 @@ def _finish(spec: ExperimentSpec, state: dict[str, Any], parent_id: str, results
         tracking.log_artifact(parent_id, evaluation["stream_cache"], "streams")
     (out_dir / "evaluation.json").write_text(json.dumps(evaluation, indent=2, default=_json_default))
     (out_dir / "resolved.yaml").write_text(spec_yaml(spec))
-    if eval_report.write_learning_curves({n: {"history": results[n].history, "metric": s.metric, "mode": s.mode}
-                                          for n, s in spec.train.stages.items()}, out_dir):  # each stage's epochs
+    curves = {n: {"history": results[n].history, "metric": s.metric, "mode": s.mode} for n, s in spec.train.stages.items()}
+    if eval_report.write_learning_curves(curves, out_dir):
         tracking.log_artifact(parent_id, out_dir / "learning_curves.png", "evaluation")
-
     promotion = None
     refused = unregistrable(weights, float(evaluation.get(spec.register.metric, float("nan")))) \
         if spec.register.enabled else ""
