@@ -10,6 +10,8 @@ is missing has zero weights), root-relative 3D joints, and optical flow between 
 :func:`cut_clip_columns` reads the clip's annotations (and 3D file when needed), opens its video once,
 decodes every frame its samples need exactly once, in increasing order and at reduced size when every crop
 allows it, and cuts all of the clip's samples; frames no later sample needs are dropped as decoding goes.
+Frames stay YUV planes where the video allows (:class:`~sportpose.data.video.PlanarFrame`): a crop converts only
+the region it samples to RGB, a context frame is converted once however many samples' contexts hold it.
 This module knows nothing of Ray: :mod:`~sportpose.data.dataset` runs it as one Ray task per clip.
 
 Augmentation (train split only): flip with left/right joint swap, rotation, scale and colour jitter, drawn
@@ -38,7 +40,7 @@ from sportpose.data import samples as S
 from sportpose.data.bones import lengths_for, person_group
 from sportpose.data.flow import FlowEstimator
 from sportpose.data.formats import FrameAnnotation, VideoAnnotation, read_detections, read_posetrack18
-from sportpose.data.video import decode_scale_affine, iter_frames, open_video, probe_video
+from sportpose.data.video import PlanarFrame, decode_scale_affine, iter_frames, open_video, probe_video
 from sportpose.errors import DataError
 from sportpose.models.heatmaps import HEATMAP_STRIDE
 from sportpose.models.skeleton import JOINT_SETS, JointSet, convert
@@ -328,15 +330,15 @@ def cut_clip_columns(
             density=size[1] / (crop.size[0] * aug.scale),
         ))
 
-    # Decode at 1/k of the video's size when no crop (and no context frame) samples the frame more finely:
-    # decord's colour conversion dominates decoding and is ~1.6x cheaper at 1/2 size, but only for whole
-    # factors k (swscale's fast path; 3/4 size costs more than full size).
+    # Decode at 1/k of the video's size when no crop (and no context frame) samples the frame more finely (a
+    # downscale first, rather than a sparse bilinear warp, so that small crops do not alias); whole factors k
+    # only (the planar decoder's plane resize is an exact box average then; swscale's 3/4 costs more than 1/1).
     need = max([p.density for p in plans] + ([max(data.context_size[1] / width, data.context_size[0] / height)]
                                              if data.context_len else []), default=1.0)
     factor = min(MAX_DECODE_FACTOR, math.floor(1.0 / need)) if need > 0 else 1
     decode_size = (round(width / factor), round(height / factor)) if factor >= 2 else None
     numbering = {"frames": clip["frames"]} if clip.get("frames") else {}  # a frame folder's own numbering
-    reader = open_reader(clip["video"], num_threads=decode_threads, size=decode_size, **numbering)
+    reader = open_reader(clip["video"], num_threads=decode_threads, size=decode_size, planar=True, **numbering)
     reader_frames = reader.num_frames
     for p in plans:
         if p.frame.frame_index >= reader_frames:
@@ -351,7 +353,8 @@ def cut_clip_columns(
     order = sorted(range(n), key=lambda i: plans[i].last)
     # first frame any sample from position j of `order` on still needs (frames before it can be dropped)
     still_needed = np.minimum.accumulate([plans[i].first for i in order][::-1])[::-1] if n else []
-    frames: dict[int, np.ndarray] = {}
+    frames: dict[int, Any] = {}  # frame index -> decoded frame (PlanarFrame or RGB array)
+    contexts: dict[int, np.ndarray] = {}  # frame index -> its context-size picture, made once per frame
     to_decoded: dict[tuple[int, int], np.ndarray] = {}  # decoded frame size -> image -> decoded pixels affine
     done = 0
     needed = sorted({i for p in plans for i in p.tube + p.context})
@@ -362,11 +365,12 @@ def cut_clip_columns(
             if check_only:
                 _check_targets(plans[i], data, poses)
             else:
-                _cut(plans[i], i, frames, cols, data, joint_set, poses, flow, (width, height), to_decoded)
+                _cut(plans[i], i, frames, cols, data, joint_set, poses, flow, (width, height), to_decoded, contexts)
             done += 1
         if done < n:
             for idx in [k for k in frames if k < still_needed[done]]:
                 del frames[idx]
+                contexts.pop(idx, None)
     if check_only:
         return {"samples": np.array([n], np.int64)}
     cols["video"][:] = clip["name"]
@@ -393,8 +397,13 @@ def _check_targets(plan: _Plan, data: DataSpec, poses: _Poses) -> None:
 
 def _cut(plan: _Plan, i: int, frames: dict[int, np.ndarray], cols: dict[str, np.ndarray], data: DataSpec,
          joint_set: JointSet, poses: _Poses, flow: FlowEstimator | None, native: tuple[int, int],
-         to_decoded: dict) -> None:
-    """Fill row ``i`` of ``cols`` with the sample of ``plan``; every frame it needs is in ``frames``."""
+         to_decoded: dict, contexts: dict[int, np.ndarray]) -> None:
+    """Fill row ``i`` of ``cols`` with the sample of ``plan``; every frame it needs is in ``frames``.
+
+    A :class:`~sportpose.data.video.PlanarFrame` is cropped from its YUV planes (only the crop's region is
+    converted to RGB); an RGB frame is warped whole. Context pictures are made once per frame (``contexts``)
+    and copied into every sample whose context clip holds that frame.
+    """
     size = tuple(data.input_size)
     sample = frames[plan.tube[0]]
     decoded = (sample.shape[1], sample.shape[0])
@@ -403,7 +412,11 @@ def _cut(plan: _Plan, i: int, frames: dict[int, np.ndarray], cols: dict[str, np.
     warp = S.compose_affine(plan.warp_affine, to_decoded[decoded])  # decoded pixels -> un-flipped crop
     tube = cols["tube"][i]  # (T, H, W, 3), written in place
     for j, index in enumerate(plan.tube):
-        S.warp(frames[index], warp, size, out=tube[j])
+        frame = frames[index]
+        if isinstance(frame, PlanarFrame):
+            frame.crop(warp, size, out=tube[j])
+        else:
+            S.warp(frame, warp, size, out=tube[j])
     if flow is not None:
         flow.tube(tube, out=cols["flow"][i])  # (T-1, H, W, 2) on the un-flipped, un-jittered crops
     aug = plan.aug
@@ -416,8 +429,11 @@ def _cut(plan: _Plan, i: int, frames: dict[int, np.ndarray], cols: dict[str, np.
     if jittered is not tube:
         tube[:] = jittered
     for j, index in enumerate(plan.context):
-        cv2.resize(frames[index], tuple(data.context_size[::-1]), dst=cols["context"][i, j],
-                   interpolation=cv2.INTER_AREA)
+        if index not in contexts:
+            frame, wh = frames[index], tuple(data.context_size[::-1])
+            contexts[index] = (frame.resize(wh) if isinstance(frame, PlanarFrame) else
+                               cv2.resize(frame, wh, interpolation=cv2.INTER_AREA))
+        cols["context"][i, j] = contexts[index]
 
     detection = plan.track_id < 0
     if data.targets == "all":

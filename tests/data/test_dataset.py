@@ -15,14 +15,14 @@ import cv2
 import numpy as np
 import pytest
 
+from sportpose.data import synthcourt
+from sportpose.data.dataset import build_split, load_clips
+from sportpose.data.samples import invert_affine, transform_points
+from sportpose.data.tubes import context_indices, cut_clip, cut_clip_columns, tube_indices
+from sportpose.data.video import PlanarFrame, open_video, probe_video, read_frames
 from sportpose.errors import DataError, SpecError
 from sportpose.models.heatmaps import HEATMAP_STRIDE
 from sportpose.models.skeleton import H36M, POSETRACK, convert
-from sportpose.data import synthcourt
-from sportpose.data.dataset import build_split, load_clips
-from sportpose.data.tubes import context_indices, cut_clip, cut_clip_columns, tube_indices
-from sportpose.data.samples import invert_affine, transform_points
-from sportpose.data.video import open_video, probe_video, read_frames
 from sportpose.spec.data import AugmentSpec, DataSpec, SynthConfig
 
 FRAMES, WIDTH, HEIGHT = 12, 160, 120
@@ -51,8 +51,10 @@ def _as_train(clip):
 
 
 def _decoded(clip) -> dict[int, np.ndarray]:
-    reader = open_video(clip["video"])
-    return read_frames(reader, range(reader.num_frames))
+    """Every frame of the clip, RGB, from the decoder the tube cutter uses (the planar one: see test_video)."""
+    reader = open_video(clip["video"], planar=True)
+    frames = read_frames(reader, range(reader.num_frames))
+    return {i: f.rgb() if isinstance(f, PlanarFrame) else f for i, f in frames.items()}
 
 
 def _by_key(rows):
@@ -371,13 +373,14 @@ def test_decoding_at_reduced_size_when_crops_are_small(clips):
     small = DataSpec(window=1, input_size=(32, 32), box_scale=2.0)  # every crop samples the frame at < 1/2
     decoder = CountingDecoder()
     rows = cut_clip(clip, small, seed=0, open_reader=decoder)
-    assert decoder.opened[0]["size"] == (WIDTH // 2, HEIGHT // 2)  # a whole factor: swscale's fast path
+    assert decoder.opened[0]["size"] == (WIDTH // 2, HEIGHT // 2)  # a whole factor
     frames = _decoded(clip)
     for row in rows:
         # the same picture as a full-size decode (blurred like a downscale), not shifted: a 1 px shift costs ~11
+        # (the planar decoder averages chroma on its half-size grid: ~4.2 on average here, swscale's ~3.6)
         full = cv2.warpAffine(cv2.GaussianBlur(frames[row["frame"]], (0, 0), 0.8), row["affine"].astype(np.float64),
                               (32, 32), flags=cv2.INTER_LINEAR)
-        assert np.abs(row["tube"][0].astype(int) - full).mean() < 5
+        assert np.abs(row["tube"][0].astype(int) - full).mean() < 6
         # the stored affine is still image -> crop
         back = transform_points(row["keypoints"][:, :2], invert_affine(row["affine"].astype(np.float64)))
         vis = row["keypoints"][:, 2] > 0
