@@ -32,8 +32,11 @@ def override_arg(p: argparse.ArgumentParser,
 
 
 def ray_address_arg(p: argparse.ArgumentParser) -> None:
-    """``--address`` of the Ray cluster the command's own driver joins."""
+    """``--address`` of the Ray cluster the command's own driver joins, and ``--verbose``: the flags of every
+    command that runs a Ray driver (:mod:`sportpose.platform.console`)."""
     p.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="also print Ray's and MLflow's own log lines (progress bars, dataset and worker notes)")
 
 
 def job_address_arg(p: argparse.ArgumentParser) -> None:

@@ -128,7 +128,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     from sportpose.pipelines.train import prepare_data
     from sportpose.platform.runtime import init_ray
 
-    init_ray(args.address)
+    init_ray(args.address, quiet=not args.verbose)
     prepare_data(spec)
     folder = prepare(spec, progress=True)
     print(f"prepared samples: {folder}")

@@ -11,7 +11,6 @@ import argparse
 
 from sportpose.cli.common import Commands, override_arg, passive_openmp, ray_address_arg, write_output
 
-
 # ---- infer -------------------------------------------------------------------------------------------------
 
 
@@ -87,7 +86,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     eval_args = EvaluateArgs(model=args.model, spec=args.spec, overrides=tuple(args.override), out=args.out,
                              similarity=args.similarity, similarity_clips=args.similarity_clips,
                              overlays=args.overlays, overwrite=args.overwrite, mlflow=not args.no_mlflow)
-    init_ray(args.address)
+    init_ray(args.address, quiet=not args.verbose)
     result = run_evaluate(eval_args)
     m = result.metrics
     print()

@@ -13,6 +13,7 @@ import sys
 
 from sportpose.cli import cluster, data, evaluate, registry, sweep, train
 from sportpose.cli.common import Commands, group_args, group_run, run_command
+from sportpose.platform.console import quiet_console
 
 COMMANDS: Commands = {
     "demo": ("the tour: SynthCourt, MultiStream and STSP-Net trained in stages on local Ray, reports, a sweep, "
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_console(verbose=getattr(args, "verbose", False))  # before the command imports MLflow and Ray
     return run_command(args.func, args)
 
 

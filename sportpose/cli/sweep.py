@@ -29,7 +29,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from sportpose.pipelines.sweep.run import run_sweep
     from sportpose.platform.runtime import init_ray
 
-    init_ray(args.address)
+    init_ray(args.address, quiet=not args.verbose)
     result = run_sweep(sweep, resume=args.resume)
     done = sum(r["status"] in ("completed", "stopped", "error") for r in result.records)
     spec = sweep.spec
@@ -77,6 +77,6 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     check_study_inputs(study)  # and the files it reads (manifests, pretrained weights) exist
     from sportpose.platform.runtime import init_ray
 
-    init_ray(args.address)
+    init_ray(args.address, quiet=not args.verbose)
     run_study(study, reports=Path(args.reports) if args.reports else None)
     return 0

@@ -43,7 +43,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from sportpose.platform.runtime import init_ray
     from sportpose.registry import tracking
 
-    init_ray(args.address)
+    init_ray(args.address, quiet=not args.verbose)
     try:
         result = run_pipeline(spec, resume="restart" if args.restart else args.resume)
     except KeyboardInterrupt:
@@ -102,7 +102,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from sportpose.pipelines.tour import run_tour, summary
     from sportpose.platform.runtime import init_ray
 
-    init_ray(args.address)
+    init_ray(args.address, quiet=not args.verbose)
     result = run_tour(overrides={name: getattr(args, name) for name, _ in TOUR_SPECS})
     print()
     print(summary(result))

@@ -2,15 +2,21 @@
 
 A local Ray takes its CPUs from the machine and serves its dashboard on 127.0.0.1 only. The dashboard also
 runs the State API, which Ray Train's placement-group cleanup needs (SPEC §8).
+
+Worker lines Ray streams to the driver pass through :func:`sportpose.platform.console.console_noise`.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
+from typing import Any
 
 import ray
+
+from sportpose.platform.console import console_noise, quiet_console
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None, quiet: bool = True) -> str:
@@ -20,14 +26,17 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, quiet: boo
         address: a cluster address (``ray://``, ``HOST:PORT`` or ``auto``); falls back to ``RAY_ADDRESS``;
             neither starts a local Ray.
         num_cpus: CPUs of a local Ray (default: the machine's).
-        quiet: keep Ray Data progress bars and Ray's INFO logs off the console.
+        quiet: keep Ray Data progress bars, Ray's INFO logs and the worker lines of :func:`console_noise` off
+            the console (``--verbose`` turns it off).
     """
     if ray.is_initialized():
         return ray.get_runtime_context().gcs_address
     address = address or os.environ.get("RAY_ADDRESS") or None
+    if quiet:
+        quiet_console()
     # Train's print patch would echo every worker print twice on the driver's console.
     env_vars = {"PYTHONWARNINGS": "ignore::DeprecationWarning", "RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}
-    for name in ("MLFLOW_TRACKING_URI", "SPORTPOSE_RUNS"):
+    for name in ("MLFLOW_TRACKING_URI", "SPORTPOSE_RUNS", "MLFLOW_LOGGING_LEVEL"):
         if name in os.environ:
             env_vars[name] = os.environ[name]
     kwargs = dict(logging_level=logging.WARNING if quiet else logging.INFO, runtime_env={"env_vars": env_vars})
@@ -55,8 +64,41 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, quiet: boo
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = not quiet
     ctx.print_on_execution_start = not quiet
+    if quiet:
+        _filter_worker_lines()
     _hold_working_dir()
     return ray.get_runtime_context().gcs_address
+
+
+def _filter_worker_lines() -> None:
+    """Drop the lines of :func:`console_noise` from what Ray streams from the workers to this console.
+
+    Ray prints worker output through the handlers of its standard-stream dispatcher (``ray_print_logs``, added
+    by ``ray.init``); that handler is wrapped so each batch of lines loses its noise first. Where a Ray version
+    has moved the dispatcher, nothing is filtered (the console is noisier, nothing is lost).
+    """
+    try:
+        from ray._private.ray_logging import global_worker_stdstream_dispatcher as dispatcher
+    except ImportError:
+        return
+    with dispatcher._lock:  # noqa: SLF001 - the dispatcher has no public way to wrap a handler
+        dispatcher.handlers = [(name, _without_noise(h) if name == "ray_print_logs" and not _is_filtered(h) else h)
+                               for name, h in dispatcher.handlers]
+
+
+def _is_filtered(handler: Any) -> bool:
+    return getattr(handler, "_sportpose_filtered", False)
+
+
+def _without_noise(handler: Any) -> Any:
+    @functools.wraps(handler)
+    def emit(data: dict[str, Any]) -> None:
+        lines = [line for line in data.get("lines", []) if not console_noise(line)]
+        if lines:
+            handler({**data, "lines": lines})
+
+    emit._sportpose_filtered = True
+    return emit
 
 
 @ray.remote(num_cpus=0)

@@ -5,6 +5,9 @@
 - One experiment per spec name; a parent run per pipeline invocation; a child run per stage (and per trial).
   Params are the flattened resolved spec; tags carry the git commit, spec hash, dataset fingerprint and Ray
   address; the resolved spec is an artifact of every run.
+- Every experiment carries ``mlflow.experimentKind = custom_model_development``: the tag MLflow's UI (3.x)
+  reads to open an experiment in its training view (runs, charts, models) rather than its GenAI view (traces).
+  Experiments made before the tag existed get it the next time a run is logged to them.
 - The registry's versions are listed here (:func:`registry_rows`); :mod:`sportpose.registry.register` logs and
   registers them and keeps the champion rule.
 """
@@ -29,6 +32,7 @@ from sportpose.paths import REPO, runs_dir
 from sportpose.spec.fill import flatten
 
 PARENT_TAG = "mlflow.parentRunId"
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")  # MLflow UI: "Machine learning"
 SECRET_WORDS = ("password", "secret", "token", "apikey", "api_key", "access_key", "credential")
 
 
@@ -56,14 +60,17 @@ def client() -> MlflowClient:
 
 
 def experiment_id(name: str) -> str:
+    """The id of the experiment ``name``, created (tagged as a training experiment) when missing."""
     c = client()
     exp = c.get_experiment_by_name(name)
-    if exp is not None:
-        return exp.experiment_id
-    try:
-        return c.create_experiment(name, artifact_location=artifact_root())
-    except MlflowException:  # created concurrently
-        return c.get_experiment_by_name(name).experiment_id
+    if exp is None:
+        try:
+            return c.create_experiment(name, artifact_location=artifact_root(), tags=dict([EXPERIMENT_KIND]))
+        except MlflowException:  # created concurrently
+            exp = c.get_experiment_by_name(name)
+    if exp.tags.get(EXPERIMENT_KIND[0]) is None:
+        c.set_experiment_tag(exp.experiment_id, *EXPERIMENT_KIND)
+    return exp.experiment_id
 
 
 def git_commit() -> str:

@@ -51,3 +51,15 @@ def test_passwords_inside_url_values_are_masked_in_params_tags_and_artifacts(mlf
         assert "u:***@h/db" in text and "pw" not in text
     assert "http://host:5000/x" in open(texts[1]).read()  # no credentials: unchanged
     assert spec.read_text().count("u:pw@h") == 1  # the user's file is left as it was
+
+
+def test_experiments_are_tagged_for_mlflows_training_view(mlflow_home):
+    """MLflow's UI opens an experiment tagged mlflow.experimentKind=custom_model_development in its training
+    view; an experiment made before the tag gets it with its next run."""
+    tracking.start_run("new-exp", "pipeline")
+    c = tracking.client()
+    assert c.get_experiment_by_name("new-exp").tags[tracking.EXPERIMENT_KIND[0]] == "custom_model_development"
+    old = c.create_experiment("old-exp")
+    assert tracking.EXPERIMENT_KIND[0] not in c.get_experiment(old).tags
+    tracking.start_run("old-exp", "pipeline")
+    assert c.get_experiment(old).tags[tracking.EXPERIMENT_KIND[0]] == "custom_model_development"

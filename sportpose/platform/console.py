@@ -1,0 +1,52 @@
+"""What a command prints: the platform's own lines, not Ray's and MLflow's internals (issue 23).
+
+By default a command prints the platform's own lines (stages, epochs with the task metric, data counts, one
+line per trial, results); Ray's and MLflow's internals appear only with ``--verbose``. The worker lines Ray
+streams to the driver pass through :func:`console_noise` (:func:`sportpose.platform.runtime.init_ray` wraps
+Ray's printer), which drops Ray Data's "Progress bars disabled" and "Dataset ... execution finished", Ray
+Train's error-level ``PreemptionWatcher ... actor restart will fail`` (a note about Ray Train's own actor, not
+a failure), the raylet's "N PYTHON worker processes" warning and MLflow's "Add type hints to the predict
+method"; everything else a worker prints, its errors and tracebacks included, still reaches the console.
+MLflow logs at WARNING and up (``MLFLOW_LOGGING_LEVEL``, which the workers inherit).
+
+Nothing here imports Ray or MLflow: the CLI calls :func:`quiet_console` before a command loads them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import warnings
+
+# Lines of Ray's and MLflow's internals that say nothing a user of the platform can act on (module docstring).
+NOISE = re.compile("|".join((
+    r"Progress bars (for operators )?disabled\. To enable",
+    r"Dataset \S+ execution finished in",
+    r"'PreemptionWatcher' .*actor restart will fail",
+    r"PYTHON worker processes have been started on node",
+    r"Add type hints to the `predict` method",
+    r"^\s*color_warning\($",  # the source line Python prints under that warning
+)))
+# MLflow warns at every definition and load of a PythonModel whose predict has no type hints; sportpose's
+# pyfunc declares its signature explicitly instead (sportpose.registry.pyfunc).
+MLFLOW_HINT_WARNING = "Add type hints to the `predict` method"
+
+
+def console_noise(line: str) -> bool:
+    """Whether a console line is one of the internals kept off a default console (module docstring)."""
+    return NOISE.search(line) is not None
+
+
+def quiet_console(verbose: bool = False) -> None:
+    """The driver's own console: MLflow's INFO lines and its type-hint warning off unless ``verbose``.
+
+    Called by the CLI before a command imports MLflow (the warning comes at the pyfunc's class definition).
+    """
+    if verbose:
+        return
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when MLflow is imported, here and in workers
+    warnings.filterwarnings("ignore", message=".*" + re.escape(MLFLOW_HINT_WARNING))  # after MLflow's colour code
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    # Ray 2.60 announces at every ray.init that its token authentication is on (the default, nothing to do).
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
