@@ -189,9 +189,14 @@ def train_epoch(
     grad_clip: float | None = None,
     amp: bool = False,
     frozen: list[nn.Module] | None = None,
+    device_type: str = "cuda",
 ) -> dict[str, float]:
     """One pass over ``batches``. Returns mean losses, the sample count, samples per second, and ``batch_rows``,
     the rows of this process's largest step (its share of the stage's global batch, SPEC §6).
+
+    Args:
+        amp: bf16 autocast of the forward pass and the loss on ``device_type`` (``cuda``; ``cpu`` where
+            ``bench/gpu.py --device cpu`` checks that code on a machine without a GPU).
 
     Raises:
         NonFiniteLoss: a step's loss is NaN or infinite (checked before its update, so the weights stay finite).
@@ -206,7 +211,7 @@ def train_epoch(
         if STOP.is_set():
             raise StageInterrupted(f"interrupted at step {step}")
         bs = next(iter(batch.values())).shape[0]
-        ctx = torch.autocast("cuda", dtype=torch.bfloat16) if amp else contextlib.nullcontext()
+        ctx = torch.autocast(device_type, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
         with ctx:
             losses = loss_fn(model, batch)
         if not torch.isfinite(losses["loss"].detach()):
