@@ -15,6 +15,8 @@
   ``worst_frames.png`` (2D: frames with the prediction in the side colours over the ground truth in white;
   3D: skeletons, prediction over the ground truth in grey), ``similarity.png`` when given, and
   ``learning_curves.png`` (:func:`write_learning_curves`) when the stages' histories are given;
+- ``report.html``: the same report as one self-contained page, its PNGs embedded (what MLflow's artifact
+  viewer shows with its pictures; :mod:`sportpose.viz.html`);
 - ``metrics.json``: every number of the report. Its top-level keys follow the pipeline's
   ``evaluation/metrics.json`` (``ap``, ``ap_groups``, ``ap_per_joint``, ``pckh``, ``mpjpe``, … ``split``,
   ``boxes``, ``flip_test``, ``seed``, ``samples``), so ``sportpose compare`` reads both.
@@ -54,6 +56,7 @@ from sportpose.evaluation.tables import fmt as _fmt
 from sportpose.evaluation.tables import md_table
 from sportpose.models.skeleton import H36M, JointSet
 from sportpose.viz import draw, plots
+from sportpose.viz.html import write_markdown_page
 
 AP_COLUMNS = (*M.AP_GROUPS, "Total")
 FACTORS = {"view": "camera view", "blur": "blur level", "occlusion": "occlusion level", "body": "child/adult"}
@@ -410,6 +413,7 @@ def _breakdown_sections(summary_rows: list, detail: list[str], model: dict[str, 
 
 def _finish(out: Path, lines: list[str], metrics: dict[str, Any]) -> dict[str, Any]:
     (out / "report.md").write_text("\n".join(lines).rstrip() + "\n")
+    write_markdown_page(out / "report.md")
     (out / "metrics.json").write_text(json.dumps(_clean(metrics), indent=2, allow_nan=False) + "\n")
     return metrics
 

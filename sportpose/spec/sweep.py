@@ -35,10 +35,12 @@ parameter can take (each choice, the bounds of a range) is checked against the b
 loaded, so an impossible value (τ >= T, weights not summing to 1) is refused before anything starts, naming
 the parameter and the sweep file.
 
-**Simplex.** TPE samples n-1 coordinates u in [0, 1) (``<name>:u1``, ``<name>:u2``, ...) that a stick-breaking
-map with Beta(1, n-k) inverse CDFs turns into weights on the simplex (:func:`simplex_point`): uniform u give
-uniformly distributed weights, every point is exactly on the simplex (w >= 0, sum 1), and TPE models a box,
-which it does well. The weights are the trial's parameters in MLflow, the table and the plots.
+**Simplex.** A simplex's weights are Optuna parameters under their own names (its columns: ``w_s``, ``w_t``,
+``w_c`` for the fusion weights), each in [0, 1], with every trial's values exactly on the simplex (w >= 0,
+sum 1): optuna-dashboard's history, parallel coordinates and importance then read as the sweep's own plots.
+The sweep's sampler (:mod:`sportpose.pipelines.sweep.trials`) draws its random start-up points uniformly on
+the simplex (:func:`simplex_point`: a stick-breaking map with Beta(1, n-k) inverse CDFs) and projects TPE's
+proposals onto it. The weights are the trial's parameters in Optuna, MLflow, the table and the plots.
 
 Everything here is plain data and pure functions on it (no Ray, no MLflow, no Optuna): the trial's values as
 spec keys and table columns, the trial's spec, and the best trial as a ready-to-run spec.
@@ -63,7 +65,6 @@ from sportpose.paths import check_name
 from sportpose.spec.experiment import ExperimentSpec, apply_overrides, load_spec, read_spec_file, stage_order
 from sportpose.spec.fill import fill, has_key, set_key, to_dict
 
-SIMPLEX_SEP = ":u"  # Optuna names of a simplex's free coordinates: "<name>:u1", "<name>:u2", ...
 FUSION_METRIC = "map"  # fusion_weights trials report PoseTrack Total AP (%)
 FUSION_KEY = "model.fusion_weights"
 STREAM_COLUMNS = ("w_s", "w_t", "w_c")
@@ -211,6 +212,12 @@ class SweepSpec:
                 raise SpecError("trials", f"the grid has {size} combinations; got trials = {self.trials}")
         if len(set(self.stages)) != len(self.stages):
             raise SpecError("stages", f"lists a stage twice: {list(self.stages)}")
+        seen: dict[str, str] = {}
+        for name, p in self.space.items():  # a column is an Optuna parameter: one name, one parameter
+            for column in param_columns(name, p):
+                if column in seen:
+                    raise SpecError(f"space.{name}", f"its column {column!r} is also a column of {seen[column]!r}")
+                seen[column] = name
 
 
 def grid_values(p: ParamSpec) -> list[Any]:
@@ -356,8 +363,13 @@ def simplex_point(u: Sequence[float]) -> tuple[float, ...]:
 
 
 def simplex_weights(name: str, p: ParamSpec, params: dict[str, Any]) -> list[float]:
-    """A simplex parameter's weights from its free coordinates among a trial's Optuna ``params``."""
-    return list(simplex_point([params[f"{name}{SIMPLEX_SEP}{i}"] for i in range(1, p.size)]))
+    """A simplex parameter's weights from a trial's Optuna ``params`` (one per column), renormalised to sum 1
+    exactly (the stored floats may be off by rounding)."""
+    weights = [max(float(params[c]), 0.0) for c in param_columns(name, p)]
+    total = sum(weights)
+    if total <= 0:
+        raise SpecError(f"space.{name}", f"weights {weights} do not lie on the simplex")
+    return [w / total for w in weights]
 
 
 def trial_overrides(spec: SweepSpec, params: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,6 @@ Plots are drawn with matplotlib (Agg), so they need no browser:
 
 from __future__ import annotations
 
-import base64
 import html
 import math
 from collections.abc import Callable
@@ -36,6 +35,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from sportpose.pipelines.sweep.book import TIME_ATTR, TrialBook, describe_values
 from sportpose.spec.sweep import Sweep, SweepSpec, best_spec_yaml, grid_values, param_columns
+from sportpose.viz.html import embed_png
 from sportpose.viz.plots import pyplot
 
 
@@ -304,8 +304,7 @@ def plot_weight_surfaces(df: pd.DataFrame, columns: tuple[str, str, str], metric
 
 
 def _img(path: Path) -> str:
-    data = base64.b64encode(path.read_bytes()).decode()
-    return f'<figure><img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}"></figure>'
+    return embed_png(path)
 
 
 def write_html(path: Path, title: str, summary: list[tuple[str, str]], df: pd.DataFrame, best_yaml: str,

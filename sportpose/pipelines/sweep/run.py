@@ -138,6 +138,7 @@ def run_sweep(sweep: Sweep, resume: bool = False, log: Callable[[str], None] = p
     study = optuna.create_study(study_name=spec.name, storage=rdb, direction="minimize" if spec.mode == "min" else "maximize",
                                 load_if_exists=True)
     study.set_user_attr("sportpose.metric", spec.metric)
+    study.set_metric_names([spec.metric])  # optuna-dashboard's name for the objective
     if spec.sampler == "grid" and state["rounds"] == 1:  # enqueued trials are asked first: TPE is not consulted
         for point in grid_points(spec):
             study.enqueue_trial(point)

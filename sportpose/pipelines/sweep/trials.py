@@ -14,10 +14,12 @@ Decisions, and why:
   (default: the epochs of the trial's stages). Ray's ``training_iteration`` would restart at 1 when an
   interrupted trial resumes mid-stage; ``trial_epoch`` does not.
 - **The searcher** is Ray's ``OptunaSearch`` on the sweep's stored study, with a define-by-run space
-  (:class:`_Suggest`) that also stores a simplex's weights as user attributes (optuna-dashboard shows them).
-  TPE is reseeded with the number of finished trials (so a resumed round does not replay the first round's
-  random start-up draws) and sees every finished trial in the study; ASHA's rungs are refilled from the
-  finished trials' epochs.
+  (:class:`_Suggest`) and the study's objective named by the sweep's metric. A simplex's weights are Optuna
+  parameters under their column names (``w_s``, ``w_t``, ``w_c``), so optuna-dashboard shows what the sweep's
+  own plots show: :class:`SimplexTPE` draws TPE's random start-up points uniformly on the simplex and projects
+  TPE's later proposals onto it (their sum scaled to 1). TPE is reseeded with the number of finished trials
+  (so a resumed round does not replay the first round's random start-up draws) and sees every finished trial
+  in the study; ASHA's rungs are refilled from the finished trials' epochs.
 - **Data** for ``train`` sweeps is cut once in the driver and shared by every trial unless the space touches
   ``data.*`` or ``seed``; then each trial cuts its own splits.
 - **Checkpoints and caches** of what the trials do not train (``init_from``, ``cache``) are resolved in the
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -64,12 +67,11 @@ from sportpose.spec.experiment import ExperimentSpec
 from sportpose.spec.sweep import (
     FUSION_KEY,
     FUSION_METRIC,
-    SIMPLEX_SEP,
     Sweep,
     SweepSpec,
     param_columns,
     param_keys,
-    simplex_weights,
+    simplex_point,
     trial_overrides,
     trial_spec,
 )
@@ -93,7 +95,7 @@ def run_round(sweep: Sweep, book: TrialBook, study: optuna.Study, rdb: Any, rema
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # the book and MLflow keep the results
     seed = spec.seed + len(book.finished())  # a resumed round does not replay the first one's random draws
     startup = max(2, min(10, spec.trials // 4))  # random trials before TPE models the results
-    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True)
+    sampler = SimplexTPE(simplex_groups(spec), seed=seed, n_startup_trials=startup)
     searcher = OptunaSearch(_Suggest(spec), metric=spec.metric, mode=spec.mode, sampler=sampler,
                             study_name=spec.name, storage=rdb)
     scheduler = None
@@ -152,15 +154,67 @@ def search_space(spec: SweepSpec) -> dict[str, BaseDistribution]:
         elif p.kind == "choice":
             out[name] = CategoricalDistribution(list(p.values))
         else:
-            for i in range(1, p.size):
-                out[f"{name}{SIMPLEX_SEP}{i}"] = FloatDistribution(0.0, 1.0)
+            for column in param_columns(name, p):
+                out[column] = FloatDistribution(0.0, 1.0)
     return out
 
 
+def simplex_groups(spec: SweepSpec) -> list[tuple[str, ...]]:
+    """The Optuna parameters of each simplex of the space (its columns)."""
+    return [param_columns(name, p) for name, p in spec.space.items() if p.kind == "simplex"]
+
+
+class SimplexTPE(optuna.samplers.BaseSampler):
+    """Multivariate TPE whose simplex parameters (each in [0, 1]) always lie on their simplex.
+
+    Start-up (and any independently sampled) points of a simplex are drawn uniformly on it, all its weights at
+    once (:func:`~sportpose.spec.sweep.simplex_point`); TPE's relative proposals, which it draws from kernels
+    around finished trials that lie on the simplex, are scaled to sum 1. Everything else is TPE's.
+    """
+
+    def __init__(self, groups: Sequence[tuple[str, ...]], seed: int | None = None, n_startup_trials: int = 10):
+        self._tpe = optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials, multivariate=True)
+        self._groups = [tuple(g) for g in groups]
+        self._rng = random.Random(seed)
+        self._drawn: dict[tuple[int, int], dict[str, float]] = {}  # (trial number, group) -> its start-up point
+
+    def reseed_rng(self) -> None:
+        self._tpe.reseed_rng()
+        self._rng = random.Random()
+
+    def infer_relative_search_space(self, study, trial):
+        return self._tpe.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study, trial, search_space):
+        params = self._tpe.sample_relative(study, trial, search_space)
+        for group in self._groups:
+            if all(c in params for c in group):
+                total = sum(params[c] for c in group)
+                weights = [params[c] / total for c in group] if total > 0 else [1.0 / len(group)] * len(group)
+                params.update(zip(group, weights))
+        return params
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        for i, group in enumerate(self._groups):
+            if param_name in group:
+                key = (trial.number, i)
+                if key not in self._drawn:
+                    u = [self._rng.random() for _ in group[1:]]
+                    self._drawn[key] = dict(zip(group, simplex_point(u)))
+                return self._drawn[key][param_name]
+        return self._tpe.sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study, trial):
+        self._tpe.before_trial(study, trial)
+
+    def after_trial(self, study, trial, state, values):
+        self._tpe.after_trial(study, trial, state, values)
+
+
 class _Suggest:
-    """Optuna define-by-run search space: TPE samples the distributions; a simplex's weights are also stored as
-    user attributes (so optuna-dashboard shows w_s, w_t, w_c); a trial that continues an interrupted one learns
-    which from the user attributes its enqueued parameters carry. A class, not a closure: Tune pickles it."""
+    """Optuna define-by-run search space: the sampler draws the distributions (a simplex's weights under their
+    column names); a trial that continues an interrupted one learns which from the user attributes its
+    enqueued parameters carry. A class, not a closure: Tune pickles it."""
 
     def __init__(self, spec: SweepSpec):
         self.spec = spec
@@ -174,11 +228,6 @@ class _Suggest:
                 trial.suggest_int(name, d.low, d.high, step=d.step)
             else:
                 trial.suggest_categorical(name, d.choices)
-        params = trial.params
-        for name, p in self.spec.space.items():
-            if p.kind == "simplex":
-                for column, w in zip(param_columns(name, p), simplex_weights(name, p, params)):
-                    trial.set_user_attr(column, w)
         extra = {"_number": trial.number}
         attrs = trial.user_attrs
         if "sportpose.resumes" in attrs:

@@ -17,9 +17,9 @@ from sportpose.paths import runs_dir
 from sportpose.pipelines.sweep import report as sweep_report
 from sportpose.pipelines.sweep.book import TrialBook
 from sportpose.pipelines.sweep.run import run_sweep, sweep_dir
-from sportpose.pipelines.sweep.trials import search_space
+from sportpose.pipelines.sweep.trials import SimplexTPE, search_space
 from sportpose.spec.experiment import load_spec
-from sportpose.spec.sweep import FUSION_KEY, SIMPLEX_SEP, load_sweep, trial_columns, trial_overrides
+from sportpose.spec.sweep import FUSION_KEY, load_sweep, simplex_point, trial_columns, trial_overrides
 
 
 def write(folder: Path, name: str, text: str) -> Path:
@@ -57,16 +57,37 @@ space:
     assert space["train.stages.fused.optimizer.lr"] == d.FloatDistribution(1e-5, 1e-2, log=True)
     assert space["train.stages.fused.freeze_layers"] == d.IntDistribution(0, 4, step=2)
     assert space["model.context_model"] == d.CategoricalDistribution(["mlp", "lstm", "transformer"])
-    assert space[f"model.fusion_weights{SIMPLEX_SEP}1"] == d.FloatDistribution(0.0, 1.0)
-    assert f"model.fusion_weights{SIMPLEX_SEP}3" not in space  # n - 1 free coordinates
+    assert [space[c] for c in ("w_s", "w_t", "w_c")] == [d.FloatDistribution(0.0, 1.0)] * 3  # under their names
+    assert FUSION_KEY not in space
     params = {"model.dropout": 0.1, "train.stages.fused.optimizer.lr": 1e-3, "train.stages.fused.freeze_layers": 2,
-              "model.context_model": "lstm", f"{FUSION_KEY}{SIMPLEX_SEP}1": 0.5, f"{FUSION_KEY}{SIMPLEX_SEP}2": 0.5,
-              "window": 5}
+              "model.context_model": "lstm", "w_s": 0.5, "w_t": 0.25, "w_c": 0.25, "window": 5}
     overrides = trial_overrides(sweep.spec, params)
     assert overrides["data.window"] == overrides["model.window"] == 5
     assert math.isclose(sum(overrides[FUSION_KEY]), 1.0)
     columns = trial_columns(sweep.spec, params)
     assert set(columns) >= {"w_s", "w_t", "w_c", "window", "model.context_model"} and "data.window" not in columns
+
+
+def test_simplex_sampler_keeps_every_trial_on_the_simplex_and_finds_the_planted_optimum():
+    """Start-up and TPE trials alike: w_s + w_t + w_c = 1, each >= 0, stored under their names; TPE's phase
+    moves towards the optimum planted at (0.6, 0.1, 0.3)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    names = ("w_s", "w_t", "w_c")
+    target = np.array([0.6, 0.1, 0.3])
+    study = optuna.create_study(direction="minimize", sampler=SimplexTPE([names], seed=0, n_startup_trials=10))
+
+    def objective(trial):
+        w = np.array([trial.suggest_float(n, 0.0, 1.0) for n in names])
+        return float(np.abs(w - target).sum())
+
+    study.optimize(objective, n_trials=40)
+    weights = np.array([[t.params[n] for n in names] for t in study.trials])  # (40, 3)
+    assert np.allclose(weights.sum(axis=1), 1.0) and (weights >= 0).all()
+    values = np.array([t.value for t in study.trials])
+    assert values[20:].mean() < 0.6 * values[:10].mean()  # TPE beats its random start
+    assert study.best_value < 0.15
 
 
 # -- report and dashboards -----------------------------------------------------------------------------------
@@ -77,7 +98,7 @@ def _fake_book(sweep, tmp_path, n=12, seed=0):
     rng = np.random.default_rng(seed)
     book = TrialBook(sweep, tmp_path, "parent", "prefix", lambda _: None)
     for i in range(n):
-        params = {f"{FUSION_KEY}{SIMPLEX_SEP}1": float(rng.random()), f"{FUSION_KEY}{SIMPLEX_SEP}2": float(rng.random())}
+        params = dict(zip(("w_s", "w_t", "w_c"), simplex_point(rng.random(2).tolist())))
         cols = trial_columns(sweep.spec, params)
         value = 60 - 50 * (cols["w_s"] - 0.6) ** 2 - 20 * cols["w_c"]
         book.records[f"t{i}"] = {"trial_id": f"t{i}", "number": i, "params": params, "columns": cols,
@@ -229,7 +250,10 @@ def test_optuna_study_holds_every_finished_trial(fusion_sweep):
     assert set(complete) == set(finished)
     for number, rec in finished.items():
         assert math.isclose(complete[number].value, rec["value"])
-        assert math.isclose(complete[number].user_attrs["w_s"], rec["columns"]["w_s"])
+        assert set(complete[number].params) == {"w_s", "w_t", "w_c"}  # the dashboard's names are the sweep's
+        assert math.isclose(complete[number].params["w_s"], rec["columns"]["w_s"])
+        assert math.isclose(sum(complete[number].params.values()), 1.0)
+    assert study.metric_names == ["map"]
 
 
 @pytest.mark.integration
