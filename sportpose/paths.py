@@ -93,6 +93,20 @@ def check_output(out: str | Path, overwrite: bool = False, flag: str = "--out") 
     return out
 
 
+def umask() -> int:
+    """The process's file-mode creation mask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def make_dir(path: str | Path) -> Path:
+    """``path`` and its parents created as ``mkdir -p`` does, with the user's umask."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 @contextmanager
 def staged_dir(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """A temporary folder beside ``out`` that replaces ``out`` when the ``with`` block completes.
@@ -110,6 +124,7 @@ def staged_dir(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
     out = check_output(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes it drwx------; the output is the user's, as mkdir would make it
     try:
         yield tmp
     except BaseException:

@@ -8,6 +8,7 @@ and MLflow, which ``sportpose --help`` should not wait for.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from sportpose.cli.common import Commands, override_arg, passive_openmp, ray_address_arg, write_output
 
@@ -15,26 +16,37 @@ from sportpose.cli.common import Commands, override_arg, passive_openmp, ray_add
 
 
 def infer_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("video", help="the video file")
+    p.add_argument("source", help="a video file, a frame folder, an image, a folder of videos (one output folder each), "
+                                  "a camera device index (0) or a stream URL (rtsp://, http://)")
     p.add_argument("--model", required=True, metavar="URI|CHECKPOINT",
                    help="models:/NAME@ALIAS, models:/NAME/VERSION, a checkpoint folder (a stage's, or a Ray Train run "
                         "folder: its best epoch) or a checkpoint file")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (appears only when complete)")
     p.add_argument("--detections", default=None, metavar="FILE",
                    help="person detections in the COCO results format (default: the built-in proposal, see README)")
+    p.add_argument("--detector", default=None, metavar="FILE.onnx",
+                   help="an ONNX person detector (YOLOX/RTMDet/YOLO export layouts, see README), run with onnxruntime")
+    p.add_argument("--smooth", default=None, choices=("oneeuro", "savgol"),
+                   help="smooth keypoints (and 3D joints) along tracks; the summary gives the acceleration error "
+                        "before and after")
     p.add_argument("--spec", default=None, help="experiment spec of a checkpoint (default: spec.yaml or resolved.yaml "
                                                 "beside it, or the pipeline's record of its run)")
     p.add_argument("--gt", default=None, metavar="FILE",
-                   help="the video's PoseTrack18 ground truth: print and write the predictions' AP")
+                   help="the video's PoseTrack18 ground truth (or a merged file naming the videos): print and write "
+                        "the predictions' AP and tracking metrics (MOTA, MOTP, precision, recall)")
     p.add_argument("--det-threshold", type=float, default=0.5, help="drop detections scoring below (default 0.5)")
     p.add_argument("--keep-threshold", type=float, default=0.3,
                    help="keep a pose estimated in a box propagated from a track when its mean joint score reaches "
                         "this (default 0.3)")
     p.add_argument("--draw-threshold", type=float, default=0.2, help="joints scoring below are not drawn (default 0.2)")
-    p.add_argument("--batch-size", type=int, default=16, help="person tubes per forward pass (default 16)")
+    p.add_argument("--batch-size", type=int, default=16,
+                   help="person tubes per forward pass, people of several frames together (default 16)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: one per core; 1 on a busy machine)")
     p.add_argument("--decoder", default="opencv", choices=("opencv", "decord"),
                    help="video decoder (default opencv, decord when OpenCV cannot open the file; see README)")
+    p.add_argument("--animate-tracks", type=int, default=8,
+                   help="STSP-Net: tracks animated as 3D skeleton videos, the longest first (default 8)")
+    p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames (for a camera or stream)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder once the new one is done")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -42,22 +54,45 @@ def infer_args(p: argparse.ArgumentParser) -> None:
 def cmd_infer(args: argparse.Namespace) -> int:
     passive_openmp()
     from sportpose.evaluation.posetrack_eval import format_ap_table
-    from sportpose.inference.run import InferArgs, run_infer
+    from sportpose.inference.run import InferArgs, run_infer, summary_table
 
-    result = run_infer(InferArgs(
-        video=args.video, model=args.model, out=args.out, detections=args.detections, spec=args.spec, gt=args.gt,
-        det_threshold=args.det_threshold, keep_threshold=args.keep_threshold, draw_threshold=args.draw_threshold,
-        batch_size=args.batch_size, threads=args.threads, decoder=args.decoder, overwrite=args.overwrite,
-        progress=not args.no_progress))
-    print(f"{result.frames} frames in {result.seconds:.1f} s: {result.fps:.1f} FPS end to end "
-          f"(model alone {result.model_fps:.1f} FPS); {result.poses} poses in {result.tracks} tracks")
-    print(f"boxes: {result.boxes}")
-    if result.ap is not None:
-        print(f"PoseTrack AP (poseval, %) against {args.gt}:")
-        print(format_ap_table(result.ap))
-    for what, name in result.files.items():
-        print(f"{what + ':':14s}{result.out / name if ',' not in name else name}")
-    return 0
+    results = run_infer(InferArgs(
+        source=args.source, model=args.model, out=args.out, detections=args.detections, detector=args.detector,
+        smooth=args.smooth, spec=args.spec, gt=args.gt, det_threshold=args.det_threshold,
+        keep_threshold=args.keep_threshold, draw_threshold=args.draw_threshold, batch_size=args.batch_size,
+        threads=args.threads, decoder=args.decoder, animate_tracks=args.animate_tracks, max_frames=args.max_frames,
+        overwrite=args.overwrite, progress=not args.no_progress))
+    for result in results:
+        if result.error:
+            continue
+        if len(results) > 1:
+            print(f"== {result.name} ==")
+        print(f"{result.frames} frames in {result.seconds:.1f} s: {result.fps:.1f} FPS end to end "
+              f"(model alone {result.model_fps:.1f} FPS); {result.poses} poses in {result.tracks} tracks")
+        print(f"boxes: {result.boxes}")
+        if result.smoothing:
+            s = result.smoothing
+            for unit in ("px", "mm"):
+                e = s.get(f"acceleration_error_{unit}")
+                if e and e["triples"]:
+                    print(f"smoothing {s['method']} (lag {s['lag_frames']} frames): acceleration error "
+                          f"{e['raw']:.3f} -> {e['smoothed']:.3f} {unit}/frame²")
+        if result.ap is not None:
+            print(f"PoseTrack AP (poseval, %) against {args.gt}:")
+            print(format_ap_table(result.ap))
+        if result.tracking is not None:
+            from sportpose.evaluation.tracking import format_tracking_table
+
+            print(f"PoseTrack tracking (poseval evaluateTracking, %) against {args.gt}:")
+            print(format_tracking_table(result.tracking))
+        for what, name in result.files.items():
+            if name:
+                print(f"{what + ':':16s}{result.out / name if ',' not in name else name}")
+    if len(results) > 1:
+        print(summary_table(results))
+        print(f"summary:        {Path(args.out) / 'summary.md'}")
+    failed = [r for r in results if r.error]
+    return 2 if failed else 0
 
 
 # ---- evaluate ----------------------------------------------------------------------------------------------

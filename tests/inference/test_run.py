@@ -11,17 +11,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from sportpose.paths import REPO
-from sportpose.errors import DataError
-from sportpose.data.formats import read_posetrack18
-from sportpose.inference import run as infer_run
-from sportpose.inference.run import InferArgs, run_infer
 from sportpose.cli import main as cli
+from sportpose.data.formats import read_posetrack18
+from sportpose.errors import DataError
+from sportpose.inference import estimator as infer_estimator
+from sportpose.inference.run import InferArgs, run_infer
+from sportpose.paths import REPO
 
 FIXTURE_VIDEO = (REPO.parent / "shared" / "fixtures" / "posetrack18" / "videos"
                  / "000001_mpiinew_test" / "000001_mpiinew_test.mp4")
@@ -91,7 +92,7 @@ def test_infer_writes_every_output_and_its_ap_is_what_eval_posetrack_computes(ti
 
 def test_stsp_writes_3d_joints_and_skeleton_pngs(tiny_synth, stsp_checkpoint, tmp_path, gt_detections):
     gt = tiny_synth / "annotations" / f"{CLIP}.json"
-    result = run_infer(InferArgs(video=str(tiny_synth / "videos" / f"{CLIP}.mp4"), model=str(stsp_checkpoint),
+    (result,) = run_infer(InferArgs(source=str(tiny_synth / "videos" / f"{CLIP}.mp4"), model=str(stsp_checkpoint),
                                  out=str(tmp_path / "out"), detections=str(gt_detections(gt, tmp_path / "d.json")),
                                  gt=str(gt), progress=False, threads=1), log=lambda _: None)
     out = tmp_path / "out"
@@ -102,6 +103,16 @@ def test_stsp_writes_3d_joints_and_skeleton_pngs(tiny_synth, stsp_checkpoint, tm
         assert np.allclose(z["joints_3d"][:, 0], 0.0, atol=1e-3)  # root-relative
     pngs = sorted(out.glob("skeleton3d_f*.png"))
     assert len(pngs) == 4 and cv2.imread(str(pngs[0])).shape[0] > 100
+    # an animated 3D skeleton per track (ground-truth boxes: one track per player), H.264, a frame per pose
+    videos = sorted(out.glob("skeleton3d_track*.mp4"))
+    with np.load(out / "joints_3d.npz") as z:
+        per_track = {int(t): int((z["track_ids"] == t).sum()) for t in set(z["track_ids"].tolist())}
+    assert [v.name for v in videos] == [f"skeleton3d_track{t}.mp4" for t in sorted(per_track)]
+    for v in videos:
+        with av.open(str(v)) as container:
+            stream = container.streams.video[0]
+            assert stream.codec_context.name == "h264" and (stream.width, stream.height) == (480, 480)
+            assert sum(1 for _ in container.decode(stream)) == per_track[int(v.stem[len("skeleton3d_track"):])]
     (video,) = read_posetrack18(out / f"{CLIP}.json")
     person = next(p for f in video.frames for p in f.persons)
     assert person.keypoints_3d.shape == (17, 3)
@@ -112,7 +123,7 @@ def test_stsp_writes_3d_joints_and_skeleton_pngs(tiny_synth, stsp_checkpoint, tm
 
 @needs_fixture
 def test_the_builtin_proposal_on_the_posetrack_fixture_video(tiny_checkpoint, tmp_path):
-    result = run_infer(InferArgs(video=str(FIXTURE_VIDEO), model=str(tiny_checkpoint), out=str(tmp_path / "out"),
+    (result,) = run_infer(InferArgs(source=str(FIXTURE_VIDEO), model=str(tiny_checkpoint), out=str(tmp_path / "out"),
                                  progress=False, threads=1), log=lambda _: None)
     assert result.frames == 5 and result.poses > 0 and "built-in proposal" in result.boxes
     (video,) = read_posetrack18(tmp_path / "out" / "000001_mpiinew_test.json")
@@ -162,7 +173,7 @@ def test_errors_are_one_line_and_leave_nothing_behind(tiny_synth, tiny_checkpoin
 
     # A failure mid-stream (here: the model, on the 5th frame) removes the partial output.
     calls = {"n": 0}
-    real = infer_run.PoseEstimator.__call__
+    real = infer_estimator.PoseEstimator.prepare
 
     def failing(self, *a, **k):
         calls["n"] += 1
@@ -170,14 +181,14 @@ def test_errors_are_one_line_and_leave_nothing_behind(tiny_synth, tiny_checkpoin
             raise DataError(str(video), "frames 4..4", "cannot be decoded (simulated)")
         return real(self, *a, **k)
 
-    monkeypatch.setattr(infer_run.PoseEstimator, "__call__", failing)
+    monkeypatch.setattr(infer_estimator.PoseEstimator, "prepare", failing)
     code, err = run_cli(["infer", str(video), *base], capsys)
     assert code == 2 and "simulated" in err
     assert not out.exists() and leftovers(tmp_path) == []
 
     out.mkdir()
     (out / "keep.txt").write_text("earlier results")
-    monkeypatch.setattr(infer_run.PoseEstimator, "__call__", real)
+    monkeypatch.setattr(infer_estimator.PoseEstimator, "prepare", real)
     code, err = run_cli(["infer", str(video), *base], capsys)
     assert code == 2
     assert_one_line(err, "--out", "not empty")
@@ -188,17 +199,17 @@ def test_errors_are_one_line_and_leave_nothing_behind(tiny_synth, tiny_checkpoin
 
 PEAK_RSS = """
 import resource, sys
-from sportpose.inference import run
+from sportpose.inference import estimator
 from sportpose.cli import main as cli
 
 def rss_mb():
     return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS")) / 1024
 
-seen, estimate = [], run.PoseEstimator.__call__
+seen, estimate = [], estimator.PoseEstimator.prepare
 def counting(self, *args, **kwargs):  # RSS at frames 250 and the last, while streaming
     seen.append(rss_mb() if len(seen) in (250, int(sys.argv[1]) - 1) else None)
     return estimate(self, *args, **kwargs)
-run.PoseEstimator.__call__ = counting
+estimator.PoseEstimator.prepare = counting
 code = cli.main(sys.argv[2:])
 print("RSS_MB", [round(v) for v in seen if v is not None], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 sys.exit(code)
@@ -257,8 +268,8 @@ def test_people_are_cut_and_decoded_as_evaluation_does(tiny_synth, tiny_checkpoi
     """The same person in the same frame gives the same keypoints through infer's estimator and through the
     data pipeline's samples and the evaluation's prediction: crops, affines, tubes and decoding agree."""
     from sportpose.data.dataset import load_clips
-    from sportpose.data.tubes import cut_clip_columns
     from sportpose.data.samples import invert_affine, transform_points
+    from sportpose.data.tubes import cut_clip_columns
     from sportpose.data.video import open_video, read_frames
     from sportpose.evaluation import evaluate2d, evaluate3d
     from sportpose.registry.load import load_model
@@ -270,7 +281,7 @@ def test_people_are_cut_and_decoded_as_evaluation_does(tiny_synth, tiny_checkpoi
         loaded = load_model(str(checkpoint))
         cols = cut_clip_columns(clip, loaded.spec.data, loaded.spec.seed)
         names = tuple(loaded.model.input_names())
-        estimator = infer_run.PoseEstimator(loaded)
+        estimator = infer_estimator.PoseEstimator(loaded)
         for i in (0, len(cols["frame"]) - 1):
             frame, track = int(cols["frame"][i]), int(cols["track_id"][i])
             person = next(p for p in truth.frames[frame].persons if p.track_id == track)
