@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from sportpose import __version__
 from sportpose.cli import cluster, data, evaluate, registry, sweep, train
 from sportpose.cli.common import Commands, group_args, group_run, run_command
 from sportpose.platform.console import quiet_console
@@ -51,6 +52,7 @@ DATA_COMMANDS, EVAL_COMMANDS, SYNTH_FLAGS = data.DATA_COMMANDS, evaluate.EVAL_CO
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sportpose", description="Sports video pose estimation experiments on Ray.")
+    parser.add_argument("--version", action="version", version=f"sportpose {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (text, add_args, func) in COMMANDS.items():
         p = sub.add_parser(name, help=text, description=text)

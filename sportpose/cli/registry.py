@@ -24,13 +24,14 @@ def registry_args(p: argparse.ArgumentParser) -> None:
 def cmd_registry(args: argparse.Namespace) -> int:
     from sportpose.registry import tracking
 
+    tracking.require_store()  # never an empty database made in the wrong folder
     if args.action == "list":
         rows = tracking.registry_rows()
         print(columns(rows, REGISTRY_COLUMNS) if rows else f"no registered models in {tracking.tracking_uri()}")
         return 0
     if not args.name or not args.version:
         raise SpecError("registry promote",
-                        "needs NAME and VERSION, e.g. sportpose registry promote sportpose-simplebaseline 3")
+                        "needs NAME and VERSION, e.g. sportpose registry promote sportpose-multistream 3")
     from sportpose.registry import register
 
     register.promote(args.name, args.version, args.alias)

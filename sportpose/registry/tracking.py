@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -28,6 +29,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from sportpose.errors import DataError
 from sportpose.paths import REPO, runs_dir
 from sportpose.spec.fill import flatten
 
@@ -43,6 +45,27 @@ def tracking_uri() -> str:
     path = runs_dir() / "mlflow.db"
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
+
+
+def require_store() -> str:
+    """The tracking URI of a command that only reads (``registry list``, ``promote``), after checking that a
+    local database is there: such a command must not create an empty ``runs/mlflow.db`` in whatever folder it
+    runs from and then report nothing.
+
+    Raises:
+        DataError: naming the database looked for and how to point elsewhere.
+    """
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    path = runs_dir() / "mlflow.db"
+    existing = next(p for p in path.parents if p.exists())
+    if not existing.is_dir():  # SPORTPOSE_RUNS under a file: the error a write there would meet
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(existing))
+    if not path.is_file():
+        where = "SPORTPOSE_RUNS" if "SPORTPOSE_RUNS" in os.environ else "./runs of the current folder"
+        raise DataError(str(path), "", f"no MLflow database (the runs folder is {where}): run from the folder holding "
+                                       "runs/, or set SPORTPOSE_RUNS=/path/to/runs or MLFLOW_TRACKING_URI")
+    return tracking_uri()
 
 
 def artifact_root() -> str | None:
