@@ -3,6 +3,7 @@ registry compares, and whether every stage fits the cluster (SPEC §6: failures 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
@@ -23,29 +24,71 @@ def started_here() -> bool:
         return False
 
 
+def autoscaler() -> bool | None:
+    """Whether an autoscaler may add nodes to the cluster this driver uses.
+
+    Ray's monitor on the head publishes its status in the GCS. A cluster started by hand (``ray start``,
+    cluster/local/start.sh, a local ``ray.init``) runs the monitor with Ray's read-only provider, which names
+    each node's type after the node's own id (``node_<id>``); a launcher or KubeRay autoscaler names the node
+    types of its config (``ray.head.default``, a worker group).
+
+    Returns:
+        False for a read-only monitor, True for a configured autoscaler, None when the cluster says neither
+        (no status published, or autoscaler v2, whose status this check does not read).
+    """
+    from ray._private import ray_constants
+    from ray.experimental.internal_kv import _internal_kv_get
+
+    try:
+        raw = _internal_kv_get(ray_constants.DEBUG_AUTOSCALING_STATUS)
+        report = json.loads(raw)["autoscaler_report"] if raw else None
+    except Exception:  # noqa: BLE001 - a status Ray changed the form of: undecided, never a refusal
+        return None
+    types = (report or {}).get("node_type_mapping") or {}
+    if not types:
+        return None
+    return any(kind != f"node_{node}" for node, kind in types.items()) or bool(report.get("pending_launches"))
+
+
+def _nodes() -> list[dict[str, float]]:
+    """The total resources of every alive node."""
+    return [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+
+
 def check_resources(spec: ExperimentSpec, log: Callable[[str], None] = print) -> None:
-    """Every stage fits the cluster: on a Ray this process started (no autoscaler) a stage asking for more CPUs or
-    GPUs than it has is refused before anything trains; on a cluster it joined, a line says the stage will wait
-    for nodes (an autoscaler may add them).
+    """Every stage fits the cluster: on a cluster without an autoscaler (a Ray this process started, or one
+    started by hand) a stage whose workers cannot all be placed - more CPUs or GPUs than the cluster has, or a
+    worker bigger than any node - is refused before anything starts, since Ray Train would wait for them
+    forever. With an autoscaler, or when the cluster does not say, a line says the stage waits for nodes.
 
     Raises:
-        SpecError: naming the stage's ``scaling`` key, what it asks for and what the local Ray has.
+        SpecError: naming the stage's ``scaling`` key, what the stage asks for and what the cluster has.
     """
-    total = ray.cluster_resources()
+    nodes = _nodes()
+    total = {kind: sum(n.get(kind, 0.0) for n in nodes) for kind in ("CPU", "GPU")}
+    fixed = None
     for name, stage in spec.train.stages.items():
         s = stage.scaling
-        need = {"CPU": s.num_workers * s.cpus_per_worker, "GPU": s.num_workers * s.gpus_per_worker if s.use_gpu else 0}
-        for kind, amount in need.items():
-            if amount <= total.get(kind, 0.0) + 1e-9:
-                continue
-            key = f"train.stages.{name}.scaling." + ("num_workers" if kind == "CPU" else "use_gpu")
-            what = (f"{s.num_workers} workers x {s.cpus_per_worker if kind == 'CPU' else s.gpus_per_worker:g} "
-                    f"{kind} = {amount:g} {kind}, the cluster has {total.get(kind, 0.0):g}")
-            if started_here():
-                raise SpecError(key, f"{what} (a local Ray: no node will join; lower scaling.num_workers, use "
-                                     "scaling.num_workers=0 for local mode, or pass --address of a bigger cluster)")
-            log(f"warning: stage {name}: {what}; it waits until nodes join (an autoscaler, or ray start on more "
-                "machines)")
+        if s.num_workers == 0:  # local mode: the training runs in the driver
+            continue
+        per_worker = {"CPU": s.cpus_per_worker, "GPU": s.gpus_per_worker if s.use_gpu else 0.0}
+        room = sum(min(int(n.get(kind, 0.0) / amount + 1e-9) for kind, amount in per_worker.items() if amount)
+                   for n in nodes)
+        if room >= s.num_workers:
+            continue
+        short = [k for k, v in per_worker.items() if s.num_workers * v > total[k] + 1e-9] or \
+                [k for k, v in per_worker.items() if v]
+        key = f"train.stages.{name}.scaling." + ("num_workers" if short[0] == "CPU" else "use_gpu")
+        asked = " + ".join(f"{s.num_workers} workers x {per_worker[k]:g} {k} = {s.num_workers * per_worker[k]:g} {k}"
+                           for k in per_worker if per_worker[k])
+        what = (f"stage {name} asks for {asked}; the cluster has {total['CPU']:g} CPU, {total['GPU']:g} GPU on "
+                f"{len(nodes)} node{'s' if len(nodes) != 1 else ''}, room for {room} such worker{'s' if room != 1 else ''}")
+        if fixed is None:  # asked once, and only when a stage does not fit
+            fixed = "a local Ray" if started_here() else "no autoscaler" if autoscaler() is False else ""
+        if fixed:
+            raise SpecError(key, f"{what} ({fixed}: no node will join; lower scaling.num_workers or "
+                                 "cpus_per_worker, use scaling.num_workers=0 for local mode, or run on a bigger cluster)")
+        log(f"warning: {what}; it waits until nodes join (an autoscaler, or ray start on more machines)")
 
 
 def evaluation_metrics(spec: ExperimentSpec) -> tuple[str, ...]:

@@ -196,6 +196,7 @@ def run_pipeline(spec: ExperimentSpec, resume: bool | str = False, log: Callable
     # a refused resume fails here, before any clip is generated, decoded or cut
     rerun = _check_resume(state, resolved, spec, rerun_changed=(resume == "rerun-changed")) \
         if state is not None else []
+    check_resources(spec, log)  # before any clip is generated or read
     root = prepare_data(spec, log)
     from_h36m = spec.data.source == "h36m"  # sequences (subject/action/camera) of VideoPose3D's files
     clips = h36m.clip_list(spec.data) if from_h36m else load_clips(root, spec.data.splits, spec.seed)
@@ -210,7 +211,6 @@ def run_pipeline(spec: ExperimentSpec, resume: bool | str = False, log: Callable
         skipped = f", {len(report.skipped)} skipped" if report.skipped else ""
         log(f"data: {split}: {report.samples} samples from {report.clips} clips{skipped}"
             + (f" (boxes: {report.boxes})" if report.boxes != "gt" else ""))
-    check_resources(spec, log)
     for split, why in (("train", "training"), (spec.evaluate.split, "the final evaluation (evaluate.split)")):
         if reports[split]["samples"] == 0:  # refused now, not after the stages have trained
             raise DataError(str(root), f"{split} split", f"has no samples ({reports[split]['clips']} clips); {why} "

@@ -159,8 +159,9 @@ def test_what_the_end_of_a_run_needs_is_checked_before_training(ray_local, runs_
     spec_path.write_text(tiny_yaml("sb-base", "name=late", f"data.root={runs_home / 'data' / 'tiny'}",
                                    "train.stages.main.scaling.num_workers=64", "train.stages.main.batch_size=64"))
     lines.clear()
-    with pytest.raises(SpecError, match=r"train\.stages\.main\.scaling\.num_workers: 64 workers x 1 CPU = 64 CPU, the "
-                                        r"cluster has \d+ \(a local Ray: no node will join"):
+    with pytest.raises(SpecError, match=r"train\.stages\.main\.scaling\.num_workers: stage main asks for 64 workers x 1 "
+                                        r"CPU = 64 CPU; the cluster has \d+ CPU, 0 GPU on 1 node, room for \d+ such "
+                                        r"workers \(a local Ray: no node will join"):
         run_pipeline(load_spec(spec_path), log=lines.append)
     assert not any(line.startswith("stage ") for line in lines)
 
