@@ -38,6 +38,22 @@ def console_noise(line: str) -> bool:
     return NOISE.search(line) is not None
 
 
+def _drop_warning(text: str) -> None:
+    """Never show a warning whose message contains ``text``. A filter cannot do it: MLflow issues this one under
+    its own ``simplefilter("once")`` (``filter_user_warnings_once``), which overrides the process's filters, so
+    the showing itself is wrapped."""
+    show = warnings.showwarning
+    if getattr(show, "_sportpose_drops", None) == text:
+        return
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if text not in str(message):
+            show(message, category, filename, lineno, file, line)
+
+    showwarning._sportpose_drops = text
+    warnings.showwarning = showwarning
+
+
 def quiet_console(verbose: bool = False) -> None:
     """The driver's own console: MLflow's INFO lines and its type-hint warning off unless ``verbose``.
 
@@ -46,7 +62,9 @@ def quiet_console(verbose: bool = False) -> None:
     if verbose:
         return
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when MLflow is imported, here and in workers
-    warnings.filterwarnings("ignore", message=".*" + re.escape(MLFLOW_HINT_WARNING))  # after MLflow's colour code
+    _drop_warning(MLFLOW_HINT_WARNING)
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     # Ray 2.60 announces at every ray.init that its token authentication is on (the default, nothing to do).
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+    # Ray Data warns that progress bars are off, which the platform turned off itself (init_ray).
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)

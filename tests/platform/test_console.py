@@ -59,3 +59,25 @@ def test_worker_noise_does_not_reach_the_driver_console(ray_local, capfd):
     seen += "".join(capfd.readouterr())
     assert KEPT[0] in seen and KEPT[2] in seen
     assert "Progress bars disabled" not in seen and "execution finished" not in seen and "PreemptionWatcher" not in seen
+
+
+def test_mlflows_type_hint_warning_is_dropped_and_other_warnings_shown():
+    """MLflow shows it under its own simplefilter("once"), past any filter: the showing is what is wrapped."""
+    import warnings
+
+    import mlflow.pyfunc
+
+    from sportpose.platform.console import quiet_console
+
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        quiet_console()
+
+        class Untyped(mlflow.pyfunc.PythonModel):  # MLflow warns when such a class is defined
+            def predict(self, context, model_input):
+                return model_input
+
+        warnings.warn("a warning of the platform's own", UserWarning)
+    messages = [str(w.message) for w in shown]
+    assert "a warning of the platform's own" in messages
+    assert not any("Add type hints" in m for m in messages), messages
