@@ -170,7 +170,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def eval_posetrack_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gt", required=True, help="folder of ground-truth PoseTrack JSON files, one per video")
     p.add_argument("--pred", required=True, help="folder of prediction files with the same names")
-    p.add_argument("--json", default=None, metavar="OUT", help="write {per_joint, groups} AP in percent to this file")
+    p.add_argument("--tracking", action="store_true",
+                   help="also PoseTrack's tracking metrics: MOTA per joint group, MOTP, precision and recall, as "
+                        "poseval's evaluateTracking (predictions need track_id)")
+    p.add_argument("--all-frames", action="store_true",
+                   help="with --tracking: count each video's last annotated frame too, which poseval leaves out (a "
+                        "video of one annotated frame then counts; the numbers are no longer poseval's)")
+    p.add_argument("--json", default=None, metavar="OUT",
+                   help="write {per_joint, groups} AP in percent (with --tracking also {tracking}) to this file")
 
 
 def cmd_eval_posetrack(args: argparse.Namespace) -> int:
@@ -179,12 +186,23 @@ def cmd_eval_posetrack(args: argparse.Namespace) -> int:
     result = evaluate_folders(args.gt, args.pred)
     print(f"PoseTrack AP (poseval), %: ground truth {args.gt}, predictions {args.pred} (boxes as predicted)")
     print(format_ap_table(result))
+    if args.tracking:
+        from sportpose.evaluation.tracking import evaluate_tracking, format_tracking_table
+
+        tracking = evaluate_tracking(args.gt, args.pred, skip_last_frame=not args.all_frames)
+        left_out = ("every annotated frame counted: --all-frames" if args.all_frames else
+                    "each video's last annotated frame is left out, as poseval does; --all-frames counts it")
+        print(f"PoseTrack tracking (poseval evaluateTracking), %: {tracking['videos']} videos, {tracking['frames']} "
+              f"frames counted ({left_out})")
+        print(format_tracking_table(tracking))
+        result = {**result, "tracking": tracking}
     if args.json:
         print(f"wrote {write_output(args.json, to_json(result), '--json')}")
     return 0
 
 
 EVAL_COMMANDS: Commands = {
-    "posetrack": ("PoseTrack AP of a prediction folder against a ground-truth folder, as poseval computes it",
+    "posetrack": ("PoseTrack AP (and with --tracking MOTA) of a prediction folder against a ground-truth folder, "
+                  "as poseval computes them",
                   eval_posetrack_args, cmd_eval_posetrack),
 }
