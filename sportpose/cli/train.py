@@ -85,7 +85,9 @@ def train_summary(result: PipelineResult, tracking_uri: str) -> str:
     lines.append(f"MLflow parent run: {result.parent_run_id}")
     lines.append(f"outputs:   {result.output_dir}")
     if tracking_uri.startswith(("http://", "https://")):
-        lines.append(f"MLflow UI: {tracking_uri}")
+        from sportpose.registry.tracking import experiment_id, ui_url
+
+        lines.append(f"MLflow UI: {ui_url(tracking_uri, experiment_id(result.spec.name))}")
     else:
         lines.append(f"MLflow UI: mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1 --port 5000")
     return "\n".join(lines)

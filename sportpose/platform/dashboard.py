@@ -79,6 +79,9 @@ def serve(args: DashboardArgs) -> int:
         with open(log, "w") as f:  # the child keeps its own handle
             procs.append((name, log, subprocess.Popen(command, env=env, start_new_session=True, stdout=f, stderr=f)))
         print(f"{name}: {url}   (log: {log})", flush=True)
+        if name == "MLflow UI":  # each experiment in MLflow's training view (its UI opens GenAI by default)
+            for experiment, link in tracking.experiment_links(url):
+                print(f"  {experiment}: {link}", flush=True)
     if not procs:
         return 0
     print("Ctrl-C stops them.", flush=True)

@@ -74,16 +74,20 @@ def _filter_worker_lines() -> None:
     """Drop the lines of :func:`console_noise` from what Ray streams from the workers to this console.
 
     Ray prints worker output through the handlers of its standard-stream dispatcher (``ray_print_logs``, added
-    by ``ray.init``); that handler is wrapped so each batch of lines loses its noise first. Where a Ray version
-    has moved the dispatcher, nothing is filtered (the console is noisier, nothing is lost).
+    by ``ray.init``), and the raylet's warnings (the worker-count one) straight through its module's
+    ``print_to_stdstream``; both are wrapped so each batch of lines loses its noise first. Where a Ray version
+    has moved them, nothing is filtered (the console is noisier, nothing is lost).
     """
     try:
+        from ray._private import worker as ray_worker
         from ray._private.ray_logging import global_worker_stdstream_dispatcher as dispatcher
     except ImportError:
         return
     with dispatcher._lock:  # noqa: SLF001 - the dispatcher has no public way to wrap a handler
         dispatcher.handlers = [(name, _without_noise(h) if name == "ray_print_logs" and not _is_filtered(h) else h)
                                for name, h in dispatcher.handlers]
+    if callable(getattr(ray_worker, "print_to_stdstream", None)) and not _is_filtered(ray_worker.print_to_stdstream):
+        ray_worker.print_to_stdstream = _without_noise(ray_worker.print_to_stdstream)
 
 
 def _is_filtered(handler: Any) -> bool:
@@ -92,10 +96,10 @@ def _is_filtered(handler: Any) -> bool:
 
 def _without_noise(handler: Any) -> Any:
     @functools.wraps(handler)
-    def emit(data: dict[str, Any]) -> None:
+    def emit(data: dict[str, Any], *args: Any, **kwargs: Any) -> None:
         lines = [line for line in data.get("lines", []) if not console_noise(line)]
         if lines:
-            handler({**data, "lines": lines})
+            handler({**data, "lines": lines}, *args, **kwargs)
 
     emit._sportpose_filtered = True
     return emit

@@ -7,7 +7,10 @@
   address; the resolved spec is an artifact of every run.
 - Every experiment carries ``mlflow.experimentKind = custom_model_development``: the tag MLflow's UI (3.x)
   reads to open an experiment in its training view (runs, charts, models) rather than its GenAI view (traces).
-  Experiments made before the tag existed get it the next time a run is logged to them.
+  Experiments made before the tag existed get it the next time a run is logged to them. MLflow 3.17's UI
+  itself decides the view by a global GenAI / Model training switch (kept in the browser, GenAI by default)
+  and reads it from the link's ``workflowType`` parameter first: links the platform prints carry
+  ``?workflowType=machine_learning`` (:func:`ui_url`).
 - The registry's versions are listed here (:func:`registry_rows`); :mod:`sportpose.registry.register` logs and
   registers them and keeps the champion rule.
 """
@@ -45,6 +48,27 @@ def tracking_uri() -> str:
     path = runs_dir() / "mlflow.db"
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
+
+
+def ui_url(server: str, experiment_id: str | None = None) -> str:
+    """A link into MLflow's UI at ``server`` (``http://HOST:PORT``) that opens the training view: the
+    experiment's runs, or the list of experiments."""
+    page = f"experiments/{experiment_id}" if experiment_id else "experiments"
+    return f"{server.rstrip('/')}/#/{page}?workflowType=machine_learning"
+
+
+def experiment_links(server: str) -> list[tuple[str, str]]:
+    """``(name, ui_url)`` of every experiment with a run, newest first (nothing when no database is there)."""
+    try:
+        require_store()
+    except DataError:
+        return []
+    c = client()
+    out = []
+    for exp in c.search_experiments(order_by=["last_update_time DESC"]):
+        if c.search_runs([exp.experiment_id], max_results=1):
+            out.append((exp.name, ui_url(server, exp.experiment_id)))
+    return out
 
 
 def require_store() -> str:

@@ -81,3 +81,16 @@ def test_mlflows_type_hint_warning_is_dropped_and_other_warnings_shown():
     messages = [str(w.message) for w in shown]
     assert "a warning of the platform's own" in messages
     assert not any("Add type hints" in m for m in messages), messages
+
+
+@pytest.mark.integration
+def test_raylet_warnings_pass_the_same_filter(ray_local, capfd):
+    """The raylet's warnings reach the console through ray._private.worker.print_to_stdstream, not the
+    dispatcher: noise is dropped there too, other raylet messages are printed."""
+    from ray._private import worker as ray_worker
+
+    ray_worker.print_to_stdstream({"lines": [NOISE[3]], "pid": "raylet", "is_err": False}, ignore_prefix=False)
+    ray_worker.print_to_stdstream({"lines": ["the object store is full"], "pid": "raylet", "is_err": False},
+                                  ignore_prefix=False)
+    out = capfd.readouterr().out
+    assert "the object store is full" in out and "PYTHON worker processes" not in out

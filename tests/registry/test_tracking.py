@@ -63,3 +63,14 @@ def test_experiments_are_tagged_for_mlflows_training_view(mlflow_home):
     assert tracking.EXPERIMENT_KIND[0] not in c.get_experiment(old).tags
     tracking.start_run("old-exp", "pipeline")
     assert c.get_experiment(old).tags[tracking.EXPERIMENT_KIND[0]] == "custom_model_development"
+
+
+def test_ui_links_open_mlflows_training_view(mlflow_home):
+    """MLflow 3.17's UI picks GenAI or Model training from the link's workflowType before its own default."""
+    assert tracking.experiment_links("http://127.0.0.1:5000") == []  # no database: nothing, and none made
+    assert not (mlflow_home / "runs" / "mlflow.db").exists()
+    run = tracking.start_run("with-a-run", "pipeline")
+    tracking.client().create_experiment("empty")
+    exp = tracking.client().get_run(run).info.experiment_id
+    assert tracking.experiment_links("http://127.0.0.1:5000/") == [
+        ("with-a-run", f"http://127.0.0.1:5000/#/experiments/{exp}?workflowType=machine_learning")]
