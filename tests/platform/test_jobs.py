@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 
 from sportpose.errors import SpecError
+from sportpose.paths import EXPERIMENTS, REPO
 from sportpose.platform import jobs
 from sportpose.platform.jobs import ClusterError, ClusterInfo
-
-from sportpose.paths import EXPERIMENTS, REPO
 from sportpose.spec.experiment import load_spec, spec_yaml
+
 HEAD = {"node_id": "a" * 56, "node_ip": "10.0.0.1", "is_head_node": True, "resources_total": {"CPU": 8.0}}
 WORKER = {"node_id": "b" * 56, "node_ip": "10.0.0.2", "is_head_node": False, "resources_total": {"CPU": 8.0}}
 ONE_NODE = ClusterInfo("http://head:8265", [HEAD])
@@ -357,12 +357,12 @@ def sportpose(cluster, *args, timeout=600):
                           timeout=timeout, cwd=REPO, env=cluster["env"])
 
 
-def _spec(cluster, name: str, epochs: int = 2, extra: str = "") -> Path:
+def _spec(cluster, name: str, epochs: int = 2, extra: str = "", overrides: tuple[str, ...] = ()) -> Path:
     path = cluster["shared"].parent / f"{name}.yaml"
     shared = cluster["shared"]
     spec = load_spec(EXPERIMENTS / "paper" / "base" / "simplebaseline_tiny.yaml",
                      [*TINY, f"data.root={shared}/data/tiny", f"train.storage_path={shared}/ray",
-                      f"train.stages.main.epochs={epochs}"])
+                      f"train.stages.main.epochs={epochs}", *overrides])
     path.write_text(spec_yaml(spec) + extra)
     return path
 
@@ -410,15 +410,38 @@ def test_a_bad_key_fails_fast_with_the_key_named(cluster, api):
 
 
 @pytest.mark.integration
+@pytest.mark.timeout(600)
+def test_a_stage_bigger_than_the_cluster_fails_the_job_at_once(cluster, api):
+    """Issue 22 item 9: the cluster has no autoscaler (started by hand), so 4 workers of 2 CPUs on two nodes of
+    3 CPUs can never be placed: the job fails before any data is made, in one line, instead of waiting forever."""
+    wide = _spec(cluster, "wide", overrides=("name=wide-cluster", "data.root=" + str(cluster["shared"] / "data/wide"),
+                                             "train.stages.main.scaling.num_workers=4"))
+    out = sportpose(cluster, "submit", str(wide), "--follow", *_shared_args(cluster), timeout=300)
+    assert out.returncode == jobs.EXIT_CODES["FAILED"], out.stdout + out.stderr
+    line = ("train.stages.main.scaling.num_workers: stage main asks for 4 workers x 2 CPU = 8 CPU; the cluster has "
+            "6 CPU, 0 GPU on 2 nodes, room for 2 such workers (no autoscaler: no node will join")
+    assert f": FAILED: error: {line}" in out.stderr, out.stderr[-2000:]
+    assert not (cluster["shared"] / "data" / "wide").exists()
+
+
+@pytest.mark.integration
 @pytest.mark.timeout(900)
-def test_tiny_spec_trains_on_both_nodes_and_registers_in_the_mlflow_server(cluster, api):
-    """Acceptance 1: the job succeeds, its two Ray Train workers ran on the two nodes, MLflow holds it all."""
+def test_demo_spec_trains_on_both_nodes_and_registers_in_the_mlflow_server(cluster, api):
+    """Acceptance 1, and issue 22 item 11: the README's flow - experiments/demo.yaml submitted with -o overrides
+    (tiny data, a narrow model, two epochs) - succeeds through evaluation and registration after its Ray Train
+    workers on the two nodes exit; MLflow's server holds the runs and the registered model."""
     from mlflow.tracking import MlflowClient
 
-    out = sportpose(cluster, "submit", str(_spec(cluster, "tiny")), "--follow", *_shared_args(cluster), timeout=840)
+    shared = cluster["shared"]
+    demo = [*TINY, f"data.root={shared}/data/demo", f"train.storage_path={shared}/ray",
+            "data.synth={clips: 6, frames: 12, width: 192, height: 144, max_players: 2, views: [sideline], seed: 3}",
+            "data.splits=[0.5, 0.25, 0.25]", "data.input_size=[64, 64]", "model.width=16", "model.deconv_channels=32",
+            "train.stages.main.epochs=2", "train.stages.main.batch_size=16"]
+    out = sportpose(cluster, "submit", "experiments/demo.yaml", "--follow", *_shared_args(cluster),
+                    *[a for o in demo for a in ("-o", o)], timeout=840)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     job_id = out.stdout.splitlines()[0]
-    assert job_id.startswith("sportpose-tiny-cluster-") and f"job {job_id}: SUCCEEDED" in out.stderr
+    assert job_id.startswith("sportpose-demo-") and f"job {job_id}: SUCCEEDED" in out.stderr
     assert "stage main: done" in out.stdout and "registry: sportpose-cluster-test v1" in out.stdout
 
     info = jobs.job_info(job_id, api)
