@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class SpecError(ValueError):
     """A bad value in an experiment spec or a config dataclass.
@@ -57,3 +59,13 @@ class TrainingError(RuntimeError):
 
     def __reduce__(self):  # survives pickling (Ray hands worker exceptions back to the driver)
         return (type(self), (self.message,))
+
+
+def os_problem(e: OSError) -> str:
+    """What a failed file operation means for a user: the system's words and where to look."""
+    hint = {errno.ENOSPC: "the disk is full: free space, or point SPORTPOSE_RUNS / train.storage_path elsewhere",
+            errno.EACCES: "permission denied: SPORTPOSE_RUNS, train.storage_path and -o paths must be writable",
+            errno.EROFS: "a read-only file system: point SPORTPOSE_RUNS / train.storage_path at a writable folder",
+            errno.ENOTDIR: "a path component is a file, not a folder (check SPORTPOSE_RUNS and the paths given)"}
+    words = e.strerror or (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+    return hint.get(e.errno, words)

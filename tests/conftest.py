@@ -127,3 +127,54 @@ def gt_detections():
         return out
 
     return make
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """``small_disk(kb, read_only=False)``: a real file system of ``kb`` KiB (a tmpfs mounted under tmp_path), to
+    meet a full disk or a read-only one as a user would; skipped where this process may not mount."""
+    import subprocess
+
+    mounted = []
+
+    def make(kb: int, read_only: bool = False) -> Path:
+        point = tmp_path / f"disk{len(mounted)}"
+        point.mkdir()
+        opts = f"size={kb}k" + (",ro" if read_only else "")
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(point)], capture_output=True).returncode:
+            pytest.skip("cannot mount a tmpfs here (needs root)")
+        mounted.append(point)
+        return point
+
+    yield make
+    for point in mounted:
+        subprocess.run(["umount", "-l", str(point)], capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def doubtful_synth(tmp_path_factory):
+    """Three SynthCourt clips of 6 frames with a zero-area and a negative person box in clip 0 and clip 1's video
+    cut to 3 frames; returns the folder and the annotation files of clips 0 and 1."""
+    import json
+
+    import cv2
+
+    from sportpose.spec.data import SynthConfig
+
+    folder = tmp_path_factory.mktemp("doubtful")
+    generate(folder, SynthConfig(clips=3, frames=6, width=160, height=120, max_players=2, seed=5), progress=False)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    ann = folder / manifest["clips"][0]["annotations"]
+    doc = json.loads(ann.read_text())
+    doc["annotations"][0]["bbox"][2] = 0.0
+    doc["annotations"][1]["bbox"][3] = -5.0
+    ann.write_text(json.dumps(doc))
+    video = folder / manifest["clips"][1]["video"]
+    cap = cv2.VideoCapture(str(video))
+    frames = [cap.read()[1] for _ in range(3)]
+    cap.release()
+    out = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 25, (frames[0].shape[1], frames[0].shape[0]))
+    for f in frames:
+        out.write(f)
+    out.release()
+    return folder, [str(ann), str(folder / manifest["clips"][1]["annotations"])]

@@ -4,13 +4,12 @@ handling that turns a mistake a user can fix into one line on stderr and exit st
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from sportpose.errors import DataError, SpecError, TrainingError
+from sportpose.errors import DataError, SpecError, TrainingError, os_problem
 
 AddArgs = Callable[[argparse.ArgumentParser], None]
 Run = Callable[[argparse.Namespace], int]
@@ -131,12 +130,3 @@ def run_command(func: Run, args: argparse.Namespace) -> int:
             raise
         print(f"error: {e.filename}: {os_problem(e)}", file=sys.stderr)
         return 2
-
-
-def os_problem(e: OSError) -> str:
-    """What a failed file operation means for a user: the system's words and where to look."""
-    hint = {errno.ENOSPC: "the disk is full: free space, or point SPORTPOSE_RUNS / train.storage_path elsewhere",
-            errno.EACCES: "permission denied: SPORTPOSE_RUNS, train.storage_path and -o paths must be writable",
-            errno.EROFS: "a read-only file system: point SPORTPOSE_RUNS / train.storage_path at a writable folder",
-            errno.ENOTDIR: "a path component is a file, not a folder (check SPORTPOSE_RUNS and the paths given)"}
-    return hint.get(e.errno, e.strerror or type(e).__name__)

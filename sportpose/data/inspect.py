@@ -5,7 +5,9 @@ annotations: one file, or a folder searched recursively for ``*.json`` (a datase
 ``../shared/fixtures/posetrack18``, or ``annotations/val``). The command writes to the output folder:
 
 - ``summary.json``: videos, frames, labeled frames, person annotations, track ids, labeled joints per joint,
-  ignore regions, and for SynthCourt the clip counts per metadata group (view, blur, occlusion, body).
+  ignore regions, and for SynthCourt the clip counts per metadata group (view, blur, occlusion, body);
+  ``warnings``: boxes of zero area or negative size, and videos shorter than their annotations
+  (:func:`~sportpose.data.formats.annotations.doubts`), also printed.
 - ``contact_sheet.png``: frames spread over the videos with the ground truth drawn
   (`sportpose.viz.draw`): skeletons in side colours (person's left green, right orange,
   midline blue), person and head boxes and the track id in a colour per track, PoseTrack ignore regions
@@ -41,12 +43,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sportpose.errors import DataError
-from sportpose.paths import runs_dir
-from sportpose.models.skeleton import POSETRACK
 from sportpose.data.formats import VideoAnnotation, read_posetrack
+from sportpose.data.formats.annotations import doubts
 from sportpose.data.synthcourt import load_manifest
 from sportpose.data.video import open_video, read_frames
+from sportpose.errors import DataError
+from sportpose.models.skeleton import POSETRACK
+from sportpose.paths import runs_dir
 from sportpose.viz import draw
 
 META_GROUPS = ("view", "blur", "occlusion", "body")  # SynthCourt clip metadata shown as groups
@@ -260,9 +263,17 @@ def summarize(dataset: _Dataset) -> dict:
         summary["groups"] = {
             key: dict(sorted(Counter(str(v.meta.get(key)) for v in dataset.videos).items())) for key in META_GROUPS
         }
+    warnings = [line for v in dataset.videos for line in doubts(v.annotation, _video_frames(v))]
+    if warnings:
+        summary["warnings"] = warnings
     if dataset.skipped:
         summary["skipped"] = dataset.skipped
     return summary
+
+
+def _video_frames(v: _Video) -> int | None:
+    """The frames a SynthCourt clip's video decodes to (None for PoseTrack's JPEG frames)."""
+    return None if v.video_file is None else open_video(v.video_file).num_frames
 
 
 def _labeled(keypoints: np.ndarray) -> np.ndarray:
@@ -287,6 +298,8 @@ def format_summary(summary: dict) -> str:
         lines.append("    " + "   ".join(f"{name:<{width}} {n:>6}" for name, n in items[start : start + 4]))
     for key, counts in summary.get("groups", {}).items():
         lines.append(f"  {key + ':':<10} " + ", ".join(f"{name} {n}" for name, n in counts.items()) + " clips")
+    for note in summary.get("warnings", []):
+        lines.append(f"  warning: {note}")
     for note in summary.get("skipped", []):
         lines.append(f"  skipped: {note}")
     return "\n".join(lines)

@@ -30,6 +30,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,9 @@ from sportpose.data.dataset import (
     load_clips,
     surface_data_errors,
 )
+from sportpose.data.formats import read_posetrack
+from sportpose.data.formats.annotations import doubts
+from sportpose.data.video import open_video
 from sportpose.errors import DataError
 from sportpose.paths import remove_tree, runs_dir
 from sportpose.spec.data import DataSpec
@@ -120,13 +124,15 @@ def is_prepared(spec: ExperimentSpec, clips: list[dict[str, Any]] | None = None)
             and all((folder / name).is_dir() for name, _, _ in _variants(spec)))
 
 
-def prepare(spec: ExperimentSpec, clips: list[dict[str, Any]] | None = None, progress: bool = True) -> Path:
+def prepare(spec: ExperimentSpec, clips: list[dict[str, Any]] | None = None, progress: bool = True,
+            log: Callable[[str], None] = print) -> Path:
     """Cut every split of ``spec`` once and write the samples as Parquet shards; reuse them when present.
 
     Args:
         spec: an ``ExperimentSpec``.
         clips: :func:`~sportpose.data.dataset.load_clips` output (default: from ``data.root``).
         progress: a tqdm bar over clips, fed by the tasks as they finish.
+        log: hears a warning for each clip whose annotations are doubtful (:func:`warn_doubts`).
 
     Returns:
         The prepared folder (``runs/prepared/<name>-<fingerprint>``).
@@ -139,6 +145,7 @@ def prepare(spec: ExperimentSpec, clips: list[dict[str, Any]] | None = None, pro
     folder = prepared_dir(spec, clips)
     if is_prepared(spec, clips):
         return folder
+    warn_doubts(clips, log)
     partial = folder.with_name(folder.name + ".partial")
     remove_tree(partial, folder.parent)
     partial.mkdir(parents=True)
@@ -178,6 +185,28 @@ def prepare(spec: ExperimentSpec, clips: list[dict[str, Any]] | None = None, pro
     remove_tree(folder, folder.parent)
     partial.rename(folder)
     return folder
+
+
+def warn_doubts(clips: list[dict[str, Any]], log: Callable[[str], None], shown: int = 10) -> int:
+    """Warn about readable but doubtful annotations before cutting: boxes of zero area or negative size, and
+    videos shorter than their annotations (:func:`~sportpose.data.formats.annotations.doubts`); at most
+    ``shown`` lines and a count of the rest. A clip that cannot be read is left to the cutting, which names it.
+
+    Returns:
+        The number of doubts found.
+    """
+    found = []
+    for clip in clips:
+        try:
+            frames = open_video(clip["video"], frames=clip.get("frames")).num_frames
+            found += [line for video in read_posetrack(clip["annotations"]) for line in doubts(video, frames)]
+        except (DataError, OSError, RuntimeError):
+            continue
+    for line in found[:shown]:
+        log(f"warning: {line}")
+    if len(found) > shown:
+        log(f"warning: {len(found) - shown} more such warnings")
+    return len(found)
 
 
 def _write_with_progress(ds: ray.data.Dataset, path: Path, log: Any, bar: tqdm) -> None:

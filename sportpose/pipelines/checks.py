@@ -4,13 +4,14 @@ registry compares, and whether every stage fits the cluster (SPEC §6: failures 
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 
 import ray
 
-from sportpose.errors import SpecError
+from sportpose.errors import SpecError, os_problem
 from sportpose.spec.experiment import ExperimentSpec
 
 
@@ -119,8 +120,26 @@ def check_inputs(spec: ExperimentSpec) -> None:
     if spec.register.enabled and spec.register.metric not in evaluation_metrics(spec):
         raise SpecError("register.metric", f"the evaluation of this spec reports no {spec.register.metric!r}; it "
                                            f"reports {', '.join(evaluation_metrics(spec))}")
+    _check_writable(spec.train.storage_path)
     for f in fields(spec.model):
         path = getattr(spec.model, f.name)
         if f.name.endswith("pretrained") and path and not Path(path).is_file():
             raise SpecError(f"model.{f.name}", f"pretrained file not found: {path!r} (a local file: nothing "
                                                f"downloads; override -o model.{f.name}=PATH, or null for scratch)")
+
+
+def _check_writable(storage_path: str | None) -> None:
+    """A local ``train.storage_path`` can be made and written, or the first checkpoint would fail the stage after
+    its first epoch (a URI is checked by its own file system when Ray Train writes to it).
+
+    Raises:
+        SpecError: naming ``train.storage_path``, the folder and what is wrong with it.
+    """
+    if not storage_path or "://" in storage_path:
+        return
+    try:
+        Path(storage_path).mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=storage_path, prefix=".sportpose-write-check-"):
+            pass
+    except OSError as e:
+        raise SpecError("train.storage_path", f"{storage_path!r} cannot be written: {os_problem(e)}") from None

@@ -46,8 +46,18 @@ def tracking_uri() -> str:
     if uri:
         return uri
     path = runs_dir() / "mlflow.db"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path not in _WRITABLE:  # SQLite cannot open a database it cannot write: MLflow retries it for minutes
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=path.parent):
+                pass
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, str(path)) from None
+        _WRITABLE.add(path)
     return f"sqlite:///{path}"
+
+
+_WRITABLE: set[Path] = set()  # runs folders whose database this process checked it can write
 
 
 def ui_url(server: str, experiment_id: str | None = None) -> str:

@@ -48,13 +48,23 @@ def _sha256(path: Path) -> str:
 
 
 def save(directory: str | Path, state: dict[str, Any]) -> None:
-    """Write ``checkpoint.pt`` atomically (temporary file, then rename) with its checksum beside it."""
+    """Write ``checkpoint.pt`` atomically (temporary file, then rename) with its checksum beside it.
+
+    Raises:
+        OSError: naming ``checkpoint.pt`` when it cannot be written (a full disk, no permission); the epochs
+            written before stay as they were.
+    """
     directory = Path(directory)
     target = directory / CHECKPOINT_FILE
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{CHECKPOINT_FILE}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
+            try:
+                torch.save(state, f)
+            except RuntimeError as e:  # torch's writer hides the failed write (a full disk) behind its own error
+                if isinstance(e.__context__, OSError):
+                    raise OSError(e.__context__.errno, e.__context__.strerror, str(target)) from None
+                raise
         digest = _sha256(Path(tmp))
         os.replace(tmp, target)
     finally:

@@ -37,7 +37,7 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 from ray.train.torch import TorchTrainer
 
-from sportpose.errors import DataError, SpecError, TrainingError
+from sportpose.errors import DataError, SpecError, TrainingError, os_problem
 from sportpose.models.heatmaps import PCKH_COLUMNS
 from sportpose.spec.experiment import ExperimentSpec, spec_from_dict, spec_hash, spec_to_dict
 from sportpose.training import checkpoints, loop
@@ -266,7 +266,18 @@ def worker_loop(config: dict[str, Any]) -> None:
                   f"{time.perf_counter() - t0:.0f}s", flush=True)
 
     def on_epoch(metrics: dict[str, float]) -> None:
-        """Rank 0 writes the checkpoint and logs; every rank reports (Ray Train needs all ranks' reports)."""
+        """Rank 0 writes the checkpoint and logs; every rank reports (Ray Train needs all ranks' reports). A
+        checkpoint that cannot be written (a full disk, here or where Ray Train copies it under
+        train.storage_path) stops the stage in one line naming the file; the epochs written before are kept."""
+        try:
+            report_epoch(metrics)
+        except OSError as e:
+            where = e.filename or "train.storage_path"
+            raise TrainingError(f"epoch {int(metrics['epoch'])}: its checkpoint cannot be written: {where}: "
+                                f"{os_problem(e)} (the checkpoints of the epochs before are kept; --resume "
+                                "continues from them)") from None
+
+    def report_epoch(metrics: dict[str, float]) -> None:
         epoch = int(metrics["epoch"])
         with tempfile.TemporaryDirectory() as d:
             if local_dir:  # local mode persists nothing itself: write where Ray Train would

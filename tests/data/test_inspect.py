@@ -187,3 +187,16 @@ def test_read_only_output_folder_is_refused(tmp_path):
             data_inspect.inspect_dataset(tmp_path, locked / "inspect")
     finally:
         os.chmod(locked, 0o755)
+
+
+def test_zero_area_and_negative_boxes_and_a_short_video_are_warned_about(synth_dir, doubtful_synth):
+    """Issue 22 item 12: inspect passed them with no word."""
+    assert "warnings" not in data_inspect.summarize(data_inspect.load_dataset(synth_dir))
+    folder, (boxes_file, short_file) = doubtful_synth
+    summary = data_inspect.summarize(data_inspect.load_dataset(folder))
+    boxes, short = summary["warnings"]
+    assert boxes.startswith(f"{boxes_file}: 2 person boxes of zero area or negative size (first: frame ")
+    assert short == (f"{short_file}: frames are annotated up to index 5, but its video decodes to 3 frames (the "
+                     "video is shorter than its annotations)")
+    text = data_inspect.format_summary(summary)
+    assert f"  warning: {boxes}" in text and f"  warning: {short}" in text

@@ -136,3 +136,16 @@ def test_a_failed_prepare_keeps_nothing(ray_local, runs_home, root, tmp_path):
     assert info.value.path == str(broken)
     folder = prepared_dir(spec, clips)
     assert not folder.exists() and not folder.with_name(folder.name + ".partial").exists()
+
+
+def test_prepare_warns_about_doubtful_boxes_and_a_short_video(doubtful_synth):
+    """Issue 22 item 12: what prepare() says before it cuts the clips of data.root."""
+    from sportpose.data.dataset import load_clips
+    from sportpose.data.prepare import warn_doubts
+
+    folder, (boxes_file, short_file) = doubtful_synth
+    said: list[str] = []
+    assert warn_doubts(load_clips(folder, (1.0, 0.0, 0.0), 0), said.append) == 2
+    assert said[0].startswith(f"warning: {boxes_file}: 2 person boxes of zero area or negative size")
+    assert said[1] == (f"warning: {short_file}: frames are annotated up to index 5, but its video decodes to 3 "
+                       "frames (the video is shorter than its annotations)")

@@ -11,7 +11,7 @@ import ray
 
 from sportpose.errors import SpecError
 from sportpose.paths import REPO
-from sportpose.pipelines.checks import autoscaler, check_resources, started_here
+from sportpose.pipelines.checks import autoscaler, check_inputs, check_resources, started_here
 from sportpose.spec.experiment import load_spec
 
 
@@ -54,3 +54,30 @@ def test_a_driver_joining_a_cluster_without_autoscaler_refuses_a_stage_too_big(r
         "join; lower scaling.num_workers or cpus_per_worker, use scaling.num_workers=0 for local mode, or run on a "
         "bigger cluster)"], out.stderr
     assert not (tmp_path / "data").exists()  # refused before any clip was generated
+
+
+def test_a_storage_path_that_cannot_be_written_is_refused_before_anything_starts(tmp_path, tiny_yaml, small_disk):
+    """Issue 22 item 12: a read-only file system, or a file where a folder should be, as train.storage_path."""
+    (tmp_path / "a-file").write_text("x")
+    cases = [(str(small_disk(16, read_only=True) / "ray"), "a read-only file system: point SPORTPOSE_RUNS / "
+                                                           "train.storage_path at a writable folder"),
+             (str(tmp_path / "a-file" / "ray"), "a path component is a file, not a folder")]
+    for storage, words in cases:
+        spec = tmp_path / "s.yaml"
+        spec.write_text(tiny_yaml("sb", f"train.storage_path={storage}"))
+        with pytest.raises(SpecError) as e:
+            check_inputs(load_spec(spec))
+        assert str(e.value).startswith(f"train.storage_path: '{storage}' cannot be written: {words}"), str(e.value)
+
+
+def test_a_runs_folder_on_a_read_only_disk_is_one_line(small_disk, monkeypatch, capsys):
+    """Issue 22 item 12: an unwritable SPORTPOSE_RUNS, where MLflow would retry opening its database for minutes."""
+    from sportpose.cli.common import run_command
+    from sportpose.registry import tracking
+
+    runs = small_disk(16, read_only=True)
+    monkeypatch.setenv("SPORTPOSE_RUNS", str(runs))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert run_command(lambda args: bool(tracking.tracking_uri()), None) == 2
+    assert capsys.readouterr().err.strip() == (f"error: {runs}/mlflow.db: a read-only file system: point "
+                                               "SPORTPOSE_RUNS / train.storage_path at a writable folder")

@@ -232,3 +232,20 @@ def test_ctrl_c_stops_the_running_stage_at_once_and_says_how_to_resume(runs_home
     client = tracking.client()
     runs = client.search_runs([client.get_experiment_by_name(name).experiment_id])
     assert runs and {r.info.status for r in runs} == {"KILLED"}
+
+
+def test_a_full_disk_under_the_checkpoints_stops_the_stage_in_one_line(ray_local, runs_home, tmp_path, tiny_yaml,
+                                                                       small_disk):
+    """Issue 22 item 12: ENOSPC writing a checkpoint is one line naming the stage, the epoch and the file."""
+    disk = small_disk(64)
+    spec_path = tmp_path / "full.yaml"
+    spec_path.write_text(tiny_yaml("sb", "name=full-disk", f"data.root={runs_home / 'data' / 'tiny'}",
+                                   "train.stages.main.scaling.num_workers=0", "train.stages.main.epochs=1",
+                                   f"train.storage_path={disk}"))
+    with pytest.raises(TrainingError) as e:
+        run_pipeline(load_spec(spec_path), log=lambda _: None)
+    line = str(e.value)
+    assert len(line.splitlines()) == 1 and line.startswith("stage main: epoch 0: its checkpoint cannot be written: "
+                                                           f"{disk}/"), line
+    assert "/epoch_0000/checkpoint.pt: the disk is full: free space, or point SPORTPOSE_RUNS / train.storage_path " \
+           "elsewhere" in line

@@ -50,3 +50,16 @@ def test_a_checkpoint_without_checksum_that_cannot_be_read_is_named(tmp_path):
     with pytest.raises(DataError, match="cannot be read"):
         checkpoints.load(d)
     assert checkpoints.latest_good(tmp_path) is None
+
+
+def test_a_full_disk_is_an_os_error_naming_the_checkpoint_and_keeps_the_epoch_before(small_disk):
+    import errno
+
+    disk = small_disk(64)
+    _run(disk, 1)  # a few hundred bytes fit
+    (disk / "epoch_0001").mkdir()
+    with pytest.raises(OSError) as e:  # torch's own error hides the full disk: the file and ENOSPC come through
+        checkpoints.save(disk / "epoch_0001", {"model": {"w": torch.zeros(100_000)}, "epoch": 1})
+    assert e.value.errno == errno.ENOSPC and e.value.filename == str(disk / "epoch_0001" / "checkpoint.pt")
+    assert list((disk / "epoch_0001").iterdir()) == []  # no partial file left behind
+    assert checkpoints.latest_good(disk) == disk / "epoch_0000"

@@ -39,3 +39,30 @@ class VideoAnnotation:
     nframes: int
     frames: list[FrameAnnotation]  # sorted by frame_index
     categories: list[dict]  # as read (kept for writing back)
+
+
+def doubts(video: VideoAnnotation, video_frames: int | None = None) -> list[str]:
+    """What in a readable annotation is probably wrong, one line each (``data inspect`` and ``data prepare``
+    warn about them).
+
+    - person boxes of zero area or negative width or height (``[x, y, w, h]``: a box stored as corners, or a
+      degenerate one): nothing can be cropped from them;
+    - frames annotated beyond the last frame the video decodes to (``video_frames``): they have no pixels.
+
+    Args:
+        video: one video's annotations.
+        video_frames: the frames its video file decodes to (None: not checked).
+    """
+    bad = [(f.frame_index, p.track_id, p.bbox) for f in video.frames for p in f.persons
+           if p.bbox is not None and (p.bbox[2] <= 0 or p.bbox[3] <= 0)]
+    lines = []
+    if bad:
+        frame, track, box = bad[0]
+        lines.append(f"{video.path}: {len(bad)} person box{'es' if len(bad) > 1 else ''} of zero area or negative "
+                     f"size (first: frame {frame}, track {track}, bbox [x, y, w, h] = "
+                     f"[{', '.join(f'{v:g}' for v in box)}])")
+    last = max((f.frame_index for f in video.frames), default=-1)
+    if video_frames is not None and last >= video_frames:
+        lines.append(f"{video.path}: frames are annotated up to index {last}, but its video decodes to "
+                     f"{video_frames} frames (the video is shorter than its annotations)")
+    return lines
