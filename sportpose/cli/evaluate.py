@@ -34,6 +34,9 @@ def infer_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gt", default=None, metavar="FILE",
                    help="the video's PoseTrack18 ground truth (or a merged file naming the videos): print and write "
                         "the predictions' AP and tracking metrics (MOTA, MOTP, precision, recall)")
+    p.add_argument("--all-frames", action="store_true",
+                   help="with --gt: count each video's last annotated frame in the tracking metrics, which poseval "
+                        "leaves out (a video of one annotated frame then counts; no longer poseval's numbers)")
     p.add_argument("--det-threshold", type=float, default=0.5, help="drop detections scoring below (default 0.5)")
     p.add_argument("--keep-threshold", type=float, default=0.3,
                    help="keep a pose estimated in a box propagated from a track when its mean joint score reaches "
@@ -61,7 +64,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
         smooth=args.smooth, spec=args.spec, gt=args.gt, det_threshold=args.det_threshold,
         keep_threshold=args.keep_threshold, draw_threshold=args.draw_threshold, batch_size=args.batch_size,
         threads=args.threads, decoder=args.decoder, animate_tracks=args.animate_tracks, max_frames=args.max_frames,
-        overwrite=args.overwrite, progress=not args.no_progress))
+        all_frames=args.all_frames, overwrite=args.overwrite, progress=not args.no_progress))
     for result in results:
         if result.error:
             continue
@@ -83,8 +86,12 @@ def cmd_infer(args: argparse.Namespace) -> int:
         if result.tracking is not None:
             from sportpose.evaluation.tracking import format_tracking_table
 
-            print(f"PoseTrack tracking (poseval evaluateTracking, %) against {args.gt}:")
-            print(format_tracking_table(result.tracking))
+            t = result.tracking
+            left_out = ("every annotated frame counted: --all-frames" if args.all_frames else
+                        "the last annotated frame left out, as poseval does; --all-frames counts it")
+            print(f"PoseTrack tracking (poseval evaluateTracking, %) against {args.gt}: {t['frames']} frames "
+                  f"counted ({left_out})")
+            print(format_tracking_table(t))
         for what, name in result.files.items():
             if name:
                 print(f"{what + ':':16s}{result.out / name if ',' not in name else name}")

@@ -101,7 +101,8 @@ class PoseEstimator:
         self.names = tuple(self.model.input_names())
         self.batch_size = batch_size
         self.flow = FlowEstimator(self.geometry.flow) if "flow" in self.names else None
-        self.seconds = 0.0  # time spent in forward passes
+        self.seconds = 0.0  # time spent in the model: forward passes and TMP steps
+        self.refine_seconds = 0.0  # of which TMP steps along tracks
         self.record: list[dict[str, torch.Tensor]] | None = None  # a list: every batch's inputs are kept (bench)
         config = getattr(self.model, "config", None)
         # STSP-Net's TMP reads the model's own outputs at the track's previous frames (stsp.TrackHistory)
@@ -189,5 +190,6 @@ class PoseEstimator:
         joints = self.history.step(self.model, keys, [p.lifted[2] for p in todo],
                                    torch.stack([p.lifted[0] for p in todo]), torch.stack([p.lifted[1] for p in todo]))
         self.seconds += time.perf_counter() - started
+        self.refine_seconds += time.perf_counter() - started
         for p, j in zip(todo, joints.numpy()):
             p.joints_3d, p.lifted = j[-1], None

@@ -38,6 +38,7 @@ from sportpose.data.formats import FRAMES_PER_VIDEO
 from sportpose.errors import DataError, SpecError
 from sportpose.evaluation.metrics import posetrack_ap
 from sportpose.evaluation.posetrack_eval import to_json
+from sportpose.evaluation.tracking import evaluate_tracking
 from sportpose.inference.api import FrameResult, Inferencer, VideoRun
 from sportpose.inference.sources import VideoSource
 from sportpose.inference.writers import H264Writer, PoseTrackParts, TrackAnimations
@@ -89,6 +90,8 @@ class InferArgs:
     """Frames per PoseTrack18 file (PoseTrack's limit; smaller only to test the parts)."""
     max_frames: int | None = None
     """Stop after this many frames (a live source otherwise runs until it ends)."""
+    all_frames: bool = False
+    """Tracking metrics with ``gt``: count each video's last annotated frame too, which poseval leaves out."""
     overwrite: bool = False
     """Replace a non-empty output folder (once the new one is complete)."""
     progress: bool = True
@@ -191,12 +194,12 @@ def _infer_video(inferencer: Inferencer, video: VideoSource, out: Path, args: In
                  log: Callable[[str], None], by_name: bool) -> InferResult:
     run = inferencer.stream(video, gt=args.gt, gt_by_name=by_name)
     with staged_dir(out, args.overwrite) as tmp:
-        result = _write_run(run, args, tmp, log)
+        result = write_run(run, args, tmp, log)
     result.out = out
     return result
 
 
-def _write_run(run: VideoRun, args: InferArgs, tmp: Path, log: Callable[[str], None]) -> InferResult:
+def write_run(run: VideoRun, args: InferArgs, tmp: Path, log: Callable[[str], None]) -> InferResult:
     """Iterate one video's run, writing each frame result as it comes; then the files written at the end."""
     video, loaded = run.video, run.loaded
     joint_set = loaded.joint_set
@@ -243,7 +246,7 @@ def _write_run(run: VideoRun, args: InferArgs, tmp: Path, log: Callable[[str], N
                          poses=run.poses, tracks=run.tracks, boxes=run.describe_boxes(), files=files)
     if run.gt is not None:
         result.ap = posetrack_ap([run.gt], parts.videos)
-        result.tracking = tracking_metrics(run.gt, parts.videos, log)
+        result.tracking = evaluate_tracking([run.gt], parts.videos, skip_last_frame=not args.all_frames)
     if run.smoother is not None:
         result.smoothing = run.smoother.summary()
     if stsp:
@@ -257,17 +260,6 @@ def _write_run(run: VideoRun, args: InferArgs, tmp: Path, log: Callable[[str], N
     _write_summary(tmp, result, run, args)
     files["summary"] = "summary.json"
     return result
-
-
-def tracking_metrics(gt: Any, predictions: list, log: Callable[[str], None]) -> dict | None:
-    """PoseTrack's MOTA, MOTP, precision and recall of the predictions against the ground truth (24b's
-    :mod:`sportpose.evaluation.tracking`), or None where that module is not installed."""
-    try:
-        from sportpose.evaluation.tracking import evaluate_tracking
-    except ImportError:
-        log("infer: tracking metrics need sportpose.evaluation.tracking, which this installation lacks")
-        return None
-    return evaluate_tracking([gt], predictions)
 
 
 def draw_frame(canvas: np.ndarray, result: FrameResult, threshold: float, rate: float | None = None) -> None:

@@ -61,6 +61,7 @@ def test_infer_writes_every_output_and_its_ap_is_what_eval_posetrack_computes(ti
                      str(out), "--detections", str(dets), "--gt", str(gt), "--threads", "1", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "FPS end to end" in proc.stdout and "Total" in proc.stdout
+    assert "PoseTrack tracking (poseval evaluateTracking, %)" in proc.stdout and "MOTA Total" in proc.stdout
     assert "infer synth_5_0001" in proc.stderr  # the progress bar
     assert sorted(p.name for p in out.iterdir()) == sorted(["overlay.mp4", f"{CLIP}.json", "summary.json"])
     assert leftovers(tmp_path) == []

@@ -37,6 +37,7 @@ def test_a_folder_gives_one_output_folder_per_video_and_a_table(tiny_synth, tiny
     for r in results:
         assert sorted(p.name for p in r.out.iterdir()) == sorted(["overlay.mp4", f"{r.name}.json", "summary.json"])
     assert [r.ap is not None for r in results] == [False, True]  # the ground truth names one of the two videos
+    assert results[0].tracking is None and results[1].tracking["videos"] == 1
     table = (tmp_path / "out" / "summary.md").read_text().splitlines()
     assert len(table) == 4 and table[2].startswith("| synth_5_0000 | 16 |") and table[3].startswith(f"| {CLIP} | 16 |")
 
