@@ -95,7 +95,7 @@ class VideoRun:
         self.video, self.ids, self.people, self.gt = video, ids, people, gt
         self.loaded = inferencer.loaded
         self.estimator = PoseEstimator(inferencer.loaded, inferencer.batch_size)
-        self.tracker = PoseTracker()
+        self.tracker = PoseTracker(joints=inferencer.loaded.joint_set.joints)  # per-joint OKS sigmas
         self.keep_threshold = inferencer.keep_threshold
         self.smoother = LaggedSmoother(inferencer.smooth, video.fps) if inferencer.smooth else None
         self.propagate = isinstance(people, ForegroundProposal)

@@ -1,16 +1,22 @@
-"""Track ids across frames: each frame's poses are associated greedily with the live tracks.
+"""Track ids across frames: each frame's poses are assigned to the live tracks by optimal assignment.
 
 The similarity of a pose and a track combines the overlap of their boxes and the agreement of their
 keypoints, as the PoseTrack baselines do (Xiao et al. 2018 use box IoU or OKS; both are used here):
 
 - ``iou``: intersection over union of the pose's person box and the track's last box;
-- ``oks``: object keypoint similarity of the pose's confident joints and the track's last pose,
-  ``mean exp(-d² / (2 s² κ²))`` over joints both score at least ``joint_threshold``, with ``s²`` the area of the
-  track's box and one κ for every joint (0.1, about COCO's value for hips and knees);
+- ``oks``: COCO's object keypoint similarity of the pose's confident joints and the track's last pose,
+  ``mean exp(-d² / (2 s² κ_j²))`` over the joints both score at least ``joint_threshold``, with ``s²`` the area
+  of the track's box and κ_j = 2σ_j per joint: COCO's σ (`OKS_SIGMAS`: 0.026 for the nose, tight, to 0.107
+  for the hips, loose, since annotators agree less where a hip is), by joint name, so the same table serves
+  PoseTrack's, Human3.6M's and SynthCourt's joint sets (`oks_sigmas`); without a joint set, one κ = 0.1 for
+  every joint;
 - similarity = ``iou_weight`` · iou + (1 - ``iou_weight``) · oks, or iou alone without shared confident joints.
 
-Pairs are taken in decreasing similarity; a pair below ``min_similarity`` starts a new track instead. A
-track not seen for ``max_age`` frames ends. Ids count up from 0 and are never reused.
+Poses are assigned to tracks by the Hungarian method (``scipy.optimize.linear_sum_assignment``), maximising
+the summed similarity of the pairs at least ``min_similarity``; a pose left without a pair starts a new
+track. Greedy assignment (the best pair first, as before; ``assignment="greedy"``) goes wrong where people
+cross: the best single pair can take the track another pose needed, which then starts a new track or takes
+the wrong one. A track not seen for ``max_age`` frames ends. Ids count up from 0 and are never reused.
 
 Tracks also propose boxes (:meth:`PoseTracker.propagated_boxes`): a track seen in the previous frame but
 matched by none of this frame's poses gets the extent of its last pose's confident joints, enlarged by
@@ -21,11 +27,39 @@ propagated pose whose joints score too low, or whose box mostly lies inside anot
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
-OKS_KAPPA = 0.1
+OKS_KAPPA = 0.1  # κ of every joint when the joint set is not known
+
+# COCO's per-keypoint σ (cocoapi / PoseTrack's COCO-style evaluation), by joint name; PoseTrack's head_bottom and
+# head_top take the eyes' σ as MMPose's PoseTrack18 dataset does; Human3.6M's joints without a COCO counterpart
+# take their neighbour's: root and spine the hips', thorax and neck base the shoulders', head the ears'.
+OKS_SIGMAS = {
+    "nose": 0.026, "left_eye": 0.025, "right_eye": 0.025, "head_bottom": 0.025, "head_top": 0.025,
+    "left_ear": 0.035, "right_ear": 0.035, "head": 0.035,
+    "shoulder": 0.079, "thorax": 0.079, "neck_base": 0.079, "neck": 0.079,
+    "elbow": 0.072, "wrist": 0.062, "hip": 0.107, "root": 0.107, "spine": 0.107,
+    "knee": 0.087, "ankle": 0.089, "foot": 0.089,
+}
+ASSIGNMENTS = ("hungarian", "greedy")
+
+
+def oks_sigmas(joints: tuple[str, ...] | list[str]) -> np.ndarray:
+    """Per-joint OKS σ of a joint set's joint names (left/right and l_/r_ prefixes folded), (K,).
+
+    Raises:
+        KeyError: a joint name the table does not know.
+    """
+    out = []
+    for name in joints:
+        key = name if name in OKS_SIGMAS else name.split("_", 1)[-1]
+        if key not in OKS_SIGMAS:
+            raise KeyError(f"no OKS sigma for joint {name!r}; known: {sorted(OKS_SIGMAS)}")
+        out.append(OKS_SIGMAS[key])
+    return np.array(out, np.float64)
 
 
 @dataclass
@@ -36,6 +70,19 @@ class Track:
     scores: np.ndarray  # (K,)
     last_frame: int
     length: int = 1  # frames seen
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # (2,) box centre, pixels per frame
+
+    def predicted(self, frame: int) -> tuple[np.ndarray, np.ndarray]:
+        """The box and keypoints moved on to ``frame`` at the track's last velocity (constant motion)."""
+        shift = self.velocity * (frame - self.last_frame)
+        return self.box + np.array([shift[0], shift[1], 0.0, 0.0]), self.keypoints + shift
+
+    def observe(self, frame: int, box: np.ndarray, keypoints: np.ndarray, scores: np.ndarray) -> None:
+        if self.length > 0 and frame > self.last_frame:
+            centre = lambda b: np.array([b[0] + b[2] / 2, b[1] + b[3] / 2])  # noqa: E731
+            self.velocity = (centre(box) - centre(self.box)) / (frame - self.last_frame)
+        self.box, self.keypoints, self.scores, self.last_frame = box, keypoints, scores, frame
+        self.length += 1
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -74,35 +121,52 @@ def keypoint_box(keypoints: np.ndarray, scores: np.ndarray, threshold: float, pa
 
 
 class PoseTracker:
-    """Greedy pose-to-track association over a video's frames, fed in order.
+    """Pose-to-track association over a video's frames, fed in order.
 
     Args:
         iou_weight: weight of box IoU in the similarity (the rest is OKS).
-        min_similarity: below it a pose starts a new track.
+        min_similarity: below it a pose and a track do not pair.
         max_age: frames a track survives unseen.
         joint_threshold: joints scoring below it take no part in OKS nor in propagated boxes.
+        joints: the joint names of the poses' joint set (``JointSet.joints``): per-joint OKS σ; None: one κ.
+        assignment: ``hungarian`` (optimal) or ``greedy`` (best pair first).
+        motion: compare a pose with its track moved on at the track's last velocity (constant motion of the
+            box centre between its last two observations); False: with the track as last seen.
     """
 
     def __init__(self, iou_weight: float = 0.5, min_similarity: float = 0.3, max_age: int = 10,
-                 joint_threshold: float = 0.2):
+                 joint_threshold: float = 0.2, joints: tuple[str, ...] | None = None, assignment: str = "hungarian",
+                 motion: bool = True):
+        if assignment not in ASSIGNMENTS:
+            raise ValueError(f"assignment: expected one of {ASSIGNMENTS}, got {assignment!r}")
         self.iou_weight = iou_weight
         self.min_similarity = min_similarity
         self.max_age = max_age
         self.joint_threshold = joint_threshold
+        self.kappas = None if joints is None else 2.0 * oks_sigmas(joints)  # (K,) κ_j = 2σ_j
+        self.assignment = assignment
+        self.motion = motion
         self.tracks: list[Track] = []
         self.next_id = 0
 
-    def _oks(self, keypoints: np.ndarray, scores: np.ndarray, track: Track) -> float | None:
+    def _oks(self, keypoints: np.ndarray, scores: np.ndarray, track: Track, expected: np.ndarray) -> float | None:
         both = (scores >= self.joint_threshold) & (track.scores >= self.joint_threshold)
         if not both.any():
             return None
-        d2 = ((keypoints[both] - track.keypoints[both]) ** 2).sum(axis=1)
+        d2 = ((keypoints[both] - expected[both]) ** 2).sum(axis=1)
         s2 = max(track.box[2] * track.box[3], 1.0)
-        return float(np.exp(-d2 / (2 * s2 * OKS_KAPPA**2)).mean())
+        kappa2 = OKS_KAPPA**2 if self.kappas is None else self.kappas[both] ** 2
+        return float(np.exp(-d2 / (2 * s2 * kappa2)).mean())
 
-    def similarity(self, box: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, track: Track) -> float:
-        iou = float(box_iou(box, track.box)[0, 0])
-        oks = self._oks(keypoints, scores, track)
+    def similarity(self, box: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, track: Track,
+                   frame: int | None = None) -> float:
+        """Of a pose and a track; with ``frame``, against the track moved on to it at its velocity (``motion``)."""
+        if frame is not None and self.motion:
+            expected_box, expected = track.predicted(frame)
+        else:
+            expected_box, expected = track.box, track.keypoints
+        iou = float(box_iou(box, expected_box)[0, 0])
+        oks = self._oks(keypoints, scores, track, expected)
         return iou if oks is None else self.iou_weight * iou + (1 - self.iou_weight) * oks
 
     def update(self, frame: int, boxes: list[np.ndarray], keypoints: list[np.ndarray], scores: list[np.ndarray]
@@ -115,16 +179,11 @@ class PoseTracker:
             scores: (K,) per-joint scores of each pose.
         """
         self.tracks = [t for t in self.tracks if frame - t.last_frame <= self.max_age]
-        pairs = sorted(((self.similarity(b, k, s, t), i, j) for i, (b, k, s) in enumerate(zip(boxes, keypoints, scores))
-                        for j, t in enumerate(self.tracks)), reverse=True)
+        sim = np.array([[self.similarity(b, k, s, t, frame) for t in self.tracks]
+                        for b, k, s in zip(boxes, keypoints, scores)]).reshape(len(boxes), len(self.tracks))
         ids: list[int | None] = [None] * len(boxes)
-        taken: set[int] = set()
-        for sim, i, j in pairs:
-            if sim < self.min_similarity:
-                break
-            if ids[i] is None and j not in taken:
-                ids[i] = self.tracks[j].id
-                taken.add(j)
+        for i, j in self._assign(sim):
+            ids[i] = self.tracks[j].id
         by_id = {t.id: t for t in self.tracks}
         for i, (box, kp, sc) in enumerate(zip(boxes, keypoints, scores)):
             if ids[i] is None:
@@ -132,10 +191,27 @@ class PoseTracker:
                 self.next_id += 1
                 by_id[ids[i]] = Track(ids[i], box, kp, sc, frame, 0)
                 self.tracks.append(by_id[ids[i]])
-            track = by_id[ids[i]]
-            track.box, track.keypoints, track.scores, track.last_frame = box, kp, sc, frame
-            track.length += 1
+            by_id[ids[i]].observe(frame, box, kp, sc)
         return [int(i) for i in ids]
+
+    def _assign(self, sim: np.ndarray) -> list[tuple[int, int]]:
+        """(pose, track) pairs of a (poses, tracks) similarity matrix, each at least ``min_similarity``."""
+        valid = sim >= self.min_similarity
+        if not valid.any():
+            return []
+        if self.assignment == "hungarian":  # the largest sum of the similarities of valid pairs
+            rows, cols = linear_sum_assignment(np.where(valid, sim, 0.0), maximize=True)
+            return [(int(i), int(j)) for i, j in zip(rows, cols) if valid[i, j]]
+        pairs, poses, tracks = [], set(), set()
+        for flat in np.argsort(-sim, axis=None, kind="stable"):
+            i, j = divmod(int(flat), sim.shape[1])
+            if not valid[i, j]:
+                break
+            if i not in poses and j not in tracks:
+                pairs.append((i, j))
+                poses.add(i)
+                tracks.add(j)
+        return pairs
 
     def propagated_boxes(self, frame: int, matched: list[int], pad: float = 0.1) -> dict[int, np.ndarray]:
         """Boxes for ``frame`` from the last poses of the tracks seen in the frame before it and not
@@ -151,6 +227,4 @@ class PoseTracker:
 
     def extend(self, track_id: int, frame: int, box: np.ndarray, keypoints: np.ndarray, scores: np.ndarray) -> None:
         """Continue a track with a pose estimated in its propagated box."""
-        track = next(t for t in self.tracks if t.id == track_id)
-        track.box, track.keypoints, track.scores, track.last_frame = box, keypoints, scores, frame
-        track.length += 1
+        next(t for t in self.tracks if t.id == track_id).observe(frame, box, keypoints, scores)
