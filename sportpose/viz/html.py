@@ -5,6 +5,10 @@ the browser cannot reach) but renders an HTML artifact in a frame: a report's ``
 its ``report.md``, is that page. Only the markdown the reports write is understood: ``#`` headings, ``- ``
 items, pipe tables (header, ``|---|`` rule, rows), ``![alt](file.png)`` images, paragraphs, and inline
 ``**bold**`` and ```code```.
+
+MLflow 3.17's viewer leaves an HTML artifact of about 1 MB blank (seen with a 1.0 MB MultiStream report; a
+0.5 MB one shows), so a large picture (frame sheets of several hundred KB as PNG) is embedded as a JPEG of
+quality 85 instead; charts stay PNG. The PNG files beside the report are unchanged.
 """
 
 from __future__ import annotations
@@ -14,16 +18,30 @@ import html
 import re
 from pathlib import Path
 
+import cv2
+import numpy as np
+
 IMAGE = re.compile(r"^!\[([^\]]*)\]\(([^)\s]+)\)$")
 STYLE = ("body{font-family:sans-serif;margin:2em;max-width:1400px;color:#222} table{border-collapse:collapse;"
          "font-size:13px;margin:0.5em 0} td,th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:left}"
          "img{max-width:100%} code{background:#f3f3f3;padding:0 3px}")
 
 
-def embed_png(path: Path, alt: str = "") -> str:
-    """An ``<img>`` holding the PNG itself."""
-    data = base64.b64encode(Path(path).read_bytes()).decode()
-    return f'<figure><img alt="{html.escape(alt or Path(path).stem)}" src="data:image/png;base64,{data}"></figure>'
+JPEG_ABOVE = 150_000  # bytes: a PNG larger than this is embedded as a JPEG (module docstring)
+
+
+def embed_png(path: Path, alt: str = "", jpeg_above: int | None = None) -> str:
+    """An ``<img>`` holding the picture itself: the PNG, or a JPEG of it when the PNG is over ``jpeg_above``
+    bytes (default: never)."""
+    raw = Path(path).read_bytes()
+    kind = "png"
+    if jpeg_above is not None and len(raw) > jpeg_above:
+        image = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
+        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85]) if image is not None else (False, None)
+        if ok and len(jpeg) < len(raw):
+            raw, kind = jpeg.tobytes(), "jpeg"
+    data = base64.b64encode(raw).decode()
+    return f'<figure><img alt="{html.escape(alt or Path(path).stem)}" src="data:image/{kind};base64,{data}"></figure>'
 
 
 def _inline(text: str) -> str:
@@ -53,7 +71,7 @@ def markdown_page(text: str, folder: Path, title: str = "") -> str:
             alt, name = m.groups()
             path = folder / name
             inside = path.resolve().is_relative_to(folder.resolve())  # a link never reads outside the report
-            body.append(embed_png(path, alt) if inside and path.is_file() and path.suffix.lower() == ".png"
+            body.append(embed_png(path, alt, JPEG_ABOVE) if inside and path.is_file() and path.suffix.lower() == ".png"
                         else f"<p>[missing image {html.escape(name)}]</p>")
             i += 1
         elif line.startswith("|"):

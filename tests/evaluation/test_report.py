@@ -82,7 +82,7 @@ def test_2d_report_numbers_are_the_metric_functions_numbers(predictions_2d, clip
     metrics = report_2d(p, clips, POSETRACK, protocol, MODEL, tmp_path, complexity=COMPLEXITY, overlays=2)
     report = (tmp_path / "report.md").read_text()
     page = (tmp_path / "report.html").read_text()  # MLflow's artifact viewer shows this one with its pictures
-    assert page.count("data:image/png;base64,") == report.count("](") > 0 and "missing image" not in page
+    assert page.count("data:image/") == report.count("](") > 0 and "missing image" not in page
 
     expected = ap_score(p, clips, POSETRACK)
     assert metrics["ap_groups"] == expected["groups"] and metrics["ap_per_joint"] == expected["per_joint"]

@@ -5,7 +5,7 @@ import base64
 import numpy as np
 
 from sportpose.viz import draw
-from sportpose.viz.html import write_markdown_page
+from sportpose.viz.html import JPEG_ABOVE, write_markdown_page
 
 
 def test_markdown_report_becomes_a_self_contained_page(tmp_path):
@@ -23,3 +23,14 @@ def test_markdown_report_becomes_a_self_contained_page(tmp_path):
     assert "<th>Total</th>" in page and "<td>36.1</td>" in page and "|---|" not in page
     assert "<strong>camera view</strong>" in page and "<p>A paragraph over two lines.</p>" in page
     assert "[missing image missing.png]" in page and "[missing image ../outside.png]" in page
+
+
+def test_a_large_picture_is_embedded_as_jpeg(tmp_path):
+    """MLflow's viewer shows no HTML artifact of about 1 MB: big frame sheets go in as JPEG."""
+    rng = np.random.default_rng(0)
+    draw.write_png(tmp_path / "frames.png", rng.integers(0, 255, (300, 400, 3), dtype=np.uint8))  # ~360 KB
+    assert (tmp_path / "frames.png").stat().st_size > JPEG_ABOVE
+    (tmp_path / "report.md").write_text("# r\n\n![frames](frames.png)\n")
+    page = write_markdown_page(tmp_path / "report.md").read_text()
+    assert "data:image/jpeg;base64," in page and "data:image/png" not in page
+    assert len(page) < (tmp_path / "frames.png").stat().st_size
