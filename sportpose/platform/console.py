@@ -5,8 +5,9 @@ line per trial, results); Ray's and MLflow's internals appear only with ``--verb
 streams to the driver pass through :func:`console_noise` (:func:`sportpose.platform.runtime.init_ray` wraps
 Ray's printer), which drops Ray Data's "Progress bars disabled" and "Dataset ... execution finished", Ray
 Train's error-level ``PreemptionWatcher ... actor restart will fail`` (a note about Ray Train's own actor, not
-a failure), the raylet's "N PYTHON worker processes" warning and MLflow's "Add type hints to the predict
-method"; everything else a worker prints, its errors and tracebacks included, still reaches the console.
+a failure), the raylet's "N PYTHON worker processes" warning, MLflow's "Add type hints to the predict
+method", Abseil's ``[mutex.cc] RAW:`` lock tracing and Ray Train's "Failed to send resource request ... safe
+to ignore this error" with its traceback (both seen when the CPUs are overloaded); everything else a worker prints, its errors and tracebacks included, still reaches the console.
 MLflow logs at WARNING and up (``MLFLOW_LOGGING_LEVEL``, which the workers inherit).
 
 Nothing here imports Ray or MLflow: the CLI calls :func:`quiet_console` before a command loads them.
@@ -27,7 +28,13 @@ NOISE = re.compile("|".join((
     r"PYTHON worker processes have been started on node",
     r"Add type hints to the `predict` method",
     r"^\s*color_warning\($",  # the source line Python prints under that warning
+    r"\[mutex\.cc : \d+\] RAW: ",  # Abseil's lock tracing in Ray's C++ on a machine short of CPU
 )))
+# Ray Train's own word for it: "it's safe to ignore this error" (a resource request timing out while the CPUs are
+# busy); the line comes with a traceback, which goes with it.
+WITH_TRACEBACK = re.compile(r"Failed to send resource request for .*safe to ignore this error")
+TRACEBACK_BODY = re.compile(r"^(Traceback \(most recent call last\):|\s+\S.*|\s*)$")
+TRACEBACK_END = re.compile(r"^[\w.]*(Error|Exception)\w*: ")
 # MLflow warns at every definition and load of a PythonModel whose predict has no type hints; sportpose's
 # pyfunc declares its signature explicitly instead (sportpose.registry.pyfunc).
 MLFLOW_HINT_WARNING = "Add type hints to the `predict` method"
@@ -36,6 +43,24 @@ MLFLOW_HINT_WARNING = "Add type hints to the `predict` method"
 def console_noise(line: str) -> bool:
     """Whether a console line is one of the internals kept off a default console (module docstring)."""
     return NOISE.search(line) is not None
+
+
+def without_noise(lines: list[str]) -> list[str]:
+    """A batch of a worker's lines without its noise: the lines of :func:`console_noise`, and a warning Ray
+    calls safe to ignore together with its traceback (the lines up to and including the exception's line)."""
+    out, skipping = [], False
+    for line in lines:
+        if skipping:
+            if TRACEBACK_BODY.match(line):
+                continue
+            skipping = False
+            if TRACEBACK_END.match(line):
+                continue
+        if WITH_TRACEBACK.search(line):
+            skipping = True
+        elif not console_noise(line):
+            out.append(line)
+    return out
 
 
 def _drop_warning(text: str) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import ray
 
-from sportpose.platform.console import console_noise, quiet_console
+from sportpose.platform.console import quiet_console, without_noise
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None, quiet: bool = True) -> str:
@@ -97,7 +97,7 @@ def _is_filtered(handler: Any) -> bool:
 def _without_noise(handler: Any) -> Any:
     @functools.wraps(handler)
     def emit(data: dict[str, Any], *args: Any, **kwargs: Any) -> None:
-        lines = [line for line in data.get("lines", []) if not console_noise(line)]
+        lines = without_noise(data.get("lines", []))
         if lines:
             handler({**data, "lines": lines}, *args, **kwargs)
 

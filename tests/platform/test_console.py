@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from sportpose.platform.console import console_noise
+from sportpose.platform.console import console_noise, without_noise
 
 # Lines seen on `sportpose demo`'s console before issue 23 (Ray 2.60, MLflow 3.17).
 NOISE = [
@@ -34,6 +34,18 @@ KEPT = [
 def test_noise_lines_are_recognised_and_nothing_else():
     assert all(console_noise(line) for line in NOISE)
     assert not any(console_noise(line) for line in KEPT)
+
+
+def test_a_warning_ray_calls_safe_to_ignore_goes_with_its_traceback_and_nothing_after_it():
+    batch = ["Failed to send resource request for train-2671. If this only happens transiently during network "
+             "partition or CPU being overloaded, it's safe to ignore this error. If this keeps happening, check.",
+             "Traceback (most recent call last):",
+             '  File "ray/train/v2/_internal/execution/scaling_policy/autoscaling_coordinator_client.py", line 58',
+             "    ray.get(",
+             "           ^^^^^^^^",
+             "ray.exceptions.GetTimeoutError: Get timed out: some object(s) not ready.",
+             KEPT[0], "[mutex.cc : 452] RAW: Lock blocking 0x55a666376b90   @ 0x7ff2e682b1a2", KEPT[2], KEPT[3]]
+    assert without_noise(batch) == [KEPT[0], KEPT[2], KEPT[3]]  # a real traceback elsewhere stays
 
 
 def _print_lines(lines: list[str]) -> None:
