@@ -2,12 +2,13 @@
 
 By default a command prints the platform's own lines (stages, epochs with the task metric, data counts, one
 line per trial, results); Ray's and MLflow's internals appear only with ``--verbose``. The worker lines Ray
-streams to the driver pass through :func:`console_noise` (:func:`sportpose.platform.runtime.init_ray` wraps
+streams to the driver pass through :func:`without_noise` (:func:`sportpose.platform.runtime.init_ray` wraps
 Ray's printer), which drops Ray Data's "Progress bars disabled" and "Dataset ... execution finished", Ray
 Train's error-level ``PreemptionWatcher ... actor restart will fail`` (a note about Ray Train's own actor, not
 a failure), the raylet's "N PYTHON worker processes" warning, MLflow's "Add type hints to the predict
 method", Abseil's ``[mutex.cc] RAW:`` lock tracing and Ray Train's "Failed to send resource request ... safe
-to ignore this error" with its traceback (both seen when the CPUs are overloaded); everything else a worker prints, its errors and tracebacks included, still reaches the console.
+to ignore this error" with its traceback (both seen when the CPUs are overloaded); everything else a worker
+prints, its errors and tracebacks included, still reaches the console.
 MLflow logs at WARNING and up (``MLFLOW_LOGGING_LEVEL``, which the workers inherit).
 
 Nothing here imports Ray or MLflow: the CLI calls :func:`quiet_console` before a command loads them.
