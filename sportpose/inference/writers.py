@@ -36,7 +36,8 @@ from sportpose.errors import DataError
 from sportpose.inference.estimator import Pose
 from sportpose.inference.people import VideoIds
 from sportpose.models.skeleton import POSETRACK, JointSet, convert
-from sportpose.viz.plots import draw_skeleton_3d, pyplot
+from sportpose.viz.draw import SIDE_COLOURS, edge_side
+from sportpose.viz.plots import pyplot
 
 CRF = 23  # libx264's default quality: overlays are for looking at
 
@@ -175,31 +176,39 @@ class TrackAnimations:
         return [self._render(folder / f"skeleton3d_track{t}.mp4", t, fps, size) for t in sorted(chosen)]
 
     def _render(self, path: Path, track: int, fps: float, size: tuple[int, int]) -> str:
+        """The track's frames drawn on one set of 3D axes: the skeleton's lines are made once and moved each frame
+        (clearing and redrawing the axes would cost several times more per frame)."""
         plt = pyplot()
         frames = self.tracks[track]
-        joints = np.stack([j for _, j in frames])  # (T, J, 3) mm
-        p = joints.reshape(-1, 3)
-        p = p[np.isfinite(p).all(axis=1)]
-        xs, ys, zs = p[:, 0], p[:, 2], -p[:, 1]  # the plot's axes: x, depth, up
-        centre = np.array([xs.mean(), ys.mean(), zs.mean()]) if len(p) else np.zeros(3)
-        half = (max(np.ptp(xs), np.ptp(ys), np.ptp(zs), 200.0) / 2 * 1.1) if len(p) else 1000.0
+        joints = np.stack([j for _, j in frames]).astype(np.float64)  # (T, J, 3) mm, camera frame
+        plotted = np.stack([joints[..., 0], joints[..., 2], -joints[..., 1]], axis=-1)  # (T, J, 3): x, depth, up
+        finite = plotted[np.isfinite(plotted).all(axis=-1)]
+        centre = finite.mean(axis=0) if len(finite) else np.zeros(3)
+        half = max(float(np.ptp(finite, axis=0).max()) if len(finite) else 0.0, 200.0) / 2 * 1.1
         dpi = 100
         fig = plt.figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi)
         ax = fig.add_subplot(1, 1, 1, projection="3d")
+        for axis, c in zip((ax.set_xlim, ax.set_ylim, ax.set_zlim), centre):
+            axis(c - half, c + half)
+        ax.view_init(elev=12, azim=-70)
+        ax.set_xlabel("x (mm)", fontsize=7)
+        ax.set_ylabel("depth (mm)", fontsize=7)
+        ax.set_zlabel("up (mm)", fontsize=7)
+        ax.tick_params(labelsize=6)
+        edges = list(self.joint_set.edges)
+        lines = [ax.plot([], [], [], lw=2, color=tuple(c / 255 for c in SIDE_COLOURS[edge_side(self.joint_set, a, b)]))[0]
+                 for a, b in edges]
+        dots = ax.plot([], [], [], "o", ms=3, color="black")[0]
+        title = ax.set_title("", fontsize=8)
         writer = H264Writer(path, fps)
         try:
-            for frame, j in frames:
-                ax.cla()
-                draw_skeleton_3d(ax, j, self.joint_set)
-                ax.set_xlim(centre[0] - half, centre[0] + half)
-                ax.set_ylim(centre[1] - half, centre[1] + half)
-                ax.set_zlim(centre[2] - half, centre[2] + half)
-                ax.view_init(elev=12, azim=-70)
-                ax.set_xlabel("x (mm)", fontsize=7)
-                ax.set_ylabel("depth (mm)", fontsize=7)
-                ax.set_zlabel("up (mm)", fontsize=7)
-                ax.tick_params(labelsize=6)
-                ax.set_title(f"track {track}  frame {frame}  (root-relative, mm)", fontsize=8)
+            for (frame, _), p in zip(frames, plotted):
+                for line, (a, b) in zip(lines, edges):
+                    seg = p[[a, b]] if np.isfinite(p[[a, b]]).all() else np.full((2, 3), np.nan)
+                    line.set_data_3d(seg[:, 0], seg[:, 1], seg[:, 2])
+                ok = np.isfinite(p).all(axis=1)
+                dots.set_data_3d(p[ok, 0], p[ok, 1], p[ok, 2])
+                title.set_text(f"track {track}  frame {frame}  (3D joints, mm, root-relative)")
                 fig.canvas.draw()
                 writer.write(np.asarray(fig.canvas.buffer_rgba())[..., :3])
         finally:
