@@ -105,8 +105,10 @@ class DetectionBoxes:
         if not ids.known and len(videos) == 1:
             ids = VideoIds(ids.name, videos[0] * FRAMES_PER_VIDEO, True, ids.file_names)
         self.ids = ids
-        mine = {image_id - ids.base: boxes for image_id, boxes in dets.items()
-                if image_id // FRAMES_PER_VIDEO == ids.video_number}
+        # a video of more than 10,000 frames goes on into the next video numbers, as its predictions' parts do
+        # (sportpose.inference.writers): frame = image id - base
+        span = max(num_frames or 0, FRAMES_PER_VIDEO)
+        mine = {image_id - ids.base: boxes for image_id, boxes in dets.items() if 0 <= image_id - ids.base < span}
         if not mine:
             theirs = ", ".join(f"{v * FRAMES_PER_VIDEO}+frame" for v in videos[:3]) + (" ..." if len(videos) > 3 else "")
             raise DataError(self.path, "image_id", f"no detection is of video {ids.name} (image ids {ids.base}+frame); "
