@@ -267,9 +267,8 @@ class Inferencer:
             yield from self.stream(video, detections=detections, gt=gt, gt_by_name=len(videos) > 1)
 
     def videos(self, source: str | int | Path) -> list[VideoSource]:
-        """The videos of ``source`` (:func:`~sportpose.inference.sources.open_sources`), opened."""
-        with native_stderr_silenced():  # FFmpeg prints its own lines about a corrupt file; the DataError says it
-            return open_sources(source, self.decoder)
+        """The videos of ``source`` (:func:`open_videos`), opened."""
+        return open_videos(source, self.decoder)
 
     def stream(self, video: VideoSource, *, detections: str | None = None, gt: str | None = None,
                gt_by_name: bool = False) -> VideoRun:
@@ -293,6 +292,13 @@ class Inferencer:
         else:
             people = ForegroundProposal()
         return VideoRun(self, video, ids, people, truth)
+
+
+def open_videos(source: str | int | Path, decoder: str = "opencv") -> list[VideoSource]:
+    """The videos of ``source`` (:func:`~sportpose.inference.sources.open_sources`), opened, FFmpeg's own lines
+    about a corrupt file kept off the terminal (the DataError says it once)."""
+    with native_stderr_silenced():
+        return open_sources(source, decoder)
 
 
 def ground_truth(path: str | None, video: str, by_name: bool = False) -> VideoAnnotation | None:

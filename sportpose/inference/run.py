@@ -39,7 +39,7 @@ from sportpose.errors import DataError, SpecError
 from sportpose.evaluation.metrics import posetrack_ap
 from sportpose.evaluation.posetrack_eval import to_json
 from sportpose.evaluation.tracking import evaluate_tracking
-from sportpose.inference.api import FrameResult, Inferencer, VideoRun
+from sportpose.inference.api import FrameResult, Inferencer, VideoRun, open_videos
 from sportpose.inference.sources import VideoSource
 from sportpose.inference.writers import H264Writer, PoseTrackParts, TrackAnimations
 from sportpose.paths import check_output, make_dir, staged_dir
@@ -146,10 +146,10 @@ def run_infer(args: InferArgs, log: Callable[[str], None] = print) -> list[Infer
         SpecError: a bad option, or a checkpoint's spec that does not validate.
     """
     check_output(args.out, args.overwrite)  # before any work
+    videos = open_videos(args.source, args.decoder)  # a bad source fails before the model loads
     inferencer = Inferencer(args.model, spec=args.spec, detector=args.detector, detections=args.detections,
                             smooth=args.smooth, det_threshold=args.det_threshold, keep_threshold=args.keep_threshold,
                             batch_size=args.batch_size, threads=args.threads, decoder=args.decoder)
-    videos = inferencer.videos(args.source)
     loaded = inferencer.loaded
     people = (f"detections {Path(args.detections).name}" if args.detections else
               f"ONNX detector {Path(args.detector).name}" if args.detector else "built-in proposal")
