@@ -1,8 +1,21 @@
 """Training throughput: the same model and data in a plain PyTorch loop and in Ray Train with 1 and 2 workers.
 
-Steady-state samples/s are the mean over the epochs after a warm-up epoch, each process with one intra-op
-thread; start-up time (Ray Train's worker group, dataset split) is measured apart. Prints (b)/(a): what
-Ray Train costs over plain PyTorch, and (c)/(b): how two DDP workers of 1 CPU scale over one.
+Steady-state samples/s are the mean over the epochs after a warm-up epoch; start-up time (Ray Train's worker
+group, dataset split) is measured apart. The global batch is 32 in every setup (SPEC §6: 16 per worker with
+two). Setups:
+
+- (a) plain PyTorch loop, one intra-op thread; (b) Ray Train, 1 worker x 1 thread: (b)/(a) is what Ray
+  Train costs (``ratio_ray_vs_plain``, target >= 0.9).
+- (c) Ray Train, 2 DDP workers x 1 thread (gloo): (c)/(b) is the old figure, two cores against one
+  (``ratio_2w_vs_1w``).
+- (d) Ray Train, 1 worker x 2 threads: the same two cores used by intra-op threads instead of a second
+  process; (c)/(d) is the fair data-parallel figure (``ratio_2w_vs_1w2t``, target >= 1.0).
+- (e) as (c) with DDP gradient buckets of ``SMALL_BUCKET_MB`` (``scaling.bucket_cap_mb``) instead of 25 MB:
+  with the model's gradients in one bucket the all-reduce starts only after the whole backward pass.
+
+The gloo all-reduce time per step (``allreduce_ms_per_step``: the sum over a step's gradient buckets from a
+bucket's launch to its end, :class:`sportpose.training.stage.AllreduceClock`) is reported for (c) and (e),
+beside the step time.
 
 Run: python bench/train_throughput.py [--epochs 4] [--clips 16]
 """
@@ -53,17 +66,31 @@ def plain_loop(spec, ds) -> list[float]:
     return rates
 
 
-def ray_train(spec, datasets, workers: int) -> tuple[list[float], float]:
-    """(b), (c): the stage engine with ``workers`` DDP workers of 1 CPU; returns per-epoch rates, start-up s."""
+SMALL_BUCKET_MB = 1.0
+
+
+def ray_train(spec, datasets, workers: int, threads: int = 1, bucket_mb: float = 25.0
+              ) -> tuple[list[float], float, float, float]:
+    """(b)-(e): the stage engine with ``workers`` DDP workers of ``threads`` intra-op threads each.
+
+    Returns:
+        per-epoch samples/s, start-up seconds, steady all-reduce ms per step and buckets per step (0 for 1 worker).
+    """
     from sportpose.spec.experiment import apply_overrides, spec_from_dict, spec_to_dict
 
-    spec = spec_from_dict(apply_overrides(spec_to_dict(spec), [f"train.stages.main.scaling.num_workers={workers}"]))
+    spec = spec_from_dict(apply_overrides(spec_to_dict(spec), [
+        f"train.stages.main.scaling.num_workers={workers}", f"train.stages.main.scaling.torch_threads={threads}",
+        f"train.stages.main.scaling.bucket_cap_mb={bucket_mb}"]))
     start = time.perf_counter()
-    result = run_stage(spec, "main", datasets, run_name=f"bench-throughput-{workers}w-{int(time.time())}")
+    result = run_stage(spec, "main", datasets,
+                       run_name=f"bench-throughput-{workers}w{threads}t{bucket_mb:g}mb-{int(time.time())}")
     total = time.perf_counter() - start
     rates = [h["samples_per_s"] for h in result.history]
     training = sum(h["epoch_time_s"] for h in result.history)
-    return rates, total - training
+    steady = result.history[1:] or result.history
+    allreduce = float(np.mean([h.get("allreduce_ms_per_step", 0.0) for h in steady]))
+    buckets = float(np.mean([h.get("allreduce_buckets", 0.0) for h in steady]))
+    return rates, total - training, allreduce, buckets
 
 
 def main() -> None:
@@ -86,22 +113,38 @@ def main() -> None:
         val, _ = build_split(clips, spec.data, "val", spec.seed)
         print(f"data: {report.samples} training samples, batch 32 per worker, {args.epochs} epochs (first is warm-up)")
 
+        params = sum(p.numel() for p in spec.build_model().parameters())
+        print(f"model: {params / 1e6:.2f}M parameters ({params * 4 / 2**20:.1f} MB of float32 gradients)")
+        datasets = {"train": train, "val": val}
         plain = plain_loop(spec, train)
-        one, start_one = ray_train(spec, {"train": train, "val": val}, 1)
-        two, start_two = ray_train(spec, {"train": train, "val": val}, 2)
+        one, start_one, _, _ = ray_train(spec, datasets, 1)
+        two, start_two, allreduce, buckets = ray_train(spec, datasets, 2)
+        threads2, start_threads2, _, _ = ray_train(spec, datasets, 1, threads=2)
+        small, start_small, allreduce_small, buckets_small = ray_train(spec, datasets, 2, bucket_mb=SMALL_BUCKET_MB)
         shutdown_ray()
 
     def steady(r: list[float]) -> float:
         return float(np.mean(r[1:])) if len(r) > 1 else float(r[0])
 
-    a, b, c = steady(plain), steady(one), steady(two)
-    print(f"{'setup':<28}{'samples/s (steady)':>20}{'per epoch':>40}{'start-up s':>12}")
-    print(f"{'(a) plain PyTorch, 1 thread':<28}{a:>20.1f}{str([round(x, 1) for x in plain]):>40}{'-':>12}")
-    print(f"{'(b) Ray Train, 1 worker':<28}{b:>20.1f}{str([round(x, 1) for x in one]):>40}{start_one:>12.1f}")
-    print(f"{'(c) Ray Train, 2 workers':<28}{c:>20.1f}{str([round(x, 1) for x in two]):>40}{start_two:>12.1f}")
-    print(f"(b)/(a) = {b / a:.2f}  (target >= 0.9)    (c)/(b) = {c / b:.2f}  (target >= 1.6)")
-    print(f"ratio_ray_vs_plain={b / a:.3f} ratio_2w_vs_1w={c / b:.3f} samples_per_s_plain={a:.1f} "
-          f"samples_per_s_ray_1w={b:.1f} samples_per_s_ray_2w={c:.1f} startup_s_1w={start_one:.1f} "
+    a, b, c, d, e = steady(plain), steady(one), steady(two), steady(threads2), steady(small)
+    step_ms = 1000.0 * 32 / c  # one global step of (c), both workers in parallel
+    print(f"{'setup':<36}{'samples/s (steady)':>20}{'per epoch':>40}{'start-up s':>12}")
+    print(f"{'(a) plain PyTorch, 1 thread':<36}{a:>20.1f}{str([round(x, 1) for x in plain]):>40}{'-':>12}")
+    print(f"{'(b) Ray Train, 1 worker x 1 thread':<36}{b:>20.1f}{str([round(x, 1) for x in one]):>40}{start_one:>12.1f}")
+    print(f"{'(c) Ray Train, 2 workers x 1 thread':<36}{c:>20.1f}{str([round(x, 1) for x in two]):>40}{start_two:>12.1f}")
+    print(f"{'(d) Ray Train, 1 worker x 2 threads':<36}{d:>20.1f}{str([round(x, 1) for x in threads2]):>40}"
+          f"{start_threads2:>12.1f}")
+    print(f"{f'(e) as (c), {SMALL_BUCKET_MB:g} MB buckets':<36}{e:>20.1f}{str([round(x, 1) for x in small]):>40}"
+          f"{start_small:>12.1f}")
+    print(f"gloo all-reduce per step: (c) {allreduce:.1f} ms over {buckets:.0f} bucket(s), (e) {allreduce_small:.1f} ms "
+          f"over {buckets_small:.0f} buckets; a step of (c) takes {step_ms:.0f} ms")
+    print(f"(b)/(a) = {b / a:.2f} (target >= 0.9)   (c)/(d) = {c / d:.2f} (target >= 1.0)   (c)/(b) = {c / b:.2f}   "
+          f"(e)/(c) = {e / c:.2f}")
+    print(f"ratio_ray_vs_plain={b / a:.3f} ratio_2w_vs_1w2t={c / d:.3f} ratio_2w_vs_1w={c / b:.3f} "
+          f"ratio_small_buckets={e / c:.3f} allreduce_ms_per_step={allreduce:.1f} "
+          f"allreduce_ms_per_step_small_buckets={allreduce_small:.1f} step_ms_2w={step_ms:.0f} "
+          f"samples_per_s_plain={a:.1f} samples_per_s_ray_1w={b:.1f} samples_per_s_ray_2w={c:.1f} "
+          f"samples_per_s_ray_1w2t={d:.1f} samples_per_s_ray_2w_small_buckets={e:.1f} startup_s_1w={start_one:.1f} "
           f"startup_s_2w={start_two:.1f} load_1m={os.getloadavg()[0]:.2f}")
 
 

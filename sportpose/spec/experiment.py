@@ -92,6 +92,9 @@ class ScalingSpec:
     cpus_per_worker: float = 1.0
     gpus_per_worker: float = 1.0  # with use_gpu
     torch_threads: int = 1  # intra-op threads per worker process
+    # DDP's gradient bucket size (MB): a bucket is all-reduced as soon as its gradients are ready, so buckets
+    # smaller than the model let the all-reduce overlap the rest of the backward pass (torch's default: 25)
+    bucket_cap_mb: float = 25.0
 
     def __post_init__(self):
         if self.num_workers < 0:
@@ -102,6 +105,8 @@ class ScalingSpec:
             raise SpecError("gpus_per_worker", f"must be 0 or more (a share of a GPU), got {self.gpus_per_worker}")
         if self.torch_threads < 1:
             raise SpecError("torch_threads", f"must be at least 1, got {self.torch_threads}")
+        if self.bucket_cap_mb <= 0:
+            raise SpecError("bucket_cap_mb", f"must be positive, got {self.bucket_cap_mb}")
 
 
 @dataclass(frozen=True)
@@ -123,6 +128,10 @@ class StageSpec:
     freeze: tuple[str, ...] = ()  # module prefixes kept frozen in this stage
     freeze_layers: int | None = None  # freeze the first N backbone stages (the model's freeze_prefixes(N))
     grad_clip: float | None = None  # max gradient norm
+    # Micro-batches per step: each worker's share of batch_size runs forward and backward in this many pieces,
+    # their gradients summed locally (DDP no_sync) and all-reduced once per step: the same step as 1, in less
+    # memory (BatchNorm sees the smaller pieces); worker_batch_size must divide by it
+    accumulate: int = 1
     early_stopping: int | None = None  # patience in epochs on the stage metric
     max_failures: int = 0  # worker-group restarts from the latest checkpoint
     amp: Literal["none", "bf16"] = "none"  # bf16 autocast on GPU
@@ -147,6 +156,9 @@ class StageSpec:
             raise SpecError("batch_size", f"{self.batch_size} does not divide among scaling.num_workers = "
                                           f"{self.scaling.num_workers}: it is the global batch of a step, split "
                                           f"equally among the workers; use a multiple of {workers}")
+        if self.accumulate < 1 or self.batch_size // workers % self.accumulate:
+            raise SpecError("accumulate", f"must be at least 1 and divide each worker's {self.batch_size // workers} "
+                                          f"rows of batch_size, got {self.accumulate}")
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise SpecError("grad_clip", f"must be positive, got {self.grad_clip}")
         if self.early_stopping is not None and self.early_stopping < 1:

@@ -190,6 +190,7 @@ def train_epoch(
     amp: bool = False,
     frozen: list[nn.Module] | None = None,
     device_type: str = "cuda",
+    accumulate: int = 1,
 ) -> dict[str, float]:
     """One pass over ``batches``. Returns mean losses, the sample count, samples per second, and ``batch_rows``,
     the rows of this process's largest step (its share of the stage's global batch, SPEC §6).
@@ -197,6 +198,9 @@ def train_epoch(
     Args:
         amp: bf16 autocast of the forward pass and the loss on ``device_type`` (``cuda``; ``cpu`` where
             ``bench/gpu.py --device cpu`` checks that code on a machine without a GPU).
+        accumulate: micro-batches per step: each batch runs forward and backward in this many row slices, each
+            loss weighted by its share of the rows, so the summed gradient is the batch's; under DDP every
+            slice but the last runs in ``no_sync`` (one all-reduce per step, as without accumulation).
 
     Raises:
         NonFiniteLoss: a step's loss is NaN or infinite (checked before its update, so the weights stay finite).
@@ -211,13 +215,20 @@ def train_epoch(
         if STOP.is_set():
             raise StageInterrupted(f"interrupted at step {step}")
         bs = next(iter(batch.values())).shape[0]
-        ctx = torch.autocast(device_type, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
-        with ctx:
-            losses = loss_fn(model, batch)
-        if not torch.isfinite(losses["loss"].detach()):
-            raise NonFiniteLoss(step, float(losses["loss"].detach()))
         optimizer.zero_grad(set_to_none=True)
-        losses["loss"].backward()
+        pieces = _micro_batches(batch, bs, accumulate)
+        losses = {}
+        for k, (piece, rows) in enumerate(pieces):
+            ctx = torch.autocast(device_type, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
+            sync = model.no_sync() if k < len(pieces) - 1 and hasattr(model, "no_sync") else contextlib.nullcontext()
+            with sync:
+                with ctx:
+                    part = loss_fn(model, piece)
+                if not torch.isfinite(part["loss"].detach()):
+                    raise NonFiniteLoss(step, float(part["loss"].detach()))
+                (part["loss"] * (rows / bs)).backward()
+            for name, v in part.items():
+                losses[name] = losses.get(name, 0.0) + v.detach() * (rows / bs)
         if grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()
@@ -230,6 +241,14 @@ def train_epoch(
     out.update(samples=float(n), epoch_seconds=seconds, samples_per_s=n / seconds if seconds > 0 else 0.0,
                batch_rows=float(largest))
     return out
+
+
+def _micro_batches(batch: Batch, rows: int, pieces: int) -> list[tuple[Batch, int]]:
+    """``batch`` cut along its rows into ``pieces`` slices (views), with their row counts."""
+    if pieces <= 1:
+        return [(batch, rows)]
+    bounds = [round(i * rows / pieces) for i in range(pieces + 1)]
+    return [({k: v[a:b] for k, v in batch.items()}, b - a) for a, b in zip(bounds, bounds[1:]) if b > a]
 
 
 @torch.no_grad()
@@ -395,7 +414,8 @@ def fit(
             break
         t0 = time.perf_counter()
         try:
-            train = train_epoch(model, batches("train", epoch), optimizer, loss_fn, stage.grad_clip, amp, frozen)
+            train = train_epoch(model, batches("train", epoch), optimizer, loss_fn, stage.grad_clip, amp, frozen,
+                                accumulate=stage.accumulate)
         except NonFiniteLoss as e:
             kept = (f"the checkpoint of epoch {progress.epoch} is kept" if progress.epoch else
                     "no checkpoint was written")

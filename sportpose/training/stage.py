@@ -105,6 +105,40 @@ def shard_batches(shard: Any, columns: tuple[str, ...], batch_size: int, shuffle
         yield take()
 
 
+class AllreduceClock:
+    """A DDP communication hook that all-reduces each gradient bucket as DDP's default does (the mean over
+    the workers) and times it: from the bucket's launch (when its last gradient is ready) to the end of its
+    all-reduce. The per-step figure is the sum over the step's buckets; where buckets overlap each other or
+    the rest of the backward pass, it exceeds the time the step waits for them."""
+
+    def __init__(self):
+        self.seconds = 0.0
+        self.steps = 0
+        self.buckets = 0
+        self._lap = (0.0, 0, 0)
+
+    def hook(self, state, bucket):  # no annotations: DDP checks them against its classes, and here they are strings
+        start = time.perf_counter()
+        if bucket.index() == 0:
+            self.steps += 1
+        self.buckets += 1
+        world = dist.get_world_size()
+        future = dist.all_reduce(bucket.buffer().div_(world), async_op=True).get_future()
+
+        def done(f: torch.futures.Future) -> torch.Tensor:
+            self.seconds += time.perf_counter() - start
+            return f.value()[0]
+
+        return future.then(done)
+
+    def lap(self) -> tuple[float, float]:
+        """Milliseconds of all-reduce per step and buckets per step since the last lap."""
+        seconds, steps, buckets = (self.seconds - self._lap[0], self.steps - self._lap[1],
+                                   self.buckets - self._lap[2])
+        self._lap = (self.seconds, self.steps, self.buckets)
+        return (1000.0 * seconds / steps, buckets / steps) if steps else (0.0, 0.0)
+
+
 def _allreduce_mean(values: dict[str, float], weight: float) -> dict[str, float]:
     """Sample-weighted mean of per-rank metrics across the worker group."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
@@ -225,8 +259,12 @@ def worker_loop(config: dict[str, Any]) -> None:
             checkpoints.set_rng_state(state["rng"])
         progress.epoch, progress.best, progress.since_best = state["epoch"] + 1, state["best"], state["since_best"]
         progress.history = json.loads(state["history"])
-    model = ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"find_unused_parameters": False}) \
-        if ctx.get_world_size() > 1 else model
+    clock = None
+    if ctx.get_world_size() > 1:
+        model = ray.train.torch.prepare_model(model, parallel_strategy_kwargs={
+            "find_unused_parameters": False, "bucket_cap_mb": stage.scaling.bucket_cap_mb})
+        clock = AllreduceClock()
+        model.register_comm_hook(None, clock.hook)
     core = model.module if hasattr(model, "module") else model
     columns = tuple(core.input_names(stage.task)) + TARGET_COLUMNS
     shards = {split: ray.train.get_dataset_shard(split) for split in ("train", "val")}  # val may be None
@@ -279,6 +317,8 @@ def worker_loop(config: dict[str, Any]) -> None:
 
     def report_epoch(metrics: dict[str, float]) -> None:
         epoch = int(metrics["epoch"])
+        if clock is not None:
+            metrics["allreduce_ms_per_step"], metrics["allreduce_buckets"] = clock.lap()
         with tempfile.TemporaryDirectory() as d:
             if local_dir:  # local mode persists nothing itself: write where Ray Train would
                 d = os.path.join(local_dir, checkpoints.epoch_dir_name(epoch))

@@ -140,3 +140,41 @@ def test_validate_pools_metric_counts_so_that_workers_average_to_the_pooled_rati
     empty = loop.validate(model, [], eval_fn, ["pckh"])  # a worker without batches reports the same keys
     assert set(empty) == {"val_pckh_hits", "val_pckh_total", "val_samples"}
     assert math.isnan(loop.finish_counts({"val_pckh_hits": 0.0, "val_pckh_total": 0.0}, ["pckh"])["val_pckh"])
+
+
+def test_accumulated_micro_batches_give_the_batch_gradient_and_sync_once_per_step():
+    """``accumulate: 2``: two half batches, losses weighted by their rows, sum to the whole batch's gradient; every
+    micro-batch but the last runs inside the model's ``no_sync`` (DDP's: one all-reduce per step)."""
+    import contextlib
+
+    class Linear(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(4, 1)
+            self.unsynced = 0
+
+        def forward(self, x):
+            return self.fc(x)
+
+        @contextlib.contextmanager
+        def no_sync(self):
+            self.unsynced += 1
+            yield
+
+    g = torch.Generator().manual_seed(0)
+    batch = {"x": torch.randn(6, 4, generator=g), "y": torch.randn(6, 1, generator=g)}
+
+    def loss_fn(m, b):
+        return {"loss": ((m(b["x"]) - b["y"]) ** 2).mean()}
+
+    grads = []
+    for accumulate in (1, 2, 3):
+        torch.manual_seed(0)
+        model = Linear()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # lr 0: the weights stay, the gradients remain
+        out = loop.train_epoch(model, [batch], optimizer, loss_fn, accumulate=accumulate)
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+        assert model.unsynced == accumulate - 1
+        assert out["samples"] == 6
+    torch.testing.assert_close(grads[1], grads[0])
+    torch.testing.assert_close(grads[2], grads[0])
