@@ -12,7 +12,7 @@ import argparse
 import sys
 
 from sportpose import __version__
-from sportpose.cli import cluster, data, evaluate, registry, sweep, train
+from sportpose.cli import cluster, data, evaluate, export, registry, sweep, train
 from sportpose.cli.common import Commands, group_args, group_run, run_command
 from sportpose.platform.console import quiet_console
 
@@ -21,6 +21,8 @@ COMMANDS: Commands = {
              "the registry", train.demo_args, train.cmd_demo),
     "train": ("run an experiment spec's training pipeline on Ray, evaluate and register the model",
               train.train_args, train.cmd_train),
+    "export": ("a model's inference graph as ONNX (dynamic batch), checked against PyTorch with onnxruntime and "
+               "logged beside its registered version", export.export_args, export.cmd_export),
     "registry": ("list registered models, or move an alias (promote)", registry.registry_args, registry.cmd_registry),
     "data": ("datasets: generate SynthCourt (synth), import PoseTrack, Human3.6M or your own videos (import), inspect a "
              "SynthCourt or PoseTrack dataset (inspect), cut a spec's samples into Parquet (prepare)", group_args(data.DATA_COMMANDS), group_run(data.DATA_COMMANDS)),

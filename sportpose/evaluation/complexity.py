@@ -74,23 +74,23 @@ def complexity(model: nn.Module, inputs: dict[str, torch.Tensor], forward: Calla
     }
 
 
-def example_inputs(model: nn.Module, data: DataSpec) -> dict[str, torch.Tensor]:
-    """A batch of one for ``model`` as the data section ``data`` (a ``DataSpec``) cuts its samples: ``tube``
-    (1, T, H, W, 3) uint8, and ``context`` (1, L, Hc, Wc, 3) uint8 / ``flow`` (1, T-1, H, W, 2) float32 /
-    ``affine`` (1, 2, 3) and ``frame_size`` (1, 2) where the model reads them. Seeded random content."""
-    g = torch.Generator().manual_seed(0)
+def example_inputs(model: nn.Module, data: DataSpec, batch: int = 1, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A batch of ``batch`` (B) for ``model`` as the data section ``data`` (a ``DataSpec``) cuts its samples:
+    ``tube`` (B, T, H, W, 3) uint8, and ``context`` (B, L, Hc, Wc, 3) uint8 / ``flow`` (B, T-1, H, W, 2)
+    float32 / ``affine`` (B, 2, 3) and ``frame_size`` (B, 2) where the model reads them. Random content seeded
+    by ``seed``."""
+    g = torch.Generator().manual_seed(seed)
     h, w = data.input_size
     shapes = {
-        "tube": ((1, data.window, h, w, 3), torch.uint8),
-        "image": ((1, h, w, 3), torch.uint8),
-        "context": ((1, data.context_len, *data.context_size, 3), torch.uint8),
-        "flow": ((1, max(data.window - 1, 1), h, w, 2), torch.float32),
+        "tube": ((batch, data.window, h, w, 3), torch.uint8),
+        "image": ((batch, h, w, 3), torch.uint8),
+        "context": ((batch, data.context_len, *data.context_size, 3), torch.uint8),
+        "flow": ((batch, max(data.window - 1, 1), h, w, 2), torch.float32),
     }
     inputs = {}
     placement = {"affine", "frame_size"} & set(model.input_names())
     if placement:  # where the crop sits in the frame (STSP-Net's frame_position): a valid placement, not noise
-
-        inputs.update(example_placement(1, (h, w)))
+        inputs.update(example_placement(batch, (h, w)))
     for name in model.input_names():
         if name in placement:
             continue

@@ -29,7 +29,8 @@ def normalize_images(images: torch.Tensor) -> torch.Tensor:
     mean = x.new_tensor(IMAGENET_MEAN)
     std = x.new_tensor(IMAGENET_STD)
     x = (x - mean) / std  # (..., H, W, 3)
-    return x.movedim(-1, -3).contiguous()  # (..., 3, H, W)
+    n = x.dim()  # permute by positive dims: torch.onnx writes movedim's negative ones into an invalid Transpose
+    return x.permute(*range(n - 3), n - 1, n - 3, n - 2).contiguous()  # (..., 3, H, W)
 
 
 def heatmap_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

@@ -243,7 +243,12 @@ def motion_weights(
         (N, 1, h, w) weights in [1 + γ, 1 + γ·e^λ], finite for any finite flow.
     """
     s = torch.linalg.vector_norm(flow.float(), dim=-1).unsqueeze(1)  # (N, 1, H, W) px
-    s = F.adaptive_avg_pool2d(s, size)  # (N, 1, h, w)
+    big = (int(flow.shape[1]), int(flow.shape[2]))
+    if big[0] % size[0] == 0 and big[1] % size[1] == 0:  # the same mean as adaptive pooling, and ONNX-exportable
+        kernel = (big[0] // size[0], big[1] // size[1])
+        s = F.avg_pool2d(s, kernel, kernel)  # (N, 1, h, w)
+    else:
+        s = F.adaptive_avg_pool2d(s, size)  # (N, 1, h, w)
     s_max = s.amax(dim=(2, 3), keepdim=True).clamp_min(max(floor, 1e-6))  # (N, 1, 1, 1)
     return 1.0 + gamma * torch.exp(lam * (s / s_max))  # (N, 1, h, w)
 
@@ -358,8 +363,11 @@ def frame_positions(points: torch.Tensor, affine: torch.Tensor, frame_size: torc
     h, w = crop_size
     m, shift = affine[:, :, :2].double(), affine[:, :, 2].double()  # (B, 2, 2), (B, 2)
     centre = shift.new_tensor([(w - 1) / 2.0, (h - 1) / 2.0])  # crop pixels
-    box = torch.linalg.solve(m, (centre - shift).unsqueeze(-1)).squeeze(-1)  # (B, 2) image px of the crop centre
-    det = torch.linalg.det(m)  # (B,) < 0 for a mirrored crop
+    a, b, c, d = m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1]  # (B,) each
+    det = a * d - b * c  # (B,) < 0 for a mirrored crop
+    r = centre - shift  # (B, 2)
+    # m⁻¹ r written out for the 2x2 matrix (an ONNX graph has no linear solve)
+    box = torch.stack([d * r[:, 0] - b * r[:, 1], a * r[:, 1] - c * r[:, 0]], dim=-1) / det[:, None]  # (B, 2) image px
     size = frame_size.double()  # (B, 2)
     box_x = torch.where(det < 0, size[:, 0] - 1.0 - box[:, 0], box[:, 0])
     box = torch.stack([box_x, box[:, 1]], dim=-1)  # (B, 2)
@@ -406,7 +414,7 @@ class EPE(nn.Module):
         b, t, h, w, _ = tube.shape
         x = normalize_images(tube.reshape(b * t, h, w, 3))  # (B·T, 3, H, W)
         feats = self.backbone(x)  # (B·T, C, H/4, W/4)
-        size = tuple(feats.shape[-2:])
+        size = (int(feats.shape[-2]), int(feats.shape[-1]))  # plain ints: fixed by the crop size in an exported graph
         if self.use_motion:
             if flow is None:
                 raise KeyError("EPE with use_motion needs each frame's flow (B, T, H, W, 2)")
