@@ -37,9 +37,13 @@ class DashboardArgs:
 
 
 def optuna_dashboard_command(storage: str, port: int) -> list[str] | None:
-    """The optuna-dashboard command line, or None when it is not installed."""
+    """The optuna-dashboard command line, or None when it is not installed.
+
+    optuna-dashboard has no ``__main__`` module (``python -m optuna_dashboard`` exits at once): its console
+    script's entry point, ``optuna_dashboard._cli.main``, is run under this interpreter instead."""
     if importlib.util.find_spec("optuna_dashboard") is not None:
-        return [sys.executable, "-m", "optuna_dashboard", storage, "--host", "127.0.0.1", "--port", str(port)]
+        return [sys.executable, "-c", "from optuna_dashboard._cli import main; main()", storage,
+                "--host", "127.0.0.1", "--port", str(port)]
     exe = shutil.which("optuna-dashboard")
     return [exe, storage, "--host", "127.0.0.1", "--port", str(port)] if exe else None
 
