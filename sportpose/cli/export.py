@@ -13,7 +13,8 @@ def export_args(p: argparse.ArgumentParser) -> None:
                    help="output file (default runs/exports/<model>-v<version>.onnx)")
     p.add_argument("--spec", default=None, help="the experiment spec of a checkpoint (a registered model has its own)")
     p.add_argument("--tolerance", type=float, default=1e-4,
-                   help="max abs difference onnxruntime vs PyTorch allowed per output (default 1e-4)")
+                   help="max abs difference onnxruntime vs PyTorch allowed per output, times the output's scale "
+                        "max(1, max |output|) (default 1e-4)")
     p.add_argument("--no-mlflow", action="store_true",
                    help="do not log the file beside the registered version")
 
