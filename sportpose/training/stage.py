@@ -24,6 +24,7 @@ import random
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,15 @@ def checkpoint_uri(checkpoint: ray.train.Checkpoint) -> str:
 def _to_tensors(batch: dict[str, np.ndarray], columns: tuple[str, ...]) -> dict[str, torch.Tensor]:
     # Ray hands out read-only views of its object store; torch wants writable memory.
     return {c: torch.from_numpy(np.array(batch[c])) for c in columns if c in batch}
+
+
+def _on_device(batches: Iterable[dict[str, torch.Tensor]], device: torch.device):
+    """``batches`` with every tensor on ``device`` (the worker's GPU); as they are on the CPU."""
+    if device.type == "cpu":
+        yield from batches
+        return
+    for batch in batches:
+        yield {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
 def shard_batches(shard: Any, columns: tuple[str, ...], batch_size: int, shuffle_buffer: int | None,
@@ -230,6 +240,8 @@ def worker_loop(config: dict[str, Any]) -> None:
     np.random.seed(spec.seed + rank)
     random.seed(spec.seed + rank)
     model, frozen_names = prepare_stage_model(spec, stage_name, config.get("init", []))
+    device = ray.train.torch.get_device()  # this worker's GPU under use_gpu, else the CPU
+    model.to(device)  # before the optimizer and any resumed state, which then follow the parameters' device
     optimizer = loop.build_optimizer(model, stage.optimizer)
     scheduler = loop.build_scheduler(optimizer, stage.schedule, stage.epochs, stage.mode)
     progress = loop.Progress(stage.metric, stage.mode, stage.early_stopping)
@@ -290,7 +302,7 @@ def worker_loop(config: dict[str, Any]) -> None:
         if shards[split] is None:
             return None
         buffer = max(4 * rows, spec.data.shuffle_buffer) if shuffle else None
-        return shard_batches(shards[split], columns, rows, buffer, seed)
+        return _on_device(shard_batches(shards[split], columns, rows, buffer, seed), device)
 
     caches: dict[str, dict[str, torch.Tensor]] = {}  # split -> the frozen prefix's outputs (cache_frozen)
     if stage.cache_frozen:

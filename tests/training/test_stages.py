@@ -204,3 +204,15 @@ def test_training_batches_mix_clips_that_were_cut_one_after_another(ray_local):
     assert [len(b) for b in first] == [8] * 60
     assert mixed >= 7 and narrow <= 5 and in_order <= 1.5, (mixed, narrow, in_order)
     assert not torch.equal(first[0], second[0])
+
+
+def test_batches_follow_the_worker_device():
+    """A worker's batches reach its device (a GPU under use_gpu): here the meta device, which a CPU has too."""
+    import torch
+
+    from sportpose.training.stage import _on_device
+
+    batches = [{"tube": torch.zeros(2, 3), "joints_3d": torch.ones(2, 1)}]
+    moved = list(_on_device(iter(batches), torch.device("meta")))
+    assert [{k: v.device.type for k, v in b.items()} for b in moved] == [{"tube": "meta", "joints_3d": "meta"}]
+    assert list(_on_device(iter(batches), torch.device("cpu")))[0]["tube"] is batches[0]["tube"]  # no copy on CPU
