@@ -406,7 +406,7 @@ def _run_stages(spec: ExperimentSpec, state: dict[str, Any], parent_id: str, dat
                 except BaseException as e:  # keep waiting for the others; re-raise the first failure
                     error = error or e
     except KeyboardInterrupt:
-        _stop_stages(pool, [running[f] for f in running], log)
+        _stop_stages(pool, running, log)
         raise
     pool.shutdown()
     if error is not None:
@@ -414,10 +414,12 @@ def _run_stages(spec: ExperimentSpec, state: dict[str, Any], parent_id: str, dat
     return results
 
 
-def _stop_stages(pool: ThreadPoolExecutor, names: list[str], log: Callable[[str], None]) -> None:
+def _stop_stages(pool: ThreadPoolExecutor, running: dict[Future, str], log: Callable[[str], None]) -> None:
     """Ctrl-C: stop the running stages now rather than when they end. Local-mode loops stop at their next step
-    (:data:`loop.STOP`); Ray Train workers stop with the driver's Ray (shut down here, at most ~10 s). A second
-    Ctrl-C exits at once."""
+    (:data:`loop.STOP`), waited for up to 5 s so that none still reads its Ray dataset when Ray goes (a Ray API
+    call after ``ray.shutdown`` ends the process with status 1); Ray Train workers stop with the driver's Ray
+    (shut down here, at most ~10 s). A second Ctrl-C exits at once."""
+    names = list(running.values())
     log(f"interrupted: stopping {', '.join(names) or 'the pipeline'} (Ctrl-C again to exit at once)")
     try:
         signal.signal(signal.SIGINT, lambda *_: os._exit(130))
@@ -425,6 +427,7 @@ def _stop_stages(pool: ThreadPoolExecutor, names: list[str], log: Callable[[str]
         pass
     loop.STOP.set()
     pool.shutdown(wait=False, cancel_futures=True)
+    wait(list(running), timeout=5)
     stopper = threading.Thread(target=ray.shutdown, daemon=True)
     stopper.start()
     stopper.join(timeout=10)
