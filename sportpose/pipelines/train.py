@@ -7,6 +7,7 @@ lets Ray Train continue an unfinished one from its latest checkpoint: a finished
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -415,16 +416,12 @@ def _run_stages(spec: ExperimentSpec, state: dict[str, Any], parent_id: str, dat
 
 
 def _stop_stages(pool: ThreadPoolExecutor, running: dict[Future, str], log: Callable[[str], None]) -> None:
-    """Ctrl-C: stop the running stages now rather than when they end. Local-mode loops stop at their next step
-    (:data:`loop.STOP`), waited for up to 5 s so that none still reads its Ray dataset when Ray goes (a Ray API
-    call after ``ray.shutdown`` ends the process with status 1); Ray Train workers stop with the driver's Ray
-    (shut down here, at most ~10 s). A second Ctrl-C exits at once."""
-    names = list(running.values())
-    log(f"interrupted: stopping {', '.join(names) or 'the pipeline'} (Ctrl-C again to exit at once)")
-    try:
+    """Ctrl-C: stop the running stages now. Local-mode loops stop at their next step (:data:`loop.STOP`), waited
+    for up to 5 s so that none reads its Ray dataset after ``ray.shutdown`` (Ray would end the process with status
+    1); Ray Train workers stop with the driver's Ray (at most ~10 s). A second Ctrl-C exits at once."""
+    log(f"interrupted: stopping {', '.join(running.values()) or 'the pipeline'} (Ctrl-C again to exit at once)")
+    with contextlib.suppress(ValueError):  # not the main thread: the first interrupt's handling is all there is
         signal.signal(signal.SIGINT, lambda *_: os._exit(130))
-    except ValueError:  # not the main thread: the first interrupt's handling is all there is
-        pass
     loop.STOP.set()
     pool.shutdown(wait=False, cancel_futures=True)
     wait(list(running), timeout=5)
