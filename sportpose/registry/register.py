@@ -2,7 +2,9 @@
 
 - Final models are pyfunc models defined from code (:mod:`sportpose.registry.pyfunc`) carrying the
   resolved spec and a state dict; loading one never unpickles code. The signature is inferred from one real
-  sample and the wrapper's own ``predict`` on it.
+  sample and the wrapper's own ``predict`` on it, with the optional ``affine`` param (frame coordinates).
+- Its pip requirements are what the loader imports (torch, MLflow, NumPy, PyYAML), pinned to the versions it
+  was trained with; nothing of the training side (Ray, OpenCV, decord) is needed to load or serve it.
 - A new version gets the alias ``candidate``; ``champion`` moves to it only when it beats the current
   champion on the primary metric (direction-aware) on the same evaluation data.
 """
@@ -19,7 +21,7 @@ import numpy as np
 import torch
 import yaml
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature, infer_signature
 
 import sportpose
 from sportpose.errors import DataError, TrainingError
@@ -44,7 +46,10 @@ def register_model(spec: ExperimentSpec, run_id: str, weights: dict[str, torch.T
     model.eval()
     wrapper = pyfunc.SportposeModel()
     wrapper.model = model
-    signature = infer_signature(example, wrapper.predict(None, example))
+    # the outputs as a caller who passes the crop affines gets them (keypoints_frame too); the params schema
+    # declares that optional affine (pyfunc.PARAMS)
+    inferred = infer_signature(example, wrapper.predict(None, example, {"affine": [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]}))
+    signature = ModelSignature(inferred.inputs, inferred.outputs, pyfunc.PARAMS)
     with tempfile.TemporaryDirectory() as d:
         spec_path, weights_path = Path(d) / "spec.yaml", Path(d) / "weights.pt"
         spec_path.write_text(spec_yaml(spec))
