@@ -270,21 +270,54 @@ def write_samples(ds: ray.data.Dataset, path: str | Path, data: DataSpec, detect
 def read_samples(path: str | Path, data: DataSpec, detections: bool = False) -> ray.data.Dataset:
     """A lazy Dataset of the samples of :func:`write_samples`' shards, tensor columns with their shapes.
 
-    One map task per shard reads it with pyarrow and decodes its tensors (:func:`decode_tensors`).
-    ``ray.data.read_parquet`` would do the reading too, but starts a file-listing actor and a reader pool for
-    every execution of the dataset (every epoch of a stage): seconds on a busy machine, for shards whose
-    names are known here.
+    Map tasks read groups of consecutive shards (:func:`shard_groups`) with pyarrow and yield one block per
+    shard, its tensors decoded (:func:`decode_tensors`). ``ray.data.read_parquet`` would do the reading too, but
+    starts a file-listing actor and a reader pool for every execution of the dataset (every epoch of a stage):
+    seconds on a busy machine, for shards whose names are known here. Shards are one per clip, often a dozen
+    samples: one task each spent more on Ray's task overhead than on reading (``bench/data_pipeline.py``'s
+    Parquet source: ~2000 tubes/s with a task per shard, ~2600 with four shards per task, on 2 CPUs). pyarrow
+    reads with ``use_threads=False``: a Ray task has one CPU, where pyarrow's thread pool only costs (one
+    task's read: 2600-4400 tubes/s threaded, 5400-5700 not).
     """
     columns = tensor_columns(data, detections)
-    files = sorted(str(f) for f in Path(path).glob("*.parquet"))
+    files = sorted(Path(path).glob("*.parquet"))
+    cpus = int(ray.cluster_resources().get("CPU", 1)) if ray.is_initialized() else 1
+    groups = shard_groups([(str(f), f.stat().st_size) for f in files], cpus)
 
     def read(batch: dict[str, np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
-        table = pq.read_table(str(batch["file"][0]))
-        if table.num_rows:
-            yield decode_tensors(table, columns)
+        for file in batch["files"][0]:
+            table = pq.read_table(file, use_threads=False)
+            if table.num_rows:
+                yield decode_tensors(table, columns)
 
-    return ray.data.from_items([{"file": f} for f in files], override_num_blocks=max(1, len(files))).map_batches(
-        read, batch_size=1, batch_format="numpy")
+    return ray.data.from_items([{"files": g} for g in groups],
+                               override_num_blocks=max(1, len(groups))).map_batches(read, batch_size=1,
+                                                                                    batch_format="numpy")
+
+
+def shard_groups(files: list[tuple[str, int]], cpus: int, target_bytes: int = 64 << 20) -> list[list[str]]:
+    """Consecutive runs of ``files`` ((path, size in bytes), in order), one per read task: as many runs as make
+    about ``target_bytes`` each, and at least four per CPU (while there are files enough), so that every CPU
+    reads and a training worker's split has blocks to take; the runs hold about equal bytes."""
+    if not files:
+        return []
+    total = sum(size for _, size in files)
+    count = min(len(files), max(4 * max(cpus, 1), -(-total // target_bytes)))
+    groups: list[list[str]] = []
+    current: list[str] = []
+    cumulative = 0
+    for k, (path, size) in enumerate(files):
+        current.append(path)
+        cumulative += size
+        closable = len(groups) < count - 1
+        # a run ends at its share of the bytes, or when each group still to make needs one of the files left
+        if closable and (cumulative >= total * (len(groups) + 1) / count
+                         or len(files) - k - 1 == count - len(groups) - 1):
+            groups.append(current)
+            current = []
+    if current:
+        groups.append(current)
+    return groups
 
 
 def _write_with_progress(ds: ray.data.Dataset, path: Path, log: Any, bar: tqdm, data: DataSpec,

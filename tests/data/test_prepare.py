@@ -13,7 +13,7 @@ from sportpose.models.simplebaseline import SimpleBaselineConfig
 from sportpose.data import synthcourt
 from sportpose.data.dataset import build_split, load_clips
 from sportpose.data.prepare import (
-    NOT_SHAPING, is_prepared, load_prepared, open_split, prepare, prepared_dir, shaping_fields,
+    NOT_SHAPING, is_prepared, load_prepared, open_split, prepare, prepared_dir, shaping_fields, shard_groups,
 )
 from sportpose.spec.data import SynthConfig
 from sportpose.spec.experiment import DataSpec, ExperimentSpec
@@ -149,3 +149,15 @@ def test_prepare_warns_about_doubtful_boxes_and_a_short_video(doubtful_synth):
     assert said[0].startswith(f"warning: {boxes_file}: 2 person boxes of zero area or negative size")
     assert said[1] == (f"warning: {short_file}: frames are annotated up to index 5, but its video decodes to 3 "
                        "frames (the video is shorter than its annotations)")
+
+
+def test_shards_are_read_in_groups_of_consecutive_files_with_about_equal_bytes():
+    files = [(f"s{i:02d}.parquet", size) for i, size in enumerate([10, 10, 10, 10, 40, 10, 10, 10, 10, 10, 10, 10])]
+    groups = shard_groups(files, cpus=2, target_bytes=1000)
+    assert [f for g in groups for f in g] == [f for f, _ in files]  # every shard once, in order
+    assert len(groups) == 8  # four per CPU: bytes alone would make one
+    sizes = dict(files)
+    assert max(sum(sizes[f] for f in g) for g in groups) <= 40  # the big shard alone, the others share
+    assert len(shard_groups(files, cpus=2, target_bytes=10)) == 12  # by bytes, at most one group per shard
+    assert shard_groups(files[:3], cpus=8) == [["s00.parquet"], ["s01.parquet"], ["s02.parquet"]]
+    assert shard_groups([], cpus=2) == []

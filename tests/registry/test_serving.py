@@ -111,8 +111,9 @@ def test_a_fresh_venv_from_the_logged_requirements_loads_the_champion_and_predic
         here = mlflow.pyfunc.load_model(f"models:/{name}@champion")
         expected = here.predict(here.input_example, params={"affine": affine} if affine else None)
     assert set(there) == set(expected) and "keypoints_frame" in there  # frame pixels (STSP: its affine input)
-    for key, value in expected.items():
-        np.testing.assert_allclose(there[key], value, rtol=1e-5, atol=1e-5, err_msg=key)
+    for key, value in expected.items():  # float32 sums may run in another order with another thread count
+        scale = max(1.0, float(np.abs(value).max()))
+        np.testing.assert_allclose(there[key], value, rtol=0, atol=1e-4 * scale, err_msg=key)
     if name == "sportpose-multistream":
         assert report["example"] == {"tube": [2, 3, 64, 64, 3], "context": [2, 4, 64, 64, 3]}
         # the first tube's crop is 0.5 x its frame, offset by (10, 4): frame = 2 x (crop + offset)
