@@ -9,7 +9,8 @@ a failure), the raylet's "N PYTHON worker processes" warning, MLflow's "Add type
 method", Abseil's ``[mutex.cc] RAW:`` lock tracing and Ray Train's "Failed to send resource request ... safe
 to ignore this error" with its traceback (both seen when the CPUs are overloaded); everything else a worker
 prints, its errors and tracebacks included, still reaches the console.
-MLflow logs at WARNING and up (``MLFLOW_LOGGING_LEVEL``, which the workers inherit).
+MLflow logs at WARNING and up (``MLFLOW_LOGGING_LEVEL``, which the workers inherit); at that level its registration
+prints ("Successfully registered model ...", "Created version ...") are dropped too (``sportpose.registry.register``).
 
 Nothing here imports Ray or MLflow: the CLI calls :func:`quiet_console` before a command loads them.
 """

@@ -11,7 +11,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
+import os
+import re
+import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,7 +107,7 @@ def log_and_register(
 ) -> Promotion:
     """Log the model to ``run_id`` as a pyfunc from code, register it, and apply the alias rules."""
     tracking.client()
-    with mlflow.start_run(run_id=run_id):
+    with mlflow.start_run(run_id=run_id), _registration_lines_dropped():
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=pyfunc.__file__,
@@ -113,6 +120,29 @@ def log_and_register(
         )
     version = str(info.registered_model_version)
     return apply_aliases(registered_name, version, metric, value, mode, eval_fingerprint)
+
+
+# What MLflow prints (not logs) while registering: the project's own "registry: NAME vN -> ..." line says it
+REGISTRATION_LINES = re.compile(r"^(Successfully registered model '|Registered model '.*' already exists\. Creating a new "
+                                r"version|Created version '\d+' of model ')")
+
+
+@contextlib.contextmanager
+def _registration_lines_dropped() -> Iterator[None]:
+    """MLflow's registration lines (:data:`REGISTRATION_LINES`) off the console while MLflow logs above INFO
+    (``MLFLOW_LOGGING_LEVEL``, which the CLI sets to WARNING without ``--verbose``). MLflow prints them to
+    stderr itself (``eprint``), past its logging level; anything else printed meanwhile is passed on at the end."""
+    level = logging.getLevelName(os.environ.get("MLFLOW_LOGGING_LEVEL", "INFO").upper())
+    if not isinstance(level, int) or level <= logging.INFO:
+        yield
+        return
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(buffer):
+            yield
+    finally:
+        kept = [line for line in buffer.getvalue().splitlines(keepends=True) if not REGISTRATION_LINES.match(line)]
+        sys.stderr.write("".join(kept))
 
 
 def _requirements() -> list[str]:

@@ -66,3 +66,25 @@ def test_promoting_a_missing_model_or_version_names_what_there_is(mlflow_home, t
         register.promote(name, "7")
     with pytest.raises(DataError, match=r"registry: no registered model 'm-typo' \(registered: .*m-promote"):
         register.promote("m-typo", "1")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("level, shown", [("WARNING", False), ("INFO", True)])
+def test_mlflows_registration_lines_reach_the_console_only_at_its_info_level(mlflow_home, tmp_path, monkeypatch,
+                                                                             capfd, level, shown):
+    import torch
+
+    from tests.conftest import tiny_spec
+
+    monkeypatch.setenv("MLFLOW_LOGGING_LEVEL", level)
+    spec = tiny_spec("simplebaseline")
+    (tmp_path / "spec.yaml").write_text(register.spec_yaml(spec))
+    torch.save(spec.build_model().state_dict(), tmp_path / "weights.pt")
+    for _ in range(2):  # a new model, then a new version of it
+        run = tracking.start_run("reg", "r")
+        register.log_and_register(run, "m-lines", tmp_path / "spec.yaml", tmp_path / "weights.pt", None, None,
+                                  "pckh", 1.0, "max", "data")
+    err = capfd.readouterr().err
+    for line in ("Successfully registered model 'm-lines'.", "Registered model 'm-lines' already exists",
+                 "Created version '2' of model 'm-lines'"):
+        assert (line in err) == shown, err
