@@ -10,6 +10,8 @@ two). Setups:
   (``ratio_2w_vs_1w``).
 - (d) Ray Train, 1 worker x 2 threads: the same two cores used by intra-op threads instead of a second
   process; (c)/(d) is the fair data-parallel figure (``ratio_2w_vs_1w2t``, target >= 1.0).
+- (f), (g): (c) and (d) with ``cache_samples`` (each worker's shard held in memory once read): the
+  data-parallel figure without the data path's share of the two cores (``ratio_2w_vs_1w2t_cached`` = (f)/(g)).
 - (e) as (c) with DDP gradient buckets of ``SMALL_BUCKET_MB`` (``scaling.bucket_cap_mb``) instead of 25 MB:
   with the model's gradients in one bucket the all-reduce starts only after the whole backward pass.
 
@@ -69,18 +71,19 @@ def plain_loop(spec, ds) -> list[float]:
 SMALL_BUCKET_MB = 1.0
 
 
-def ray_train(spec, datasets, workers: int, threads: int = 1, bucket_mb: float = 25.0
-              ) -> tuple[list[float], float, float, float]:
+def ray_train(spec, datasets, workers: int, threads: int = 1, bucket_mb: float = 25.0, cache: bool = False
+              ) -> tuple[list[float], float, float, float, float]:
     """(b)-(e): the stage engine with ``workers`` DDP workers of ``threads`` intra-op threads each.
 
     Returns:
-        per-epoch samples/s, start-up seconds, steady all-reduce ms per step and buckets per step (0 for 1 worker).
+        per-epoch samples/s, start-up seconds, steady all-reduce ms per step and buckets per step (0 for 1 worker),
+        and the steady share of an epoch a worker waits for its next batch (``data_wait_fraction``).
     """
     from sportpose.spec.experiment import apply_overrides, spec_from_dict, spec_to_dict
 
     spec = spec_from_dict(apply_overrides(spec_to_dict(spec), [
         f"train.stages.main.scaling.num_workers={workers}", f"train.stages.main.scaling.torch_threads={threads}",
-        f"train.stages.main.scaling.bucket_cap_mb={bucket_mb}"]))
+        f"train.stages.main.scaling.bucket_cap_mb={bucket_mb}", f"train.stages.main.cache_samples={cache}"]))
     start = time.perf_counter()
     result = run_stage(spec, "main", datasets,
                        run_name=f"bench-throughput-{workers}w{threads}t{bucket_mb:g}mb-{int(time.time())}")
@@ -90,7 +93,8 @@ def ray_train(spec, datasets, workers: int, threads: int = 1, bucket_mb: float =
     steady = result.history[1:] or result.history
     allreduce = float(np.mean([h.get("allreduce_ms_per_step", 0.0) for h in steady]))
     buckets = float(np.mean([h.get("allreduce_buckets", 0.0) for h in steady]))
-    return rates, total - training, allreduce, buckets
+    wait = float(np.mean([h.get("data_wait_fraction", 0.0) for h in steady]))
+    return rates, total - training, allreduce, buckets, wait
 
 
 def main() -> None:
@@ -117,16 +121,19 @@ def main() -> None:
         print(f"model: {params / 1e6:.2f}M parameters ({params * 4 / 2**20:.1f} MB of float32 gradients)")
         datasets = {"train": train, "val": val}
         plain = plain_loop(spec, train)
-        one, start_one, _, _ = ray_train(spec, datasets, 1)
-        two, start_two, allreduce, buckets = ray_train(spec, datasets, 2)
-        threads2, start_threads2, _, _ = ray_train(spec, datasets, 1, threads=2)
-        small, start_small, allreduce_small, buckets_small = ray_train(spec, datasets, 2, bucket_mb=SMALL_BUCKET_MB)
+        one, start_one, _, _, wait_one = ray_train(spec, datasets, 1)
+        two, start_two, allreduce, buckets, wait_two = ray_train(spec, datasets, 2)
+        threads2, start_threads2, _, _, wait_threads2 = ray_train(spec, datasets, 1, threads=2)
+        small, start_small, allreduce_small, buckets_small, _ = ray_train(spec, datasets, 2, bucket_mb=SMALL_BUCKET_MB)
+        cached, start_cached, _, _, wait_cached = ray_train(spec, datasets, 2, cache=True)
+        cached_1w2t, _, _, _, _ = ray_train(spec, datasets, 1, threads=2, cache=True)
         shutdown_ray()
 
     def steady(r: list[float]) -> float:
         return float(np.mean(r[1:])) if len(r) > 1 else float(r[0])
 
     a, b, c, d, e = steady(plain), steady(one), steady(two), steady(threads2), steady(small)
+    f, g = steady(cached), steady(cached_1w2t)
     step_ms = 1000.0 * 32 / c  # one global step of (c), both workers in parallel
     print(f"{'setup':<36}{'samples/s (steady)':>20}{'per epoch':>40}{'start-up s':>12}")
     print(f"{'(a) plain PyTorch, 1 thread':<36}{a:>20.1f}{str([round(x, 1) for x in plain]):>40}{'-':>12}")
@@ -136,16 +143,22 @@ def main() -> None:
           f"{start_threads2:>12.1f}")
     print(f"{f'(e) as (c), {SMALL_BUCKET_MB:g} MB buckets':<36}{e:>20.1f}{str([round(x, 1) for x in small]):>40}"
           f"{start_small:>12.1f}")
+    print(f"{'(f) as (c), cache_samples':<36}{f:>20.1f}{str([round(x, 1) for x in cached]):>40}{start_cached:>12.1f}")
+    print(f"{'(g) as (d), cache_samples':<36}{g:>20.1f}{str([round(x, 1) for x in cached_1w2t]):>40}{'':>12}")
     print(f"gloo all-reduce per step: (c) {allreduce:.1f} ms over {buckets:.0f} bucket(s), (e) {allreduce_small:.1f} ms "
           f"over {buckets_small:.0f} buckets; a step of (c) takes {step_ms:.0f} ms")
+    print(f"share of an epoch spent waiting for the next batch: (b) {wait_one:.2f}, (c) {wait_two:.2f}, "
+          f"(d) {wait_threads2:.2f}, (f) {wait_cached:.2f}")
+    print(f"with the samples cached in the workers (cache_samples): (f)/(g) = {f / g:.2f}   (f)/(d) = {f / d:.2f}")
     print(f"(b)/(a) = {b / a:.2f} (target >= 0.9)   (c)/(d) = {c / d:.2f} (target >= 1.0)   (c)/(b) = {c / b:.2f}   "
           f"(e)/(c) = {e / c:.2f}")
-    print(f"ratio_ray_vs_plain={b / a:.3f} ratio_2w_vs_1w2t={c / d:.3f} ratio_2w_vs_1w={c / b:.3f} "
+    print(f"ratio_ray_vs_plain={b / a:.3f} ratio_2w_vs_1w2t={c / d:.3f} ratio_2w_vs_1w2t_cached={f / g:.3f} ratio_2w_vs_1w={c / b:.3f} "
           f"ratio_small_buckets={e / c:.3f} allreduce_ms_per_step={allreduce:.1f} "
           f"allreduce_ms_per_step_small_buckets={allreduce_small:.1f} step_ms_2w={step_ms:.0f} "
           f"samples_per_s_plain={a:.1f} samples_per_s_ray_1w={b:.1f} samples_per_s_ray_2w={c:.1f} "
           f"samples_per_s_ray_1w2t={d:.1f} samples_per_s_ray_2w_small_buckets={e:.1f} startup_s_1w={start_one:.1f} "
-          f"startup_s_2w={start_two:.1f} load_1m={os.getloadavg()[0]:.2f}")
+          f"startup_s_2w={start_two:.1f} data_wait_1w={wait_one:.2f} data_wait_2w={wait_two:.2f} "
+          f"data_wait_1w2t={wait_threads2:.2f} load_1m={os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

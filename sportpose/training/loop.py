@@ -192,8 +192,9 @@ def train_epoch(
     device_type: str = "cuda",
     accumulate: int = 1,
 ) -> dict[str, float]:
-    """One pass over ``batches``. Returns mean losses, the sample count, samples per second, and ``batch_rows``,
-    the rows of this process's largest step (its share of the stage's global batch, SPEC §6).
+    """One pass over ``batches``. Returns mean losses, the sample count, samples per second, ``batch_rows``, the
+    rows of this process's largest step (its share of the stage's global batch, SPEC §6), and
+    ``data_wait_fraction``, the share of the pass spent waiting for the next batch.
 
     Args:
         amp: bf16 autocast of the forward pass and the loss on ``device_type`` (``cuda``; ``cpu`` where
@@ -210,8 +211,10 @@ def train_epoch(
         module.eval()  # frozen BatchNorm keeps its statistics
     totals: dict[str, float] = {}
     n = largest = 0
-    start = time.perf_counter()
+    start = fetched = time.perf_counter()
+    waited = 0.0  # seconds spent waiting for the next batch (the data path, not the step)
     for step, batch in enumerate(batches):
+        waited += time.perf_counter() - fetched
         if STOP.is_set():
             raise StageInterrupted(f"interrupted at step {step}")
         bs = next(iter(batch.values())).shape[0]
@@ -236,10 +239,11 @@ def train_epoch(
             totals[k] = totals.get(k, 0.0) + float(v.detach()) * bs
         n += bs
         largest = max(largest, bs)
+        fetched = time.perf_counter()
     seconds = time.perf_counter() - start
     out = {k: v / max(n, 1) for k, v in totals.items()}
     out.update(samples=float(n), epoch_seconds=seconds, samples_per_s=n / seconds if seconds > 0 else 0.0,
-               batch_rows=float(largest))
+               batch_rows=float(largest), data_wait_fraction=waited / seconds if seconds > 0 else 0.0)
     return out
 
 
@@ -273,6 +277,15 @@ def precompute(model: nn.Module, batches: Iterable[Batch], task: str, keep: Iter
         for k, v in columns.items():
             parts.setdefault(k, []).append(v.detach())
     model.train(was_training)
+    return {k: torch.cat(v) for k, v in parts.items()}
+
+
+def collect_batches(batches: Iterable[Batch]) -> Batch:
+    """Every batch of ``batches`` concatenated along the rows, column by column: a cache for :func:`cached_batches`."""
+    parts: dict[str, list[torch.Tensor]] = {}
+    for batch in batches:
+        for k, v in batch.items():
+            parts.setdefault(k, []).append(v)
     return {k: torch.cat(v) for k, v in parts.items()}
 
 

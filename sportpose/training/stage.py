@@ -314,6 +314,9 @@ def worker_loop(config: dict[str, Any]) -> None:
             sizes = ", ".join(f"{len(next(iter(c.values()), ()))} {split}" for split, c in caches.items())
             print(f"[{stage_name}] cached the frozen model's outputs of this worker's samples ({sizes}) in "
                   f"{time.perf_counter() - t0:.0f}s", flush=True)
+    elif stage.cache_samples:  # the shard read once, every epoch's batches drawn from memory
+        for split in (s for s in shards if shards[s] is not None):
+            caches[split] = loop.collect_batches(batches(split, 0, shuffle=False))
 
     def on_epoch(metrics: dict[str, float]) -> None:
         """Rank 0 writes the checkpoint and logs; every rank reports (Ray Train needs all ranks' reports). A

@@ -115,6 +115,8 @@ def test_override_through_a_value_is_an_error():
     (MINIMAL + "train: {stages: {a: {after: [b]}, b: {after: [a]}}}\n", "train.stages.a.after", "cycle"),
     (MINIMAL + "train: {stages: {}}\n", "train.stages", "at least one"),
     (MINIMAL + "train: {stages: {main: {cache_frozen: true}}}\n", "train.stages.main.cache_frozen", "no frozen part"),
+    (MINIMAL + "data: {stream: true}\ntrain: {stages: {main: {cache_samples: true}}}\n", "train.stages.main.cache_samples",
+     "a cache would freeze"),
     ("model: {kind: simplebaseline}\n", "name", "required"),
     ("name: t\n", "model", "required"),
     ("name: t\nmodel: {kind: transformer}\n", "model.kind", "expected"),

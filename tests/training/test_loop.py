@@ -28,6 +28,14 @@ def test_cached_batches_yield_every_row_once_in_a_seeded_order():
     assert list(loop.cached_batches({}, 4, seed=0)) == []
 
 
+def test_collected_batches_are_one_cache_of_every_row_in_order():
+    batches = [{"x": torch.arange(3) + i * 3, "y": torch.zeros(3, 2) + i} for i in range(3)]
+    cache = loop.collect_batches(iter(batches))
+    assert torch.equal(cache["x"], torch.arange(9)) and cache["y"].shape == (9, 2)
+    assert torch.equal(cache["y"][:, 0], torch.tensor([0.0, 0, 0, 1, 1, 1, 2, 2, 2]))
+    assert loop.collect_batches(iter([])) == {}
+
+
 def test_precompute_concatenates_the_frozen_outputs_with_the_targets_and_restores_the_mode():
     torch.manual_seed(0)
     model = STSPNet(STSPConfig(backbone="hrnet_w18_small", width=8, window=3, tau=2, gat_hidden=16, tmp_dim=16,

@@ -23,13 +23,15 @@ from sportpose.training.checkpoints import load as load_checkpoint
 pytestmark = pytest.mark.integration
 
 # The tiny SimpleBaseline (experiments/paper/base/simplebaseline_tiny.yaml) as a DAG of four stages: two trained
-# independently, one fusing them with the backbone frozen, one fine-tuning everything.
+# independently, one fusing them with the backbone frozen, one fine-tuning everything from its workers' cached
+# samples (cache_samples: two DDP workers, two epochs drawn from memory).
 DAG = ["name=dag", "seed=2", "data.synth.seed=5", "data.frame_stride=3", "register={enabled: false}",
        "train.stages={a: {epochs: 1, batch_size: 8, scaling: {num_workers: 1}}, "
        "b: {epochs: 1, batch_size: 8, scaling: {num_workers: 1}, optimizer: {lr: 0.01}}, "
        "fuse: {after: [a, b], load: {a: [backbone], b: [deconv, head]}, freeze: [backbone], epochs: 1, "
        "batch_size: 8, scaling: {num_workers: 2}}, "
-       "joint: {after: [fuse], epochs: 1, batch_size: 8, scaling: {num_workers: 2}, optimizer: {lr: 0.0001}}}"]
+       "joint: {after: [fuse], epochs: 2, batch_size: 8, scaling: {num_workers: 2}, optimizer: {lr: 0.0001}, "
+       "cache_samples: true}}"]
 
 
 class Interrupt(KeyboardInterrupt):
@@ -118,6 +120,13 @@ def test_hand_off_loads_declared_modules_and_keeps_frozen_ones(dag_run):
     # joint trains everything from fuse's weights: the backbone moves now
     assert any(not torch.equal(backbone_fuse[k], v) for k, v in _params(joint, "backbone").items())
     assert load_checkpoint(fuse)["frozen"] and all(n.startswith("backbone.") for n in load_checkpoint(fuse)["frozen"])
+    # joint's two epochs came from its workers' cached shards: every epoch saw the split's samples, none waited on
+    # the data path after the cache was read
+    client = tracking.client()
+    child = next(c for c in _children(result.parent_run_id) if c.data.tags["sportpose.stage"] == "joint")
+    assert sorted(m.step for m in client.get_metric_history(child.info.run_id, "loss")) == [0, 1]
+    waits = [m.value for m in client.get_metric_history(child.info.run_id, "data_wait_fraction")]
+    assert len(waits) == 2 and all(0.0 <= w < 1.0 for w in waits)
 
 
 def test_resume_refuses_a_changed_finished_stage(dag_run, dag_spec_path):
