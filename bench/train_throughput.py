@@ -10,10 +10,10 @@ two). Setups:
   (``ratio_2w_vs_1w``).
 - (d) Ray Train, 1 worker x 2 threads: the same two cores used by intra-op threads instead of a second
   process; (c)/(d) is the fair data-parallel figure (``ratio_2w_vs_1w2t``, target >= 1.0).
-- (f), (g): (c) and (d) with ``cache_samples`` (each worker's shard held in memory once read): the
-  data-parallel figure without the data path's share of the two cores (``ratio_2w_vs_1w2t_cached`` = (f)/(g)).
 - (e) as (c) with DDP gradient buckets of ``SMALL_BUCKET_MB`` (``scaling.bucket_cap_mb``) instead of 25 MB:
   with the model's gradients in one bucket the all-reduce starts only after the whole backward pass.
+- (f), (g): (c) and (d) with ``cache_samples`` (each worker's shard held in memory once read): the
+  data-parallel figure without the data path's share of the two cores (``ratio_2w_vs_1w2t_cached`` = (f)/(g)).
 
 The gloo all-reduce time per step (``allreduce_ms_per_step``: the sum over a step's gradient buckets from a
 bucket's launch to its end, :class:`sportpose.training.stage.AllreduceClock`) is reported for (c) and (e),
@@ -124,7 +124,8 @@ def main() -> None:
         one, start_one, _, _, wait_one = ray_train(spec, datasets, 1)
         two, start_two, allreduce, buckets, wait_two = ray_train(spec, datasets, 2)
         threads2, start_threads2, _, _, wait_threads2 = ray_train(spec, datasets, 1, threads=2)
-        small, start_small, allreduce_small, buckets_small, _ = ray_train(spec, datasets, 2, bucket_mb=SMALL_BUCKET_MB)
+        small, start_small, allreduce_small, buckets_small, _ = ray_train(spec, datasets, 2,
+                                                                          bucket_mb=SMALL_BUCKET_MB)
         cached, start_cached, _, _, wait_cached = ray_train(spec, datasets, 2, cache=True)
         cached_1w2t, _, _, _, _ = ray_train(spec, datasets, 1, threads=2, cache=True)
         shutdown_ray()
@@ -143,7 +144,8 @@ def main() -> None:
           f"{start_threads2:>12.1f}")
     print(f"{f'(e) as (c), {SMALL_BUCKET_MB:g} MB buckets':<36}{e:>20.1f}{str([round(x, 1) for x in small]):>40}"
           f"{start_small:>12.1f}")
-    print(f"{'(f) as (c), cache_samples':<36}{f:>20.1f}{str([round(x, 1) for x in cached]):>40}{start_cached:>12.1f}")
+    print(f"{'(f) as (c), cache_samples':<36}{f:>20.1f}{str([round(x, 1) for x in cached]):>40}"
+          f"{start_cached:>12.1f}")
     print(f"{'(g) as (d), cache_samples':<36}{g:>20.1f}{str([round(x, 1) for x in cached_1w2t]):>40}{'':>12}")
     print(f"gloo all-reduce per step: (c) {allreduce:.1f} ms over {buckets:.0f} bucket(s), (e) {allreduce_small:.1f} ms "
           f"over {buckets_small:.0f} buckets; a step of (c) takes {step_ms:.0f} ms")
@@ -152,8 +154,8 @@ def main() -> None:
     print(f"with the samples cached in the workers (cache_samples): (f)/(g) = {f / g:.2f}   (f)/(d) = {f / d:.2f}")
     print(f"(b)/(a) = {b / a:.2f} (target >= 0.9)   (c)/(d) = {c / d:.2f} (target >= 1.0)   (c)/(b) = {c / b:.2f}   "
           f"(e)/(c) = {e / c:.2f}")
-    print(f"ratio_ray_vs_plain={b / a:.3f} ratio_2w_vs_1w2t={c / d:.3f} ratio_2w_vs_1w2t_cached={f / g:.3f} ratio_2w_vs_1w={c / b:.3f} "
-          f"ratio_small_buckets={e / c:.3f} allreduce_ms_per_step={allreduce:.1f} "
+    print(f"ratio_ray_vs_plain={b / a:.3f} ratio_2w_vs_1w2t={c / d:.3f} ratio_2w_vs_1w2t_cached={f / g:.3f} "
+          f"ratio_2w_vs_1w={c / b:.3f} ratio_small_buckets={e / c:.3f} allreduce_ms_per_step={allreduce:.1f} "
           f"allreduce_ms_per_step_small_buckets={allreduce_small:.1f} step_ms_2w={step_ms:.0f} "
           f"samples_per_s_plain={a:.1f} samples_per_s_ray_1w={b:.1f} samples_per_s_ray_2w={c:.1f} "
           f"samples_per_s_ray_1w2t={d:.1f} samples_per_s_ray_2w_small_buckets={e:.1f} startup_s_1w={start_one:.1f} "

@@ -77,6 +77,20 @@ def tiny_yaml():
     return make
 
 
+def seeded_model(spec, scale: float | None = None) -> torch.nn.Module:
+    """``spec``'s model drawn from seed 0, its weight matrices at ``scale`` (He-like) where given, so that outputs
+    are far from an untrained network's near-zero heatmaps (a parity or equality check on those would pass on
+    anything)."""
+    torch.manual_seed(0)
+    model = spec.build_model()
+    if scale:
+        with torch.no_grad():
+            for p in model.parameters():
+                if p.dim() > 1:
+                    p.normal_(0.0, scale / p[0].numel() ** 0.5)
+    return model
+
+
 def tiny_spec(kind: str, overrides: list[str] = ()):
     """``experiments/paper/base/<kind>_tiny.yaml`` with ``overrides`` (kind: simplebaseline, multistream, stsp)."""
     return load_spec(TINY_BASE / f"{kind}_tiny.yaml", list(overrides))

@@ -123,8 +123,9 @@ def log_and_register(
 
 
 # What MLflow prints (not logs) while registering: the project's own "registry: NAME vN -> ..." line says it
-REGISTRATION_LINES = re.compile(r"^(Successfully registered model '|Registered model '.*' already exists\. Creating a new "
-                                r"version|Created version '\d+' of model ')")
+REGISTRATION_LINES = re.compile(r"^(Successfully registered model '"
+                                r"|Registered model '.*' already exists\. Creating a new version"
+                                r"|Created version '\d+' of model ')")
 
 
 @contextlib.contextmanager

@@ -270,14 +270,11 @@ def precompute(model: nn.Module, batches: Iterable[Batch], task: str, keep: Iter
     """
     was_training = model.training
     model.eval()
-    parts: dict[str, list[torch.Tensor]] = {}
     keep = tuple(keep)
-    for batch in batches:
-        columns = model.precompute(batch, task) | {k: batch[k] for k in keep if k in batch}
-        for k, v in columns.items():
-            parts.setdefault(k, []).append(v.detach())
+    cache = collect_batches(model.precompute(batch, task) | {k: batch[k] for k in keep if k in batch}
+                            for batch in batches)
     model.train(was_training)
-    return {k: torch.cat(v) for k, v in parts.items()}
+    return cache
 
 
 def collect_batches(batches: Iterable[Batch]) -> Batch:
@@ -285,7 +282,7 @@ def collect_batches(batches: Iterable[Batch]) -> Batch:
     parts: dict[str, list[torch.Tensor]] = {}
     for batch in batches:
         for k, v in batch.items():
-            parts.setdefault(k, []).append(v)
+            parts.setdefault(k, []).append(v.detach())
     return {k: torch.cat(v) for k, v in parts.items()}
 
 

@@ -297,26 +297,27 @@ def worker_loop(config: dict[str, Any]) -> None:
     def batches(split: str, epoch: int, shuffle: bool | None = None):
         shuffle = split == "train" if shuffle is None else shuffle
         seed = spec.seed * 1000 + epoch
-        if split in caches:
-            return loop.cached_batches(caches[split], rows, seed if shuffle else None)
+        if split in caches:  # a cache_samples cache sits on the CPU, a cache_frozen one on the device already
+            return _on_device(loop.cached_batches(caches[split], rows, seed if shuffle else None), device)
         if shards[split] is None:
             return None
         buffer = max(4 * rows, spec.data.shuffle_buffer) if shuffle else None
         return _on_device(shard_batches(shards[split], columns, rows, buffer, seed), device)
 
-    caches: dict[str, dict[str, torch.Tensor]] = {}  # split -> the frozen prefix's outputs (cache_frozen)
-    if stage.cache_frozen:
+    # split -> this worker's rows once read: the frozen prefix's outputs (cache_frozen, on the device) or the
+    # samples themselves (cache_samples, on the CPU: a whole shard of tubes need not fit in a GPU's memory)
+    caches: dict[str, dict[str, torch.Tensor]] = {}
+    if stage.cache_frozen or stage.cache_samples:
         t0 = time.perf_counter()
         for split in (s for s in shards if shards[s] is not None):
-            caches[split] = loop.precompute(core, batches(split, 0, shuffle=False), stage.task,
-                                            core.target_names(stage.task))
+            caches[split] = (loop.precompute(core, batches(split, 0, shuffle=False), stage.task,
+                                             core.target_names(stage.task)) if stage.cache_frozen
+                             else loop.collect_batches(shard_batches(shards[split], columns, rows, None, 0)))
         if rank == 0:
             sizes = ", ".join(f"{len(next(iter(c.values()), ()))} {split}" for split, c in caches.items())
-            print(f"[{stage_name}] cached the frozen model's outputs of this worker's samples ({sizes}) in "
-                  f"{time.perf_counter() - t0:.0f}s", flush=True)
-    elif stage.cache_samples:  # the shard read once, every epoch's batches drawn from memory
-        for split in (s for s in shards if shards[s] is not None):
-            caches[split] = loop.collect_batches(batches(split, 0, shuffle=False))
+            what = ("the frozen model's outputs of this worker's samples" if stage.cache_frozen
+                    else "this worker's samples")
+            print(f"[{stage_name}] cached {what} ({sizes}) in {time.perf_counter() - t0:.0f}s", flush=True)
 
     def on_epoch(metrics: dict[str, float]) -> None:
         """Rank 0 writes the checkpoint and logs; every rank reports (Ray Train needs all ranks' reports). A

@@ -8,7 +8,7 @@ import torch
 from sportpose.cli.main import main
 from sportpose.registry import register, tracking
 from sportpose.spec.experiment import spec_yaml
-from tests.conftest import TINY_STSP, TINY_VARIANTS, tiny_spec
+from tests.conftest import TINY_STSP, TINY_VARIANTS, seeded_model, tiny_spec
 
 
 def _checkpoint(folder, spec, scale: float | None = None):
@@ -17,13 +17,7 @@ def _checkpoint(folder, spec, scale: float | None = None):
     check; an untrained STSP-Net's keypoints span the crop)."""
     folder.mkdir(parents=True)
     (folder / "spec.yaml").write_text(spec_yaml(spec))
-    torch.manual_seed(0)
-    model = spec.build_model()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if scale and p.dim() > 1:
-                p.normal_(0.0, scale / p[0].numel() ** 0.5)
-    torch.save({"model": model.state_dict()}, folder / "checkpoint.pt")
+    torch.save({"model": seeded_model(spec, scale).state_dict()}, folder / "checkpoint.pt")
     return folder
 
 

@@ -22,11 +22,10 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
-import torch
 
 from sportpose.evaluation.complexity import example_inputs
 from sportpose.registry import register, tracking
-from tests.conftest import TINY_STSP, TINY_VARIANTS, tiny_spec
+from tests.conftest import TINY_STSP, TINY_VARIANTS, seeded_model, tiny_spec
 
 pytestmark = pytest.mark.integration
 
@@ -53,13 +52,7 @@ def _clean_env(tracking_uri: str) -> dict[str, str]:
 
 
 def _register(spec, run_id: str) -> None:
-    torch.manual_seed(0)
-    model = spec.build_model()
-    with torch.no_grad():  # weights drawn wider than the default init, so that heatmaps peak somewhere
-        for p in model.parameters():
-            if p.dim() > 1:
-                p.normal_(0.0, 1.2 / p[0].numel() ** 0.5)
-    model.eval()
+    model = seeded_model(spec, 1.2).eval()  # wider than the default init, so that heatmaps peak somewhere
     example = {k: v.numpy() for k, v in example_inputs(model, spec.data, batch=2, seed=3).items()}
     register.register_model(spec, run_id, model.state_dict(), example, 1.0, "serving-test")
 
