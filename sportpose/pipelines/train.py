@@ -146,25 +146,21 @@ def _end_dead_driver_runs(state: dict[str, Any], path: Path) -> None:
         return  # still alive
     ids = [state["parent_run_id"], *(v["run_id"] for v in state["stages"].values() if v.get("run_id"))]
     for run_id in ids:
-        try:
+        with contextlib.suppress(Exception):  # a run deleted by hand
             if tracking.client().get_run(run_id).info.status == "RUNNING":
                 tracking.set_tags(run_id, {"sportpose.ended": f"driver pid {driver['pid']} died (found by the next "
                                                               f"start; state {path})"})
                 tracking.end_run(run_id, "FAILED")
-        except Exception:  # noqa: BLE001 - a run deleted by hand
-            pass
 
 
 def _supersede(state: dict[str, Any]) -> None:
     """Keep an abandoned run's MLflow records, marked: RUNNING ones ended KILLED, all tagged superseded."""
     ids = [state["parent_run_id"], *(v["run_id"] for v in state["stages"].values() if v.get("run_id"))]
     for run_id in ids:
-        try:
+        with contextlib.suppress(Exception):  # a run deleted by hand: nothing to keep
             if tracking.client().get_run(run_id).info.status == "RUNNING":
                 tracking.end_run(run_id, "KILLED")
             tracking.set_tags(run_id, {"sportpose.superseded": "true"})
-        except Exception:  # noqa: BLE001 - a run deleted by hand: nothing to keep
-            pass
 
 
 def _save_state(spec: ExperimentSpec, state: dict[str, Any]) -> None:
@@ -356,6 +352,8 @@ def _run_stages(spec: ExperimentSpec, state: dict[str, Any], parent_id: str, dat
             + (f" from {[i['stage'] for i in init]}" if init else ""))
         result = run_stage(spec, name, {"train": datasets["train"], "val": datasets["val"]}, run_name=run_name,
                            tracking_uri=tracking.tracking_uri(), run_id=run_id, init=init)
+        if loop.STOP.is_set():  # Ctrl-C as the stage ended: it stays unfinished (KILLED), not FINISHED
+            raise loop.StageInterrupted(f"stage {name}: interrupted")
         tracking.set_tags(run_id, {"sportpose.checkpoint": result.checkpoint, "sportpose.ray_run": result.run_path})
         tracking.log_metrics(run_id, {f"best_{k}": v for k, v in result.metrics.items() if isinstance(v, (int, float))})
         tracking.end_run(run_id)

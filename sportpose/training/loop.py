@@ -422,6 +422,8 @@ def fit(
     for epoch in range(progress.epoch, stage.epochs):
         if progress.stopped:
             break
+        if STOP.is_set():  # also between epochs: after Ray shuts down an epoch may yield no batch to check at
+            raise StageInterrupted(f"interrupted before epoch {epoch + 1}")
         t0 = time.perf_counter()
         try:
             train = train_epoch(model, batches("train", epoch), optimizer, loss_fn, stage.grad_clip, amp, frozen,
@@ -432,6 +434,8 @@ def fit(
             raise TrainingError(f"the training loss is not finite ({e.value}) at epoch {epoch + 1}, step {e.step} "
                                 f"(lr {optimizer.param_groups[0]['lr']:g}): training stopped; {kept}. "
                                 "Lower optimizer.lr, set grad_clip, or check the data") from None
+        if STOP.is_set():
+            raise StageInterrupted(f"interrupted in epoch {epoch + 1}")
         train = mean(train, train.pop("samples"))
         val_batches = batches("val", epoch)
         val = validate(model, val_batches, eval_fn, counted) if val_batches is not None else {}
