@@ -40,6 +40,8 @@ class ModelFamily(Protocol):
         TASKS: the training tasks a stage may name (``train.stages.<name>.task``).
         CACHEABLE_TASKS: tasks whose frozen prefix gives the same outputs every epoch (``cache_frozen``).
         FREEZE_LAYERS: how many leading backbone stages ``freeze_layers`` may freeze; 0: the field is refused.
+        UNREAD_FIELDS (optional): ``{task: config fields a stage of that task does not read}``; a resumed run
+            whose only changes are such fields keeps that task's finished stages (``pipelines.resume``).
 
     Class methods (also read by the spec): ``task_metric(task)`` the :class:`TaskMetric` a stage of the task
     is judged by (a stage's ``metric: null``), ``loss_names(config, task)`` the keys ``loss`` returns (the other

@@ -649,6 +649,15 @@ class STSPNet(nn.Module):
     TASKS = TASKS
     # Tasks whose frozen prefix (EPE in "lift") gives the same outputs every epoch: precompute() caches them
     CACHEABLE_TASKS = ("lift",)
+    # Config fields a task's stage does not read (a resumed run's changed field reruns only the stages that
+    # read it): EPE pre-training builds GSR and TMP but trains and outputs EPE alone; "lift" keeps EPE frozen,
+    # so EPE's own training settings do not reach it. "full" reads everything.
+    UNREAD_FIELDS = {
+        "epe": ("tau", "gat_layers", "gat_hidden", "gat_heads", "tmp_dim", "tmp_heads", "beta1_skel", "beta2_angle",
+                "gamma1_vel", "gamma2_acc", "omega1", "omega2", "use_gsr", "use_tmp", "lift_input",
+                "frame_position", "bone_lengths"),
+        "lift": ("alpha_smooth", "epe_frames"),
+    }
     FREEZE_LAYERS = 0  # no backbone schedule: stages freeze EPE, GSR or TMP whole through trainable_prefixes
     # models.pretrained.initialise: an MMPose top-down HRNet (its COCO head copied by joint name) or pose_hrnet
     PRETRAINED = {"pretrained": ("epe.backbone", {"final_layer": "epe.head"})}

@@ -36,6 +36,7 @@ from sportpose.models.pretrained import reports_markdown
 from sportpose.models.skeleton import JOINT_SETS
 from sportpose.paths import runs_dir
 from sportpose.pipelines.checks import check_inputs, check_resources
+from sportpose.pipelines.resume import check_resume
 from sportpose.registry import tracking
 from sportpose.registry.register import Promotion, register_model, unregistrable
 from sportpose.spec.experiment import ExperimentSpec, spec_from_dict, spec_hash, spec_to_dict, spec_yaml, stage_order
@@ -191,7 +192,7 @@ def run_pipeline(spec: ExperimentSpec, resume: bool | str = False, log: Callable
     state = _load_state(spec, resume)
     resolved = spec_to_dict(spec)
     # a refused resume fails here, before any clip is generated, decoded or cut
-    rerun = _check_resume(state, resolved, spec, rerun_changed=(resume == "rerun-changed")) \
+    rerun = check_resume(state, resolved, spec, rerun_changed=(resume == "rerun-changed")) \
         if state is not None else []
     check_resources(spec, log)  # before any clip is generated or read
     root = prepare_data(spec, log)
@@ -445,47 +446,6 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
-
-
-def _check_resume(state: dict[str, Any], resolved: dict[str, Any], spec: ExperimentSpec,
-                  rerun_changed: bool = False) -> list[str]:
-    """Stages whose settings changed since the run being resumed, with everything downstream of them.
-
-    Without ``rerun_changed`` a change that affects a finished stage is refused, naming the field.
-
-    Raises:
-        SpecError: naming the first changed field that affects a finished stage.
-    """
-    before = state["spec"]
-    order = stage_order(spec.train.stages)
-    changed: set[str] = set()
-    for key in ("data", "model", "seed"):
-        if before.get(key) != resolved.get(key):
-            field_ = _first_difference(before.get(key), resolved.get(key), key)
-            if not rerun_changed and any(v.get("status") == "finished" for v in state["stages"].values()):
-                raise SpecError(field_, "changed since the run being resumed, whose finished stages used the old "
-                                        "value (resume with --resume=rerun-changed to retrain them)")
-            changed = set(order)
-    for name in order:
-        old = before["train"]["stages"].get(name)
-        if old != resolved["train"]["stages"][name]:
-            if not rerun_changed and state["stages"].get(name, {}).get("status") == "finished":
-                raise SpecError(_first_difference(old, resolved["train"]["stages"][name], f"train.stages.{name}"),
-                                "changed since the run being resumed, and that stage is finished "
-                                "(resume with --resume=rerun-changed to retrain it and the stages after it)")
-            changed.add(name)
-    for name in order:  # downstream of a changed stage
-        if any(d in changed for d in spec.train.stages[name].after):
-            changed.add(name)
-    return [n for n in order if n in changed and n in state["stages"]]
-
-
-def _first_difference(a: Any, b: Any, key: str) -> str:
-    if isinstance(a, dict) and isinstance(b, dict):
-        for k in sorted(set(a) | set(b)):
-            if a.get(k) != b.get(k):
-                return _first_difference(a.get(k), b.get(k), f"{key}.{k}")
-    return key
 
 
 def evaluate_final(spec: ExperimentSpec, checkpoint: str, datasets: dict[str, ray.data.Dataset],

@@ -84,7 +84,8 @@ def test_model_is_registered_and_loads_from_the_registry(tiny_run):
 
 def test_a_saved_run_reads_fields_added_to_the_spec_since_as_their_defaults(tmp_path):
     """An upgrade that adds a spec field (with its default) does not make a finished run "changed" on resume."""
-    from sportpose.pipelines.train import _check_resume, read_state
+    from sportpose.pipelines.resume import check_resume
+    from sportpose.pipelines.train import read_state
     from sportpose.spec.experiment import spec_to_dict
 
     spec = load_spec(REPO / "experiments" / "stsp_demo.yaml")
@@ -104,15 +105,15 @@ def test_a_saved_run_reads_fields_added_to_the_spec_since_as_their_defaults(tmp_
     assert state["spec"]["train"]["stages"]["epe"]["cache_frozen"] is False
     assert state["spec"]["model"]["epe_frames"] is None  # the default, not the demo's 1: the model is "changed"
     with pytest.raises(SpecError, match="model.epe_frames"):
-        _check_resume(state, spec_to_dict(spec), spec)
+        check_resume(state, spec_to_dict(spec), spec)
     older["model"]["epe_frames"] = 1
     save(older)  # the lift stage ran without the cache the spec now asks for: that stage (and full) changed
     with pytest.raises(SpecError, match="train.stages.lift.cache_frozen"):
-        _check_resume(read_state(path), spec_to_dict(spec), spec)
-    assert _check_resume(read_state(path), spec_to_dict(spec), spec, rerun_changed=True) == ["lift", "full"]
+        check_resume(read_state(path), spec_to_dict(spec), spec)
+    assert check_resume(read_state(path), spec_to_dict(spec), spec, rerun_changed=True) == ["lift", "full"]
     older["train"]["stages"]["lift"]["cache_frozen"] = True
     save(older)
-    assert _check_resume(read_state(path), spec_to_dict(spec), spec) == []
+    assert check_resume(read_state(path), spec_to_dict(spec), spec) == []
 
 
 def test_a_diverging_run_stops_with_a_named_step_and_registers_nothing(ray_local, runs_home, tmp_path, tiny_yaml):
