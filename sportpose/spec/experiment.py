@@ -134,7 +134,9 @@ class StageSpec:
     accumulate: int = 1
     early_stopping: int | None = None  # patience in epochs on the stage metric
     max_failures: int = 0  # worker-group restarts from the latest checkpoint
-    amp: Literal["none", "bf16"] = "none"  # bf16 autocast on GPU
+    # bf16 autocast of the training forward pass and loss on the stage's device (validation stays float32): on a
+    # GPU, or on a CPU with native bf16 (AVX512-BF16 / AMX; elsewhere PyTorch emulates it, slower than float32)
+    amp: Literal["none", "bf16"] = "none"
     # true: run the model's frozen prefix once per worker over its shard and train on its cached outputs and the
     # loss's targets (a task of the model's CACHEABLE_TASKS, e.g. STSP-Net's "lift" with EPE frozen); the data
     # are not re-read per epoch

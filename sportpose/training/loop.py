@@ -159,6 +159,8 @@ def build_scheduler(optimizer: torch.optim.Optimizer, spec: ScheduleSpec, epochs
 
 
 def step_scheduler(scheduler: Any, metric: float) -> None:
+    if scheduler is None:
+        return
     if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
         scheduler.step(metric)
     else:
@@ -197,8 +199,8 @@ def train_epoch(
     ``data_wait_fraction``, the share of the pass spent waiting for the next batch.
 
     Args:
-        amp: bf16 autocast of the forward pass and the loss on ``device_type`` (``cuda``; ``cpu`` where
-            ``bench/gpu.py --device cpu`` checks that code on a machine without a GPU).
+        amp: bf16 autocast of the forward pass and the loss on ``device_type`` (``cuda``, or ``cpu``: a stage
+            without a GPU, and ``bench/gpu.py --device cpu``).
         accumulate: micro-batches per step: each batch runs forward and backward in this many row slices, each
             loss weighted by its share of the rows, so the summed gradient is the batch's; under DDP every
             slice but the last runs in ``no_sync`` (one all-reduce per step, as without accumulation).
@@ -417,7 +419,8 @@ def fit(
     Returns:
         ``progress``, at the end of training.
     """
-    amp = stage.amp == "bf16" and torch.cuda.is_available()
+    amp = stage.amp == "bf16"
+    device_type = next(model.parameters()).device.type  # cuda, or cpu (autocast where the CPU has native bf16)
     eval_fn = eval_fn or (lambda m, b: (loss_fn(m, b), {}))
     for epoch in range(progress.epoch, stage.epochs):
         if progress.stopped:
@@ -427,7 +430,7 @@ def fit(
         t0 = time.perf_counter()
         try:
             train = train_epoch(model, batches("train", epoch), optimizer, loss_fn, stage.grad_clip, amp, frozen,
-                                accumulate=stage.accumulate)
+                                device_type=device_type, accumulate=stage.accumulate)
         except NonFiniteLoss as e:
             kept = (f"the checkpoint of epoch {progress.epoch} is kept" if progress.epoch else
                     "no checkpoint was written")
