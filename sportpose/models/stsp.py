@@ -52,12 +52,21 @@ Decisions where the paper and SPEC are silent:
   The 3D losses are computed in metres (radians for the angle hinge) so that weights of 1 balance
   them against the heatmap MSE; ``L_smooth`` is computed on keypoints in normalised crop coordinates
   ([-1, 1]) so that α means the same at every crop size. Diagnostics ``mpjpe_mm`` / ``mpjpe_gsr_mm`` are mm.
+- **TMP's tokens.** Each past pose is encoded as its displacement from the current frame's GSR pose,
+  ``Φ_enc(P̂_{t−i} − P_3D^t)``, not as an absolute pose: the values the attention mixes are then how far the
+  track's recent outputs lie from this frame's estimate, and pulling the estimate towards them (what lowers
+  the acceleration of the output trajectory) is a linear map of the attention output.
 - **TMP losses.** ``L_seq`` is the MPJPE over the TMP frames 1 … T−1 (frame 0, with no earlier output, keeps
   its GSR pose); ``L_vel`` and ``L_acc`` run over the whole output trajectory ``joints_3d``.
 - **Root.** Every 3D pose is made root-relative by subtracting its predicted root joint.
 - **Φ_3D** reads the flattened node features of all joints (a joint's root-relative position depends on
   joints farther than L graph hops away); ``Φ_pred`` is per joint (the TMP query already carries the pose
   history), with a small initialisation so that TMP starts close to the GSR pose.
+- **2D noise while lifting** (``lift_noise``). EPE's keypoints are better on the players it was trained on
+  than on held-out ones (demo: train heatmap loss about half the validation loss), so a lifter trained on them
+  alone learns to trust its 2D input more than it should at test time; Gaussian noise of ``lift_noise``
+  (crop-normalised units) on GSR's 2D positions while training (not on the sampled features, nor on the frame
+  positions) stands in for that gap. Off by default.
 - **Lifting input.** With ``keypoints_2d`` (B, T, J, 2) in normalised crop coordinates and no images
   (Human3.6M), EPE is skipped and the learned per-joint embedding stands in for the sampled image feature.
   The embedding is always added to the node features (it tells the shared-weight GAT which joint a node
@@ -174,6 +183,10 @@ class STSPConfig:
     # compute sees more players. L_smooth (an acceleration) needs 3 frames; None: the whole tube.
     epe_frames: int | None = None
     bone_lengths: tuple[float, ...] | None = None  # l_ij per H36M edge (mm); None -> ADULT_BONE_LENGTHS_MM
+    # std of Gaussian noise added to GSR's 2D input (crop-normalised units: [-1, 1] across the crop, so 0.03 is
+    # ~1 px of a 64-px crop) while training outside "epe": EPE's keypoints on its own training players are
+    # better than on held-out ones, and a lifter trained on them alone trusts its input too much (module doc)
+    lift_noise: float = 0.0
 
     def __post_init__(self):
         if self.backbone not in STSP_BACKBONES:
@@ -199,6 +212,8 @@ class STSPConfig:
                 raise SpecError(name, f"must be a finite weight >= 0, got {value}")
         if not 0.0 <= self.lam <= 20.0:
             raise SpecError("lam", f"must be in [0, 20] (W spans 1 + gamma .. 1 + gamma * e^lam), got {self.lam}")
+        if not math.isfinite(self.lift_noise) or self.lift_noise < 0:
+            raise SpecError("lift_noise", f"must be a std >= 0 (crop-normalised units), got {self.lift_noise}")
         if not math.isfinite(self.beta) or self.beta <= 0:
             raise SpecError("beta", f"must be a finite sharpness > 0, got {self.beta}")
         if self.softargmax_window is not None and (isinstance(self.softargmax_window, bool)
@@ -615,7 +630,8 @@ class TMP(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """
         Args:
-            history: (N, τ, J, 3) GSR poses of frames t − τ … t − 1, metres.
+            history: (N, τ, J, 3) the model's outputs at frames t − τ … t − 1, metres; encoded relative to
+                ``pose`` (module doc, "TMP's tokens").
             pose: (N, J, 3) GSR pose of frame t, metres.
             nodes: (N, J, d) GSR node features h'_t of frame t.
 
@@ -623,7 +639,8 @@ class TMP(nn.Module):
             refined pose (N, J, 3) metres, root-relative; attention (N, heads, J, τ).
         """
         n, tau, j, _ = history.shape
-        z = self.encode(history.reshape(n, tau, j * 3)) + self.position  # (N, τ, d')
+        moved = history - pose[:, None]  # (N, τ, J, 3): each past pose relative to this frame's GSR pose
+        z = self.encode(moved.reshape(n, tau, j * 3)) + self.position  # (N, τ, d')
         q = self.query(nodes).reshape(n, j, self.heads, self.head_dim).transpose(1, 2)  # (N, heads, J, dk)
         k = self.key(z).reshape(n, tau, self.heads, self.head_dim).transpose(1, 2)  # (N, heads, τ, dk)
         v = self.value(z).reshape(n, tau, self.heads, self.head_dim).transpose(1, 2)  # (N, heads, τ, dk)
@@ -655,7 +672,7 @@ class STSPNet(nn.Module):
     UNREAD_FIELDS = {
         "epe": ("tau", "gat_layers", "gat_hidden", "gat_heads", "tmp_dim", "tmp_heads", "beta1_skel", "beta2_angle",
                 "gamma1_vel", "gamma2_acc", "omega1", "omega2", "use_gsr", "use_tmp", "lift_input",
-                "frame_position", "bone_lengths"),
+                "frame_position", "bone_lengths", "lift_noise"),
         "lift": ("alpha_smooth", "epe_frames"),
     }
     FREEZE_LAYERS = 0  # no backbone schedule: stages freeze EPE, GSR or TMP whole through trainable_prefixes
@@ -833,6 +850,8 @@ class STSPNet(nn.Module):
         if t < tau + 1:
             raise ValueError(f"STSP-Net with tau={tau} needs at least {tau + 1} frames, got {t}")
         j = points.shape[2]
+        if self.training and self.config.lift_noise > 0:  # the 2D input's error on held-out players (module doc)
+            points = points + self.config.lift_noise * torch.randn_like(points)
         position, feats = points, None  # (B, T, J, 2); image features at the keypoints, None for 2D-only input
         if nodes_in is not None:
             feats = nodes_in["joint_features"].float().reshape(b * t, j, -1)  # (B·T, J, C)

@@ -617,6 +617,7 @@ def test_ddp_without_unused_parameters(task, images, tmp_path):
         (dict(epe_frames=7), "epe_frames"),
         (dict(bone_lengths=(100.0,) * 15 + (-1.0,)), "bone_lengths"),
         (dict(frame_position=True, lift_input="keypoints_2d"), "frame_position"),
+        (dict(lift_noise=-0.01), "lift_noise"),
     ]
     + [(dict([(name, -0.1)]), name) for name in ("gamma", "alpha_smooth", "beta1_skel", "beta2_angle",
                                                   "gamma1_vel", "gamma2_acc", "omega1", "omega2")],
@@ -658,6 +659,24 @@ def test_complexity_inputs_run_at_demo_scale():
     with torch.no_grad():
         out = model(inputs)
     assert out["joints_3d"].shape == (1, 6, J, 3)
+
+
+def test_lift_noise_jitters_the_lifters_2d_input_in_training_only():
+    """lift_noise: each training forward sees GSR's 2D input with fresh Gaussian noise of that std (the outputs'
+    spread follows it); evaluation reads the input as it is, the same as a model without noise."""
+    torch.manual_seed(0)
+    noisy = STSPNet(tiny(lift_input="keypoints_2d", lift_noise=0.05))
+    clean = STSPNet(tiny(lift_input="keypoints_2d"))
+    clean.load_state_dict(noisy.state_dict())
+    inputs = {"keypoints_2d": make_batch(noisy.config, images=False)["keypoints_2d"]}
+    noisy.train(), clean.train()
+    a, b = (noisy(inputs, task="lift")["joints_3d_gsr"] for _ in range(2))
+    assert not torch.allclose(a, b)
+    torch.testing.assert_close(*(clean(inputs, task="lift")["joints_3d_gsr"] for _ in range(2)))  # no other noise
+    assert torch.equal(noisy(inputs, task="lift")["keypoints_2d_norm"], inputs["keypoints_2d"])  # reported as read
+    noisy.eval(), clean.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(noisy(inputs, task="lift")["joints_3d"], clean(inputs, task="lift")["joints_3d"])
 
 
 def test_tmp_is_causal_and_keeps_the_outputs_it_is_given():
