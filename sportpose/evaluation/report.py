@@ -294,10 +294,13 @@ def report_2d(p: Predictions2D, clips: list[dict[str, Any]], joint_set: JointSet
     breakdowns: dict[str, dict[str, Any]] = {}
     summary_rows = []
     detail: list[str] = []
+    uniform: list[tuple[str, str]] = []
     headline = "AP Total" if posetrack else f"PCKh@{alpha}"
     for factor, title in FACTORS.items():
         levels = _levels(p.info, factor)
-        if not levels:
+        if len(levels) == 1:  # one level compares nothing: said in a line, no table or bars
+            uniform.append((title, levels[0]))
+        if len(levels) < 2:
             continue
         table = {}
         for level in levels:
@@ -325,7 +328,7 @@ def report_2d(p: Predictions2D, clips: list[dict[str, Any]], joint_set: JointSet
         plots.grouped_bars(chart, columns or [f"PCKh@{alpha}"], out / f"breakdown_{factor}.png",
                            f"{'AP' if posetrack else headline} by {title} ({protocol.split})", "%")
     metrics["breakdowns"] = breakdowns
-    lines += _breakdown_sections(summary_rows, detail, model, headline, "{:.1f}")
+    lines += _breakdown_sections(summary_rows, detail, model, headline, "{:.1f}", uniform)
     if p.streams:
         streams, stream_lines = _streams_section(p, clips, joint_set, posetrack, alpha, out, protocol.split)
         metrics["streams"] = streams
@@ -395,12 +398,16 @@ def _protocol_keys(protocol: Protocol) -> dict[str, Any]:
 
 
 def _breakdown_sections(summary_rows: list, detail: list[str], model: dict[str, Any], headline: str,
-                        pattern: str) -> list[str]:
+                        pattern: str, uniform: list[tuple[str, str]] = ()) -> list[str]:
+    """The breakdown tables; a property with one level among the samples (``uniform``: title, level) is named in a
+    line instead, since a single bar compares nothing."""
+    same = ([f"Every sample has the same {title} ({level}): no breakdown by it." for title, level in uniform]
+            + [""] if uniform else [])
     if not summary_rows:
-        return ["## Breakdowns", "", "The clips carry no metadata (camera view, blur, occlusion, child/adult): "
-                                    "no breakdown.", ""]
+        return ["## Breakdowns", "", *(same or ["The clips carry no metadata (camera view, blur, occlusion, "
+                                                "child/adult): no breakdown.", ""])]
     lines = ["## Breakdowns (the 2D paper's Table 11 layout)", "",
-             f"{headline} per level of each clip property, then overall.", ""]
+             f"{headline} per level of each clip property, then overall.", "", *same]
     if headline == "AP Total":
         lines += ["Overall pools every sample; it can lie below each level's AP, since AP ranks the joints of all "
                   "levels by one score scale.", ""]
@@ -469,10 +476,12 @@ def report_3d(p: Predictions3D, clips: list[dict[str, Any]], protocol: Protocol,
               "![MPJPE per joint](per_joint.png)", ""]
 
     breakdowns: dict[str, Any] = {}
-    summary_rows, detail = [], []
+    summary_rows, detail, uniform = [], [], []
     for factor, title in FACTORS.items():
         levels = _levels(p.info, factor)
-        if not levels:
+        if len(levels) == 1:
+            uniform.append((title, levels[0]))
+        if len(levels) < 2:
             continue
         by_level = evaluate3d.evaluate(p, stride=stride, fps=fps, groups=(factor,))["groups"]
         breakdowns[factor] = by_level
@@ -483,7 +492,7 @@ def report_3d(p: Predictions3D, clips: list[dict[str, Any]], protocol: Protocol,
                            ["MPJPE", "P-MPJPE"], out / f"breakdown_{factor}.png", f"3D error by {title}", "mm", limit=None)
     metrics["breakdowns"] = breakdowns
     lines += _breakdown_sections(summary_rows, detail, model, "MPJPE (mm, over every sample of the level; overall: "
-                                 "over every sample, the pooled row above)", "{:.1f}")
+                                 "over every sample, the pooled row above)", "{:.1f}", uniform)
 
     errors = np.array([M.mpjpe(p.pred[i], p.gt[i]) for i in range(len(p.pred))])
     order = np.argsort(errors, kind="stable")

@@ -116,8 +116,10 @@ def test_2d_report_numbers_are_the_metric_functions_numbers(predictions_2d, clip
 
     (complexity,) = tables(report, "## Complexity")
     assert complexity[1][:5] == ["1.5", "0.25", "0.5", "10.0", "100.0"]
-    for name in ("per_joint.png", "breakdown_view.png", "breakdown_blur.png", "breakdown_occlusion.png",
-                 "breakdown_body.png", "best_frames.png", "worst_frames.png", "metrics.json"):
+    varied = [f for f in ("view", "blur", "occlusion", "body") if len(set(p.info[f])) > 1]
+    assert {"view", "body"} <= set(varied)
+    for name in ("per_joint.png", *[f"breakdown_{f}.png" for f in varied], "best_frames.png", "worst_frames.png",
+                 "metrics.json"):
         assert (tmp_path / name).is_file(), name
         assert f"({name})" in report or name == "metrics.json"
     saved = json.loads((tmp_path / "metrics.json").read_text())
@@ -203,6 +205,19 @@ def test_3d_report_numbers_are_the_metric_functions_numbers(predictions_3d, clip
     worst = metrics["worst_frames"][0]
     assert worst["mpjpe"] == pytest.approx(max(M.mpjpe(p.pred[i], p.gt[i]) for i in range(len(p.pred))))
 
+
+def test_a_property_with_one_level_gets_a_line_not_a_single_bar(predictions_3d, clips, tmp_path):
+    p = predictions_3d
+    info = {**p.info, "blur": np.full(len(p.pred), "none")}
+    p = Predictions3D(p.pred, p.pred_gsr, p.gt, info)
+    protocol = Protocol(split="test", boxes="ground truth", flip_test=False, seed=0, samples=len(p.pred), clips=2)
+    metrics = report_3d(p, clips, protocol, {**MODEL, "kind": "stsp"}, tmp_path, stride=2, fps=25.0,
+                        complexity=COMPLEXITY, overlays=1)
+    report = (tmp_path / "report.md").read_text()
+    assert "Every sample has the same blur level (none): no breakdown by it." in report
+    assert "### By blur level" not in report and not (tmp_path / "breakdown_blur.png").exists()
+    assert "blur" not in metrics["breakdowns"] and "view" in metrics["breakdowns"]
+    assert (tmp_path / "breakdown_view.png").is_file()
 
 def test_learning_curves_show_each_stage_s_metric_and_the_epoch_it_handed_on(tmp_path):
     """The stages' histories as the pipeline has them: the table's best epoch is the best task metric's, not the
