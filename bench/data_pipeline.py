@@ -29,11 +29,13 @@ object store or iterated as a training worker does; Ray's planning and schedulin
   :class:`~sportpose.data.video.FrameFolderReader` (JPEG decoded at 1/2, 1/4, 1/8 inside the decoder where
   the crops allow). Raw limit: ``cv2.imread`` of every frame at full size, one process.
 - **parquet**: the video source's samples written once as Parquet shards the way ``sportpose data prepare``
-  writes them (:func:`sportpose.data.prepare.write_samples`: tensors as binary values), read back as
-  ``load_prepared`` reads them (``read_parquet`` and the decoding to tensors) and iterated in batches of 32 as
-  torch tensors of the model's and the loss's columns (the worker's collate). Raw limit: ``pyarrow.parquet``
-  reading the same files into numpy columns in one process. ``parquet_ratio_vs_read`` = the pipeline's tubes/s over that
-  (target >= 0.8).
+  writes them (:func:`sportpose.data.prepare.write_samples`: tensors as binary values), read back the way
+  training workers read them by default (``data.feed: direct``, :mod:`sportpose.data.feed`: two actors, one per
+  CPU, each reading its equal share of the files with pyarrow) and iterated in batches of 32 as torch tensors
+  of the model's and the loss's columns (the worker's collate). Raw limit: ``pyarrow.parquet`` reading the
+  same files into numpy columns in one process. ``parquet_ratio_vs_read`` = the pipeline's tubes/s over that
+  (target >= 0.8). Beside it, ``(Ray Data)``: ``load_prepared``'s Ray Dataset iterated in the driver
+  (``data.feed: ray_data``, and evaluation), ``parquet_ray_data_ratio_vs_read``.
 
 Per-core rates divide a 2-CPU figure by 2. (b) is the naive per-tube OpenCV loop of issue 4 (open, seek and
 decode every frame of every tube), on a sample of the demo tubes.
@@ -162,6 +164,35 @@ def parquet_pipeline(folder: Path, data) -> float:
     return n / (time.perf_counter() - start)
 
 
+def feed_pipeline(folder: Path, data, readers: list) -> float:
+    """The shards as training workers read them by default (:mod:`sportpose.data.feed`, ``data.feed: direct``):
+    each of ``readers`` (one actor per CPU, started before the clock as a stage's workers are) reads its equal
+    share of the files with pyarrow and iterates it in batches of ``BATCH`` as torch tensors; tubes/s of all."""
+    import ray
+
+    from sportpose.data.feed import direct_feed
+    from sportpose.data.prepare import read_samples
+
+    start = time.perf_counter()
+    feed = direct_feed(read_samples(folder, data))
+    names = [c for c in COLUMNS if c in tensor_columns_of(data)]
+    n = sum(ray.get([r.run.remote(feed, rank, len(readers), names) for rank, r in enumerate(readers)]))
+    return n / (time.perf_counter() - start)
+
+
+class FeedReader:
+    """A stand-in for a training worker's data side: its share of a direct feed as torch batches."""
+
+    def run(self, feed, rank: int, world: int, names: list[str]) -> int:
+        import torch
+
+        n = 0
+        for batch in feed.shard(rank, world).iter_batches(BATCH, seed=0):
+            tensors = {c: torch.from_numpy(np.array(batch[c])) for c in names}
+            n += len(tensors["tube"])
+        return n
+
+
 def tensor_columns_of(data) -> set[str]:
     from sportpose.data.tubes import sample_schema
 
@@ -222,6 +253,7 @@ def main() -> None:
             for name, shape in SHAPES.items()}
     build_split(clips[:CPUS], spec["demo"], "val", seed=0)  # warm-up: worker processes, imports
     build_split(frame_clips[:CPUS], spec["demo"], "val", seed=0)
+    readers = [ray.remote(num_cpus=1)(FeedReader).remote() for _ in range(CPUS)]
 
     def best_split(source: list[dict], data: DataSpec, limit, limit_args) -> tuple[float, float, int, object]:
         runs, limits, ds = [], [], None
@@ -253,12 +285,15 @@ def main() -> None:
             write_samples(ds, shards, data)
             done.write_text("")
         del ds
-        reads, raw = [], []
+        reads, streamed, raw = [], [], []
         for _ in range(args.repeats):
-            reads.append(parquet_pipeline(shards, data))
+            reads.append(feed_pipeline(shards, data, readers))
+            streamed.append(parquet_pipeline(shards, data))
             raw.append(parquet_limit(shards, data))
         out[f"parquet_tubes_per_s_{shape}"], out[f"parquet_read_limit_{shape}"] = max(reads), max(raw)
+        out[f"parquet_ray_data_tubes_per_s_{shape}"] = max(streamed)
         rows.append((f"parquet {shape}", n, n / max(reads), max(reads), "tubes/s", max(raw)))
+        rows.append((f" (Ray Data) {shape}", n, n / max(streamed), max(streamed), "tubes/s", max(raw)))
         # frame folders
         seconds, limit, n_frames, ds = best_split(frame_clips_, data, jpeg_limit, ([c["video"] for c in frame_clips_],))
         del ds
@@ -294,6 +329,7 @@ def main() -> None:
     print(f"ratio_vs_decode={ratio_decode:.2f} parquet_ratio_vs_read={ratio_parquet:.2f} ratio_vs_naive={ratio_naive:.2f} "
           f"frames_ratio_vs_read={ratio_frames:.2f} "
           f"parquet_ratio_vs_read_paper={out['parquet_tubes_per_s_paper'] / out['parquet_read_limit_paper']:.2f} "
+          f"parquet_ray_data_ratio_vs_read={out['parquet_ray_data_tubes_per_s_demo'] / out['parquet_read_limit_demo']:.2f} "
           f"tubes_per_s_per_core_paper={out['video_tubes_per_s_paper'] / CPUS:.1f} "
           f"tubes_per_s_per_core_demo={out['video_tubes_per_s_demo'] / CPUS:.1f} "
           f"frames_tubes_per_s_per_core_paper={out['frames_tubes_per_s_paper'] / CPUS:.1f} "

@@ -54,6 +54,7 @@ from sportpose.data.dataset import (
     load_clips,
     surface_data_errors,
 )
+from sportpose.data.feed import decode_tensors, register_parquet
 from sportpose.data.formats import read_posetrack
 from sportpose.data.formats.annotations import doubts
 from sportpose.data.tubes import sample_schema
@@ -240,26 +241,6 @@ def encode_tensors(batch: dict[str, np.ndarray], columns: dict[str, tuple[tuple[
     return pa.table(out)
 
 
-def decode_tensors(table: pa.Table, columns: dict[str, tuple[tuple[int, ...], np.dtype]]) -> dict[str, np.ndarray]:
-    """The inverse of :func:`encode_tensors`: numpy columns, tensors as (B, *shape) views of the Arrow buffers."""
-    out = {}
-    for name in table.column_names:
-        column = table.column(name)
-        if name not in columns:
-            out[name] = column.to_numpy(zero_copy_only=False)
-            continue
-        shape, dtype = columns[name]
-        parts = []
-        for chunk in column.chunks:
-            if len(chunk) == 0:
-                continue
-            offsets = np.frombuffer(chunk.buffers()[1], np.int64)[chunk.offset : chunk.offset + len(chunk) + 1]
-            parts.append(np.frombuffer(chunk.buffers()[2], dtype, count=len(chunk) * int(np.prod(shape)),
-                                       offset=int(offsets[0])).reshape(len(chunk), *shape))
-        out[name] = parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.zeros((0, *shape), dtype)
-    return out
-
-
 def write_samples(ds: ray.data.Dataset, path: str | Path, data: DataSpec, detections: bool = False) -> None:
     """Write a dataset of samples as Parquet shards with binary tensor columns (:func:`encode_tensors`)."""
     columns = tensor_columns(data, detections)
@@ -290,9 +271,10 @@ def read_samples(path: str | Path, data: DataSpec, detections: bool = False) -> 
             if table.num_rows:
                 yield decode_tensors(table, columns)
 
-    return ray.data.from_items([{"files": g} for g in groups],
-                               override_num_blocks=max(1, len(groups))).map_batches(read, batch_size=1,
-                                                                                    batch_format="numpy")
+    ds = ray.data.from_items([{"files": g} for g in groups],
+                             override_num_blocks=max(1, len(groups))).map_batches(read, batch_size=1,
+                                                                                  batch_format="numpy")
+    return register_parquet(ds, [str(f) for f in files], columns)  # training workers may read the files themselves
 
 
 def shard_groups(files: list[tuple[str, int]], cpus: int, target_bytes: int = 64 << 20) -> list[list[str]]:

@@ -181,6 +181,9 @@ class DataSpec:
     augment: AugmentSpec = field(default_factory=AugmentSpec)
     prepared: bool = False  # true: stream samples from Parquet shards written once (`sportpose data prepare`)
     stream: bool = False  # true: re-cut the train split from video each epoch, fresh augmentation (needs a free CPU)
+    # How training workers get a split whose rows exist (materialised or prepared): direct = each reads its equal
+    # share itself (sportpose.data.feed); ray_data = Ray Data's streaming split. Lazy splits always use Ray Data.
+    feed: Literal["direct", "ray_data"] = "direct"
     max_skip_fraction: float = 0.05  # fail when more clips than this are unreadable
     on_error: Literal["skip", "raise"] = "skip"  # raise: the first bad clip is fatal
 

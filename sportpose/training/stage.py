@@ -4,7 +4,10 @@ The worker function is a thin adapter around :mod:`sportpose.training.loop`: it 
 from the plain dict it was handed, builds the model, resumes from Ray Train's latest checkpoint (after a
 worker failure or on ``--resume``) or starts from the checkpoints of the stages it depends on, then runs
 ``setup -> train -> cleanup``. Every epoch, every rank reports its metrics and rank 0 attaches the checkpoint
-(model, optimiser, scheduler, epoch, RNG state, config hash); rank 0 alone logs to MLflow.
+(model, optimiser, scheduler, epoch, RNG state, config hash); rank 0 alone logs to MLflow. A split whose rows
+exist (cut once into the object store, or prepared Parquet) reaches the workers as a direct feed: each reads its
+equal share itself (:mod:`sportpose.data.feed`), with no Ray Data execution per epoch; others come through
+Ray Train's dataset shards.
 
 ``scaling.num_workers: 0`` is Ray Train local mode (for debugging and tiny runs): the worker function runs in
 the driver process with the same ray.train APIs, without starting worker actors. In Ray 2.60 local mode keeps
@@ -38,6 +41,7 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 from ray.train.torch import TorchTrainer
 
+from sportpose.data.feed import DirectFeed, FeedShard, direct_feed
 from sportpose.errors import DataError, SpecError, TrainingError, os_problem
 from sportpose.models.heatmaps import PCKH_COLUMNS
 from sportpose.spec.experiment import ExperimentSpec, spec_from_dict, spec_hash, spec_to_dict
@@ -89,7 +93,10 @@ def shard_batches(shard: Any, columns: tuple[str, ...], batch_size: int, shuffle
     ``local_shuffle_buffer_size`` instead, STSP-Net's demo lift stage ran at about half the samples per
     second. Every row is yielded exactly once per pass; only the last batch may be short.
     """
-    it = shard.iter_batches(batch_size=batch_size, batch_format="numpy", drop_last=False)
+    if isinstance(shard, FeedShard):  # a direct feed: its pieces in an order drawn per epoch when shuffling
+        it = shard.iter_batches(batch_size, seed=seed if shuffle_buffer else None)
+    else:
+        it = shard.iter_batches(batch_size=batch_size, batch_format="numpy", drop_last=False)
     if not shuffle_buffer:
         for b in it:
             yield _to_tensors(b, columns)
@@ -279,7 +286,9 @@ def worker_loop(config: dict[str, Any]) -> None:
         model.register_comm_hook(None, clock.hook)
     core = model.module if hasattr(model, "module") else model
     columns = tuple(core.input_names(stage.task)) + TARGET_COLUMNS
-    shards = {split: ray.train.get_dataset_shard(split) for split in ("train", "val")}  # val may be None
+    feeds: dict[str, DirectFeed] = config.get("feeds") or {}
+    shards = {split: feeds[split].shard(rank, ctx.get_world_size()) if split in feeds  # read by this worker itself
+              else ray.train.get_dataset_shard(split) for split in ("train", "val")}  # val may be None
     tracker = _MlflowLogger(config.get("tracking_uri"), config.get("run_id")) if rank == 0 else None
 
     def loss_fn(m: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -405,6 +414,9 @@ def run_stage(
     if stage.scaling.use_gpu:
         resources["GPU"] = stage.scaling.gpus_per_worker
     local_dir = os.path.join(storage, run_name) if stage.scaling.num_workers == 0 else None
+    # Splits whose rows exist are read by the workers themselves (sportpose.data.feed), the rest by Ray Data.
+    feeds = {split: feed for split, ds in datasets.items()
+             if spec.data.feed == "direct" and (feed := direct_feed(ds)) is not None}
     if local_dir and "://" in local_dir:
         raise SpecError(f"train.stages.{stage_name}.scaling.num_workers",
                         f"0 (Ray Train local mode) writes checkpoints to a local folder, not {storage}")
@@ -413,10 +425,11 @@ def run_stage(
         train_loop_config={
             "spec": spec_to_dict(spec), "stage": stage_name, "config_hash": spec_hash(spec),
             "tracking_uri": tracking_uri, "run_id": run_id, "init": init or [], "local_dir": local_dir,
+            "feeds": feeds,
         },
         scaling_config=ray.train.ScalingConfig(num_workers=stage.scaling.num_workers, use_gpu=stage.scaling.use_gpu,
                                                resources_per_worker=resources),
-        datasets=datasets,
+        datasets={split: ds for split, ds in datasets.items() if split not in feeds},
         run_config=ray.train.RunConfig(
             name=run_name,
             storage_path=storage,
