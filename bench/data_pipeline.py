@@ -164,24 +164,41 @@ def parquet_pipeline(folder: Path, data) -> float:
     return n / (time.perf_counter() - start)
 
 
-def feed_pipeline(folder: Path, data, readers: list) -> float:
+def feed_pipeline(folder: Path, data) -> float:
     """The shards as training workers read them by default (:mod:`sportpose.data.feed`, ``data.feed: direct``):
-    each of ``readers`` (one actor per CPU, started before the clock as a stage's workers are) reads its equal
-    share of the files with pyarrow and iterates it in batches of ``BATCH`` as torch tensors; tubes/s of all."""
+    each of ``CPUS`` reader actors (one CPU each, started before the clock as a stage's workers are) reads its
+    equal share of the files with pyarrow and iterates it in batches of ``BATCH`` as torch tensors; tubes/s of
+    all, in the second pass (a training worker's steady epochs: its modules imported, its buffers allocated
+    once). The actors end after the run: they hold every CPU."""
     import ray
 
     from sportpose.data.feed import direct_feed
     from sportpose.data.prepare import read_samples
 
-    start = time.perf_counter()
-    feed = direct_feed(read_samples(folder, data))
-    names = [c for c in COLUMNS if c in tensor_columns_of(data)]
-    n = sum(ray.get([r.run.remote(feed, rank, len(readers), names) for rank, r in enumerate(readers)]))
-    return n / (time.perf_counter() - start)
+    readers = [ray.remote(num_cpus=1)(FeedReader).remote() for _ in range(CPUS)]
+    try:
+        ray.get([r.ready.remote() for r in readers])
+        feed = direct_feed(read_samples(folder, data))
+        names = [c for c in COLUMNS if c in tensor_columns_of(data)]
+        ray.get([r.run.remote(feed, rank, len(readers), names) for rank, r in enumerate(readers)])  # warm-up
+        start = time.perf_counter()
+        feed = direct_feed(read_samples(folder, data))
+        n = sum(ray.get([r.run.remote(feed, rank, len(readers), names) for rank, r in enumerate(readers)]))
+        return n / (time.perf_counter() - start)
+    finally:
+        for r in readers:
+            ray.kill(r)
 
 
 class FeedReader:
     """A stand-in for a training worker's data side: its share of a direct feed as torch batches."""
+
+    def ready(self) -> bool:
+        import torch  # noqa: F401 (imported before the clock, as in a training worker)
+
+        import sportpose.data.feed  # noqa: F401
+
+        return True
 
     def run(self, feed, rank: int, world: int, names: list[str]) -> int:
         import torch
@@ -253,7 +270,6 @@ def main() -> None:
             for name, shape in SHAPES.items()}
     build_split(clips[:CPUS], spec["demo"], "val", seed=0)  # warm-up: worker processes, imports
     build_split(frame_clips[:CPUS], spec["demo"], "val", seed=0)
-    readers = [ray.remote(num_cpus=1)(FeedReader).remote() for _ in range(CPUS)]
 
     def best_split(source: list[dict], data: DataSpec, limit, limit_args) -> tuple[float, float, int, object]:
         runs, limits, ds = [], [], None
@@ -287,7 +303,7 @@ def main() -> None:
         del ds
         reads, streamed, raw = [], [], []
         for _ in range(args.repeats):
-            reads.append(feed_pipeline(shards, data, readers))
+            reads.append(feed_pipeline(shards, data))
             streamed.append(parquet_pipeline(shards, data))
             raw.append(parquet_limit(shards, data))
         out[f"parquet_tubes_per_s_{shape}"], out[f"parquet_read_limit_{shape}"] = max(reads), max(raw)
