@@ -19,7 +19,7 @@ The gloo all-reduce time per step (``allreduce_ms_per_step``: the sum over a ste
 bucket's launch to its end, :class:`sportpose.training.stage.AllreduceClock`) is reported for (c) and (e),
 beside the step time.
 
-Run: python bench/train_throughput.py [--epochs 4] [--clips 16]
+Run: python bench/train_throughput.py [--epochs 4] [--clips 16] [--size 96]
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from sportpose.training.stage import TARGET_COLUMNS, run_stage
 
 # The tests' tiny SimpleBaseline, widened to a size where a step is mostly compute (96x96 crops, width 32).
 SPEC = EXPERIMENTS / "paper" / "base" / "simplebaseline_tiny.yaml"
-OVERRIDES = ["name=bench-throughput", "seed=0", "data.splits=[0.9, 0.1, 0.0]", "data.input_size=[96, 96]",
+OVERRIDES = ["name=bench-throughput", "seed=0", "data.splits=[0.9, 0.1, 0.0]",
              "model={kind: simplebaseline, width: 32, deconv_channels: 64}"]
 
 
@@ -101,11 +101,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--clips", type=int, default=16)
+    parser.add_argument("--size", type=int, default=96,
+                        help="crop side (multiple of 32): compute per sample grows with its square, the "
+                             "all-reduce (the model's gradients) stays")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sportpose-bench-") as tmp:
         os.environ["SPORTPOSE_RUNS"] = tmp
         os.environ.pop("MLFLOW_TRACKING_URI", None)
         spec = load_spec(SPEC, [*OVERRIDES, f"data.root={os.path.join(tmp, 'data')}",
+                                f"data.input_size=[{args.size}, {args.size}]",
                                 f"data.synth={{clips: {args.clips}, frames: 24, width: 320, height: 240, "
                                 f"max_players: 3, seed: 11}}",
                                 f"train.stages.main={{epochs: {args.epochs}, batch_size: 32, "

@@ -178,7 +178,7 @@ def test_a_killed_drivers_runs_are_ended_by_the_next_start(ray_local, runs_home,
     spec_path = tmp_path / "killed.yaml"
     spec_path.write_text(tiny_yaml("sb-base", "name=killed", f"data.root={runs_home / 'data' / 'tiny'}",
                                    "train.stages.main.epochs=40", "train.stages.main.scaling.num_workers=0",
-                                   "register={enabled: false}"))
+                                   "register={enabled: false}", "data.feed=ray_data"))  # Ray Train's shards feed it
     state_path = runs_home / "pipelines" / "killed" / "state.json"
     env = {**os.environ, "SPORTPOSE_RUNS": str(runs_home)}
     env.pop("RAY_ADDRESS", None)
