@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
 from ray.data.block import BlockAccessor
+from ray.data.dataset import MaterializedDataset
 
 # Datasets read_samples made -> (the shards, their tensor columns): only that Dataset object, so a transformed
 # copy of it (a map, a limit) is fed by Ray Data as any other.
@@ -81,7 +82,7 @@ def direct_feed(ds: Any) -> DirectFeed | None:
     if parquet is not None:
         files, columns = parquet
         return DirectFeed(tuple(Piece(f, pq.ParquetFile(f).metadata.num_rows) for f in files), columns)
-    if isinstance(ds, ray.data.Dataset) and type(ds).__name__ == "MaterializedDataset":
+    if isinstance(ds, MaterializedDataset):
         pieces = tuple(Piece(entry.ref, entry.metadata.num_rows) for bundle in ds.iter_internal_ref_bundles()
                        for entry in bundle.blocks if entry.metadata.num_rows)
         return DirectFeed(pieces)
@@ -93,11 +94,8 @@ def _read(feed: DirectFeed, piece: Piece, start: int, stop: int) -> dict[str, np
     if isinstance(piece.source, str):
         table = pq.read_table(piece.source, use_threads=False).slice(start, stop - start)
         return decode_tensors(table, feed.columns or {})
-    block = ray.get(piece.source)
-    if isinstance(block, pa.Table):
-        block = block.slice(start, stop - start)
-        return BlockAccessor.for_block(block).to_batch_format("numpy")
-    return {k: v[start:stop] for k, v in BlockAccessor.for_block(block).to_batch_format("numpy").items()}
+    rows = BlockAccessor.for_block(ray.get(piece.source)).slice(start, stop)  # Arrow or pandas, no copy
+    return BlockAccessor.for_block(rows).to_batch_format("numpy")
 
 
 class FeedShard:
@@ -131,21 +129,24 @@ class FeedShard:
         ahead: queue.Queue = queue.Queue(maxsize=1)
         stop = threading.Event()
 
+        def put(item: Any) -> bool:
+            """Hand ``item`` over unless the consumer has gone (an epoch left early); False then."""
+            while not stop.is_set():
+                try:
+                    ahead.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    pass
+            return False
+
         def reader() -> None:
             try:
                 for piece, start, end in spans:
-                    item = _read(self.feed, piece, start, end)
-                    while not stop.is_set():
-                        try:
-                            ahead.put(item, timeout=0.1)
-                            break
-                        except queue.Full:
-                            pass
-                    if stop.is_set():
+                    if not put(_read(self.feed, piece, start, end)):
                         return
-                ahead.put(None)
+                put(None)
             except BaseException as e:  # handed to the consumer, raised there
-                ahead.put(e)
+                put(e)
 
         thread = threading.Thread(target=reader, name="feed-reader", daemon=True)
         thread.start()
