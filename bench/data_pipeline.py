@@ -64,6 +64,7 @@ SHAPES = {"demo": {"input_size": (128, 128)},
 PAPER_CLIPS = 6  # clips of the paper shape (~2.8 MB a tube: all 16 would hold ~2.4 GB in the object store)
 CPUS = 2
 NAIVE_SECONDS = 10.0
+PASSES = 4  # epochs of the Parquet source (and reads of its raw limit) in one timing: one pass is ~0.2 s
 REPEATS = 3  # a source and its raw limit alternate this many times; the best of each is reported
 JPEG_QUALITY = 90
 BATCH = 32
@@ -135,16 +136,17 @@ def jpeg_limit(folders: list[str]) -> float:
 
 def parquet_limit(folder: Path, data) -> float:
     """pyarrow reading every shard of ``folder`` into numpy columns (:func:`sportpose.data.prepare.decode_tensors`,
-    zero-copy views), nothing else; tubes/s in one process."""
+    zero-copy views), nothing else, ``PASSES`` times; tubes/s in one process."""
     import pyarrow.parquet as pq
 
     from sportpose.data.prepare import decode_tensors, tensor_columns
 
     columns = tensor_columns(data)
     start, n = time.perf_counter(), 0
-    for file in sorted(folder.glob("*.parquet")):
-        table = pq.read_table(file, columns=[c for c in COLUMNS if c in pq.read_schema(file).names])
-        n += len(decode_tensors(table, columns)["tube"])
+    for _ in range(PASSES):
+        for file in sorted(folder.glob("*.parquet")):
+            table = pq.read_table(file, columns=[c for c in COLUMNS if c in pq.read_schema(file).names])
+            n += len(decode_tensors(table, columns)["tube"])
     return n / (time.perf_counter() - start)
 
 
@@ -167,9 +169,11 @@ def parquet_pipeline(folder: Path, data) -> float:
 def feed_pipeline(folder: Path, data) -> float:
     """The shards as training workers read them by default (:mod:`sportpose.data.feed`, ``data.feed: direct``):
     each of ``CPUS`` reader actors (one CPU each, started before the clock as a stage's workers are) reads its
-    equal share of the files with pyarrow and iterates it in batches of ``BATCH`` as torch tensors; tubes/s of
-    all, in the second pass (a training worker's steady epochs: its modules imported, its buffers allocated
-    once). The actors end after the run: they hold every CPU."""
+    equal share of the files with pyarrow and iterates it in batches of ``BATCH`` as torch tensors for
+    ``PASSES`` epochs (each in its own order, as a stage's epochs); tubes/s of all, after a warm-up epoch (a
+    training worker's steady epochs: its modules imported, its buffers allocated once). The clock holds the
+    feed's making (once per stage) and the calls to the actors. The actors end after the run: they hold every
+    CPU."""
     import ray
 
     from sportpose.data.feed import direct_feed
@@ -180,10 +184,10 @@ def feed_pipeline(folder: Path, data) -> float:
         ray.get([r.ready.remote() for r in readers])
         feed = direct_feed(read_samples(folder, data))
         names = [c for c in COLUMNS if c in tensor_columns_of(data)]
-        ray.get([r.run.remote(feed, rank, len(readers), names) for rank, r in enumerate(readers)])  # warm-up
+        ray.get([r.run.remote(feed, rank, len(readers), names, 1) for rank, r in enumerate(readers)])  # warm-up
         start = time.perf_counter()
         feed = direct_feed(read_samples(folder, data))
-        n = sum(ray.get([r.run.remote(feed, rank, len(readers), names) for rank, r in enumerate(readers)]))
+        n = sum(ray.get([r.run.remote(feed, rank, len(readers), names, PASSES) for rank, r in enumerate(readers)]))
         return n / (time.perf_counter() - start)
     finally:
         for r in readers:
@@ -200,13 +204,14 @@ class FeedReader:
 
         return True
 
-    def run(self, feed, rank: int, world: int, names: list[str]) -> int:
+    def run(self, feed, rank: int, world: int, names: list[str], epochs: int) -> int:
         import torch
 
-        n = 0
-        for batch in feed.shard(rank, world).iter_batches(BATCH, seed=0):
-            tensors = {c: torch.from_numpy(np.array(batch[c])) for c in names}
-            n += len(tensors["tube"])
+        n, shard = 0, feed.shard(rank, world)
+        for epoch in range(epochs):
+            for batch in shard.iter_batches(BATCH, seed=epoch):
+                tensors = {c: torch.from_numpy(np.array(batch[c])) for c in names}
+                n += len(tensors["tube"])
         return n
 
 
